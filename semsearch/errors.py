@@ -1,0 +1,82 @@
+"""The one exception tree of semsearch; every error a user can see is a SemsearchError.
+
+    SemsearchError                      message says what happened and what to do next
+    ├── ConfigError                     impossible options (bad glob, bad dimensions, ...)
+    ├── IndexError_                     problems with the index directory
+    │   ├── IndexNotFoundError          no index where one was expected
+    │   ├── IndexLockedError            another process is writing to the index
+    │   ├── IndexMismatchError          opened with another model or dimension than it was built with
+    │   └── IndexCorruptError           the SQLite database cannot be read
+    ├── EmbedderError                   anything that went wrong talking to an embedder
+    │   ├── EmbedderUnavailableError    cannot reach the server
+    │   ├── ModelNotFoundError          the model is not pulled / unknown to the server
+    │   ├── ModelCapabilityError        the model cannot do what was asked (embed / generate)
+    │   ├── InputTooLongError           a text is longer than the model's context
+    │   └── EmbedderTimeoutError        the server did not answer in time
+    └── ExtractError                    one file could not be turned into text (reported, skipped)
+
+Third-party exceptions are wrapped at the boundary (`raise ... from exc`); the CLI maps
+SemsearchError to exit code 1 with its message and never shows a traceback.
+"""
+
+from __future__ import annotations
+
+
+class SemsearchError(Exception):
+    """Base class: `str(error)` is a complete, user-facing sentence."""
+
+
+class ConfigError(SemsearchError):
+    pass
+
+
+class IndexError_(SemsearchError):
+    """Index directory problems (named with a trailing underscore to not shadow the builtin)."""
+
+
+class IndexNotFoundError(IndexError_):
+    pass
+
+
+class IndexLockedError(IndexError_):
+    pass
+
+
+class IndexMismatchError(IndexError_):
+    pass
+
+
+class IndexCorruptError(IndexError_):
+    pass
+
+
+class EmbedderError(SemsearchError):
+    pass
+
+
+class EmbedderUnavailableError(EmbedderError):
+    pass
+
+
+class ModelNotFoundError(EmbedderError):
+    pass
+
+
+class ModelCapabilityError(EmbedderError):
+    pass
+
+
+class InputTooLongError(EmbedderError):
+    """A text exceeded the model's context; `index` is its position in the batch, if known."""
+
+    def __init__(self, message: str, index: int | None = None):
+        super().__init__(message)
+        self.index = index
+
+
+class EmbedderTimeoutError(EmbedderError):
+    pass
+
+
+class ExtractError(SemsearchError):
+    pass
