@@ -1,0 +1,45 @@
+"""Embedders: the protocol, presets, and providers chosen by a model-name prefix (`ollama:` default)."""
+
+from __future__ import annotations
+
+from semsearch.embed.base import BaseEmbedder, Embedder, EmbedderInfo, normalize
+from semsearch.embed.ollama import DEFAULT_MODEL, OllamaEmbedder, resolve_host
+from semsearch.embed.presets import PRESETS, Preset, custom_preset, preset_for_model
+from semsearch.errors import ConfigError
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "PRESETS",
+    "BaseEmbedder",
+    "Embedder",
+    "EmbedderInfo",
+    "OllamaEmbedder",
+    "Preset",
+    "custom_preset",
+    "make_embedder",
+    "normalize",
+    "preset_for_model",
+    "provider_of",
+    "resolve_host",
+]
+
+PROVIDERS = ("ollama",)
+
+
+def provider_of(model: str) -> tuple[str, str]:
+    """Split `provider:model` into its parts; a name without a known prefix is an Ollama model."""
+    prefix, _, rest = model.partition(":")
+    if rest and prefix in PROVIDERS:
+        return prefix, rest
+    return "ollama", model
+
+
+def make_embedder(model: str, **options) -> BaseEmbedder:
+    """The embedder for a model name such as `qwen3-embedding:0.6b` or `ollama:nomic-embed-text`.
+
+    Options are passed to the provider (host, preset, num_ctx, dimensions, keep_alive, timeout, ...).
+    """
+    provider, name = provider_of(model)
+    if provider == "ollama":
+        return OllamaEmbedder(name, **options)
+    raise ConfigError(f"unknown embedding provider {provider!r} in {model!r}")  # pragma: no cover

@@ -1,0 +1,71 @@
+"""The Embedder protocol, the shared base class, and the one place vectors are normalised."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, Sequence, runtime_checkable
+
+import numpy as np
+
+from semsearch.embed.presets import Preset
+from semsearch.types import EmbedKind
+
+
+@dataclass(frozen=True)
+class EmbedderInfo:
+    """What identifies an embedder's vector space; recorded in the index and checked on open."""
+
+    provider: str
+    model: str
+    dimensions: int
+    context_length: int
+    preset: Preset
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """Anything that turns texts into L2-normalised float32 vectors of one fixed size."""
+
+    def info(self) -> EmbedderInfo: ...
+
+    def embed(self, texts: Sequence[str], kind: EmbedKind) -> np.ndarray: ...
+
+
+def normalize(vectors: np.ndarray) -> np.ndarray:
+    """Return float32 rows scaled to unit L2 length (zero rows stay zero).
+
+    Servers differ (Ollama's /api/embed normalises, other servers and MRL truncation do not),
+    so every vector entering the index or a query passes through here exactly once.
+    """
+    array = np.asarray(vectors, dtype=np.float32)
+    if array.ndim == 1:
+        array = array.reshape(1, -1)
+    norms = np.linalg.norm(array, axis=1, keepdims=True)
+    norms[norms == 0] = 1.0
+    return np.ascontiguousarray(array / norms, dtype=np.float32)
+
+
+class BaseEmbedder:
+    """Applies the model's preset, calls the provider, and normalises.
+
+    Providers implement `_embed_formatted(texts)` (texts already carrying their instruction or
+    prefix) and `info()`.
+    """
+
+    preset: Preset
+
+    def info(self) -> EmbedderInfo:  # pragma: no cover - providers override
+        raise NotImplementedError
+
+    def _embed_formatted(self, texts: list[str], kind: EmbedKind) -> np.ndarray:  # pragma: no cover
+        raise NotImplementedError
+
+    def embed(self, texts: Sequence[str], kind: EmbedKind) -> np.ndarray:
+        """Embed `texts` as queries or documents; returns an (N, dims) float32 array of unit rows."""
+        if not texts:
+            return np.zeros((0, self.info().dimensions), dtype=np.float32)
+        fmt = self.preset.format_query if kind == "query" else self.preset.format_document
+        return normalize(self._embed_formatted([fmt(text) for text in texts], kind))
+
+    def close(self) -> None:
+        """Release connections; safe to call twice."""
