@@ -1,0 +1,64 @@
+"""Keyword analysis for SQLite FTS5: CJK character bigrams plus single characters, words elsewhere.
+
+FTS5's `unicode61` tokenizer keeps a run of Chinese characters as one token, and `trigram`
+cannot match 1–2 character terms (DESIGN §6). So, like Lucene's CJK analyzer, we rewrite text
+before FTS5 sees it: each CJK run becomes its overlapping bigrams plus its single characters,
+other text becomes lower-cased words. Queries go through the same analysis, so a 1-character
+query matches the single-character terms and a longer Chinese query matches bigrams.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+_CJK = (
+    r"\u3040-\u30ff"  # hiragana, katakana
+    r"\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"  # CJK ideographs
+    r"\uac00-\ud7af"  # hangul syllables
+    r"\U00020000-\U0003134f"  # CJK extensions B–G
+)
+_TOKEN = re.compile(rf"([{_CJK}]+)|([^\W_]+)", re.UNICODE)
+
+
+def _cjk_terms(run: str, *, with_singles: bool) -> list[str]:
+    if len(run) == 1:
+        return [run]
+    bigrams = [run[i : i + 2] for i in range(len(run) - 1)]
+    return bigrams + list(run) if with_singles else bigrams
+
+
+def terms(text: str, *, for_query: bool = False) -> list[str]:
+    """The FTS terms of `text`.
+
+    Documents get bigrams and single characters for every CJK run; a query gets only the bigrams
+    of runs longer than one character (a single character only when the run is one character),
+    so a two-character query is one exact term rather than two common characters.
+    """
+    normalized = unicodedata.normalize("NFKC", text).lower()
+    out: list[str] = []
+    for match in _TOKEN.finditer(normalized):
+        cjk, word = match.groups()
+        if cjk:
+            out.extend(_cjk_terms(cjk, with_singles=not for_query))
+        else:
+            out.append(word)
+    return out
+
+
+def analyze(text: str) -> str:
+    """Text as stored in the FTS5 column: its terms separated by spaces."""
+    return " ".join(terms(text))
+
+
+def match_expression(query: str) -> str | None:
+    """An FTS5 MATCH expression OR-ing the query's distinct terms (BM25 ranks by how many match).
+
+    Returns None when the query has no searchable terms.
+    """
+    seen: dict[str, None] = {}
+    for term in terms(query, for_query=True):
+        seen.setdefault(term, None)
+    if not seen:
+        return None
+    return " OR ".join('"' + term.replace('"', '""') + '"' for term in seen)

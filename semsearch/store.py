@@ -1,0 +1,422 @@
+"""The SQLite store: schema, migrations and every SQL statement of semsearch.
+
+SQLite is the source of truth (DESIGN §2): documents, chunks, their vectors (float32 BLOBs,
+already normalised) and the FTS5 keyword table. Chunk ids are AUTOINCREMENT so an id is never
+reused, and each chunk id is also its FAISS id. Every write happens in one transaction that also
+bumps `meta.generation`, which the FAISS file is stamped with.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import sqlite_utils
+
+from semsearch import keyword
+from semsearch.errors import IndexCorruptError
+from semsearch.types import Chunk
+
+SCHEMA_VERSION = 1
+DB_NAME = "semsearch.db"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS documents (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    root TEXT NOT NULL,
+    relpath TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    size INTEGER NOT NULL DEFAULT 0,
+    mtime_ns INTEGER NOT NULL DEFAULT 0,
+    sha256 TEXT NOT NULL,
+    title TEXT NOT NULL DEFAULT '',
+    extractor TEXT NOT NULL DEFAULT '',
+    metadata TEXT NOT NULL DEFAULT '{}',
+    indexed_at REAL NOT NULL,
+    UNIQUE (root, relpath)
+);
+CREATE TABLE IF NOT EXISTS chunks (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    document_id INTEGER NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
+    ordinal INTEGER NOT NULL,
+    text TEXT NOT NULL,
+    char_start INTEGER NOT NULL,
+    char_end INTEGER NOT NULL,
+    line_start INTEGER NOT NULL,
+    line_end INTEGER NOT NULL,
+    heading_path TEXT NOT NULL DEFAULT '[]',
+    text_sha256 TEXT NOT NULL,
+    vector BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS chunks_document ON chunks(document_id);
+CREATE INDEX IF NOT EXISTS chunks_text_sha256 ON chunks(text_sha256);
+CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(terms, tokenize = 'unicode61 remove_diacritics 2');
+"""
+
+
+@dataclass(frozen=True)
+class StoredDocument:
+    """A documents row, as change detection needs it."""
+
+    id: int
+    root: str
+    relpath: str
+    size: int
+    mtime_ns: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class NewDocument:
+    """A document ready to be written: its identity, stat, and its chunks with vectors."""
+
+    root: str
+    relpath: str
+    kind: str  # "file" | "text"
+    size: int
+    mtime_ns: int
+    sha256: str
+    title: str
+    extractor: str
+    metadata: dict[str, Any]
+    chunks: tuple[Chunk, ...]
+    text_hashes: tuple[str, ...]
+    vectors: np.ndarray  # (len(chunks), dims) float32, normalised
+
+
+@dataclass(frozen=True)
+class ChunkRow:
+    """A chunk joined with its document, as search results need it."""
+
+    chunk_id: int
+    document_id: int
+    text: str
+    char_start: int
+    char_end: int
+    line_start: int
+    line_end: int
+    heading_path: tuple[str, ...]
+    root: str
+    relpath: str
+    kind: str
+    title: str
+    metadata: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """What one transaction changed, so the FAISS index can follow."""
+
+    added_ids: np.ndarray  # int64
+    added_vectors: np.ndarray  # float32
+    removed_ids: np.ndarray  # int64
+    generation: int
+
+
+class Store:
+    """One SQLite database in WAL mode, safe to share between threads (calls are serialised)."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        try:
+            conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
+            self.db = sqlite_utils.Database(conn)
+            self._lock = threading.RLock()
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            if self._user_version() == 0:
+                with self._transaction():
+                    for statement in _SCHEMA.split(";"):
+                        if statement.strip():
+                            conn.execute(statement)
+                    conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        except sqlite3.DatabaseError as exc:
+            raise IndexCorruptError(f"cannot read the index database {self.path}: {exc}") from exc
+        version = self._user_version()
+        if version > SCHEMA_VERSION:
+            raise IndexCorruptError(
+                f"the index at {self.path.parent} was written by a newer semsearch (schema {version}); "
+                "upgrade semsearch to open it"
+            )
+
+    # -- plumbing ------------------------------------------------------------------------------
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        return self.db.conn
+
+    def _user_version(self) -> int:
+        return int(self.conn.execute("PRAGMA user_version").fetchone()[0])
+
+    class _Tx:
+        def __init__(self, store: Store):
+            self.store = store
+
+        def __enter__(self) -> sqlite3.Connection:
+            self.store._lock.acquire()
+            self.store.conn.execute("BEGIN IMMEDIATE")
+            return self.store.conn
+
+        def __exit__(self, exc_type, exc, tb) -> None:
+            try:
+                self.store.conn.execute("ROLLBACK" if exc_type else "COMMIT")
+            finally:
+                self.store._lock.release()
+
+    def _transaction(self) -> _Tx:
+        return Store._Tx(self)
+
+    def _query(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[tuple]:
+        with self._lock:
+            return self.conn.execute(sql, params).fetchall()
+
+    def close(self) -> None:
+        with self._lock:
+            self.conn.close()
+
+    # -- meta ----------------------------------------------------------------------------------
+
+    def meta(self) -> dict[str, str]:
+        return dict(self._query("SELECT key, value FROM meta"))
+
+    def set_meta(self, values: dict[str, Any]) -> None:
+        with self._transaction() as conn:
+            self._write_meta(conn, values)
+
+    @staticmethod
+    def _write_meta(conn: sqlite3.Connection, values: dict[str, Any]) -> None:
+        conn.executemany(
+            "INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            [(key, str(value)) for key, value in values.items()],
+        )
+
+    def generation(self) -> int:
+        rows = self._query("SELECT value FROM meta WHERE key = 'generation'")
+        return int(rows[0][0]) if rows else 0
+
+    @staticmethod
+    def _bump_generation(conn: sqlite3.Connection) -> int:
+        row = conn.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
+        generation = (int(row[0]) if row else 0) + 1
+        Store._write_meta(conn, {"generation": generation})
+        return generation
+
+    # -- documents -----------------------------------------------------------------------------
+
+    def documents_under(self, root: str) -> dict[str, StoredDocument]:
+        """All documents recorded for `root`, by relpath."""
+        rows = self._query(
+            "SELECT id, root, relpath, size, mtime_ns, sha256 FROM documents WHERE root = ?", (root,)
+        )
+        return {row[2]: StoredDocument(*row) for row in rows}
+
+    def document(self, root: str, relpath: str) -> StoredDocument | None:
+        rows = self._query(
+            "SELECT id, root, relpath, size, mtime_ns, sha256 FROM documents WHERE root = ? AND relpath = ?",
+            (root, relpath),
+        )
+        return StoredDocument(*rows[0]) if rows else None
+
+    def update_stat(self, document_id: int, size: int, mtime_ns: int) -> None:
+        """Record a new (size, mtime) for a document whose content hash did not change."""
+        with self._transaction() as conn:
+            conn.execute(
+                "UPDATE documents SET size = ?, mtime_ns = ? WHERE id = ?", (size, mtime_ns, document_id)
+            )
+
+    def write_documents(self, documents: Sequence[NewDocument]) -> WriteResult:
+        """Insert or replace documents and their chunks in one transaction."""
+        added_ids: list[int] = []
+        added_vectors: list[np.ndarray] = []
+        removed: list[int] = []
+        with self._transaction() as conn:
+            now = time.time()
+            for doc in documents:
+                row = conn.execute(
+                    "SELECT id FROM documents WHERE root = ? AND relpath = ?", (doc.root, doc.relpath)
+                ).fetchone()
+                if row:
+                    document_id = int(row[0])
+                    removed.extend(self._delete_chunks(conn, [document_id]))
+                    conn.execute(
+                        "UPDATE documents SET kind = ?, size = ?, mtime_ns = ?, sha256 = ?, title = ?, "
+                        "extractor = ?, metadata = ?, indexed_at = ? WHERE id = ?",
+                        (doc.kind, doc.size, doc.mtime_ns, doc.sha256, doc.title, doc.extractor,
+                         json.dumps(doc.metadata, ensure_ascii=False), now, document_id),
+                    )
+                else:
+                    document_id = int(
+                        conn.execute(
+                            "INSERT INTO documents (root, relpath, kind, size, mtime_ns, sha256, title, "
+                            "extractor, metadata, indexed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                            (doc.root, doc.relpath, doc.kind, doc.size, doc.mtime_ns, doc.sha256, doc.title,
+                             doc.extractor, json.dumps(doc.metadata, ensure_ascii=False), now),
+                        ).lastrowid
+                    )
+                vectors = np.ascontiguousarray(doc.vectors, dtype="<f4")
+                for chunk, text_hash, vector in zip(doc.chunks, doc.text_hashes, vectors):
+                    chunk_id = int(
+                        conn.execute(
+                            "INSERT INTO chunks (document_id, ordinal, text, char_start, char_end, line_start, "
+                            "line_end, heading_path, text_sha256, vector) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                            (document_id, chunk.ordinal, chunk.text, chunk.char_start, chunk.char_end,
+                             chunk.line_start, chunk.line_end, json.dumps(list(chunk.heading_path), ensure_ascii=False),
+                             text_hash, vector.tobytes()),
+                        ).lastrowid
+                    )
+                    conn.execute(
+                        "INSERT INTO chunks_fts (rowid, terms) VALUES (?, ?)",
+                        (chunk_id, keyword.analyze(" ".join((*chunk.heading_path, chunk.text)))),
+                    )
+                    added_ids.append(chunk_id)
+                if len(doc.chunks):
+                    added_vectors.append(vectors)
+            generation = self._bump_generation(conn)
+        return WriteResult(
+            added_ids=np.asarray(added_ids, dtype=np.int64),
+            added_vectors=np.concatenate(added_vectors) if added_vectors else np.zeros((0, 0), np.float32),
+            removed_ids=np.asarray(removed, dtype=np.int64),
+            generation=generation,
+        )
+
+    def delete_documents(self, document_ids: Sequence[int]) -> WriteResult:
+        """Delete documents, their chunks, vectors and FTS rows in one transaction."""
+        with self._transaction() as conn:
+            removed = self._delete_chunks(conn, document_ids)
+            conn.executemany("DELETE FROM documents WHERE id = ?", [(i,) for i in document_ids])
+            generation = self._bump_generation(conn)
+        return WriteResult(
+            added_ids=np.zeros(0, np.int64),
+            added_vectors=np.zeros((0, 0), np.float32),
+            removed_ids=np.asarray(removed, dtype=np.int64),
+            generation=generation,
+        )
+
+    @staticmethod
+    def _delete_chunks(conn: sqlite3.Connection, document_ids: Sequence[int]) -> list[int]:
+        removed: list[int] = []
+        for document_id in document_ids:
+            ids = [r[0] for r in conn.execute("SELECT id FROM chunks WHERE document_id = ?", (document_id,))]
+            conn.executemany("DELETE FROM chunks_fts WHERE rowid = ?", [(i,) for i in ids])
+            conn.execute("DELETE FROM chunks WHERE document_id = ?", (document_id,))
+            removed.extend(ids)
+        return removed
+
+    def document_ids_by_key(self, root: str, relpaths: Iterable[str]) -> list[int]:
+        ids = []
+        for relpath in relpaths:
+            doc = self.document(root, relpath)
+            if doc is not None:
+                ids.append(doc.id)
+        return ids
+
+    # -- vectors -------------------------------------------------------------------------------
+
+    def cached_vectors(self, text_hashes: Iterable[str]) -> dict[str, np.ndarray]:
+        """Stored vectors for chunk-text hashes (the embedding cache)."""
+        found: dict[str, np.ndarray] = {}
+        wanted = list(dict.fromkeys(text_hashes))
+        for start in range(0, len(wanted), 500):
+            part = wanted[start : start + 500]
+            marks = ",".join("?" * len(part))
+            for text_hash, blob in self._query(
+                f"SELECT text_sha256, vector FROM chunks WHERE text_sha256 IN ({marks}) GROUP BY text_sha256", part
+            ):
+                found[text_hash] = np.frombuffer(blob, dtype="<f4")
+        return found
+
+    def iter_vectors(self, batch: int = 50_000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """All (chunk ids, vectors) in id order, in batches, for rebuilding FAISS."""
+        last = -1
+        while True:
+            rows = self._query("SELECT id, vector FROM chunks WHERE id > ? ORDER BY id LIMIT ?", (last, batch))
+            if not rows:
+                return
+            ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+            vectors = np.frombuffer(b"".join(r[1] for r in rows), dtype="<f4").reshape(len(rows), -1)
+            yield ids, vectors.astype(np.float32, copy=False)
+            last = int(ids[-1])
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def chunks(self, chunk_ids: Sequence[int]) -> dict[int, ChunkRow]:
+        """Chunk rows with their documents, by chunk id (missing ids are absent)."""
+        out: dict[int, ChunkRow] = {}
+        ids = [int(i) for i in chunk_ids]
+        for start in range(0, len(ids), 500):
+            part = ids[start : start + 500]
+            marks = ",".join("?" * len(part))
+            rows = self._query(
+                "SELECT c.id, c.document_id, c.text, c.char_start, c.char_end, c.line_start, c.line_end, "
+                "c.heading_path, d.root, d.relpath, d.kind, d.title, d.metadata "
+                f"FROM chunks c JOIN documents d ON d.id = c.document_id WHERE c.id IN ({marks})",
+                part,
+            )
+            for r in rows:
+                out[r[0]] = ChunkRow(
+                    chunk_id=r[0], document_id=r[1], text=r[2], char_start=r[3], char_end=r[4],
+                    line_start=r[5], line_end=r[6], heading_path=tuple(json.loads(r[7])), root=r[8],
+                    relpath=r[9], kind=r[10], title=r[11], metadata=json.loads(r[12]),
+                )
+        return out
+
+    def keyword_search(self, query: str, limit: int, allowed_ids: np.ndarray | None = None) -> list[tuple[int, float]]:
+        """(chunk id, score) by FTS5 bm25 over the CJK-aware terms; higher score is better."""
+        expression = keyword.match_expression(query)
+        if expression is None:
+            return []
+        if allowed_ids is None:
+            rows = self._query(
+                "SELECT rowid, bm25(chunks_fts) FROM chunks_fts WHERE chunks_fts MATCH ? "
+                "ORDER BY bm25(chunks_fts) LIMIT ?",
+                (expression, limit),
+            )
+        else:
+            with self._lock:
+                self.conn.execute("CREATE TEMP TABLE IF NOT EXISTS allowed_ids (id INTEGER PRIMARY KEY)")
+                self.conn.execute("DELETE FROM allowed_ids")
+                self.conn.executemany("INSERT INTO allowed_ids (id) VALUES (?)", ((int(i),) for i in allowed_ids))
+                rows = self.conn.execute(
+                    "SELECT rowid, bm25(chunks_fts) FROM chunks_fts WHERE chunks_fts MATCH ? "
+                    "AND rowid IN (SELECT id FROM allowed_ids) ORDER BY bm25(chunks_fts) LIMIT ?",
+                    (expression, limit),
+                ).fetchall()
+        # bm25() is smaller-is-better; flip it so every retrieval score is larger-is-better.
+        return [(int(rowid), -float(score)) for rowid, score in rows]
+
+    def chunk_ids_where(self, path_globs: Sequence[str] = (), metadata: dict[str, Any] | None = None) -> np.ndarray:
+        """Ids of chunks whose document matches every filter (path globs OR-ed, metadata AND-ed)."""
+        clauses: list[str] = []
+        params: list[Any] = []
+        if path_globs:
+            ors = []
+            for glob in path_globs:
+                ors.append("(d.relpath GLOB ? OR (d.root || '/' || d.relpath) GLOB ?)")
+                params.extend([glob, glob])
+            clauses.append("(" + " OR ".join(ors) + ")")
+        for key, value in (metadata or {}).items():
+            clauses.append("json_extract(d.metadata, ?) = ?")
+            params.extend([f"$.{key}", value])
+        where = " AND ".join(clauses) or "1"
+        rows = self._query(f"SELECT c.id FROM chunks c JOIN documents d ON d.id = c.document_id WHERE {where}", params)
+        return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+
+    # -- status --------------------------------------------------------------------------------
+
+    def counts(self) -> tuple[int, int]:
+        """(documents, chunks)."""
+        docs = self._query("SELECT count(*) FROM documents")[0][0]
+        chunks = self._query("SELECT count(*) FROM chunks")[0][0]
+        return int(docs), int(chunks)
