@@ -1,0 +1,304 @@
+"""The `semsearch` command: click commands that parse, make one library call, and format.
+
+Errors from the library (SemsearchError) become one line on stderr and exit code 1; bad usage
+is exit code 2 (click's own); a traceback reaching the user is a bug.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import click
+
+from semsearch import __version__
+from semsearch.errors import IndexNotFoundError, SemsearchError
+from semsearch.index import DEFAULT_INDEX_DIR, Index
+from semsearch.search import MODES
+from semsearch.store import DB_NAME
+from semsearch.types import Hit, IndexReport
+
+INDEX_ENV = "SEMSEARCH_INDEX"
+
+
+class _Group(click.Group):
+    """Maps library errors to one clean line and exit code 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except SemsearchError as exc:
+            raise click.ClickException(str(exc)) from exc
+
+
+def find_index(explicit: str | None, *, for_writing: bool) -> Path:
+    """`-i/--index`, else `SEMSEARCH_INDEX`, else the nearest `.semsearch` upwards, else `./.semsearch`."""
+    if explicit:
+        return Path(explicit)
+    if os.environ.get(INDEX_ENV):
+        return Path(os.environ[INDEX_ENV])
+    cwd = Path.cwd()
+    for directory in (cwd, *cwd.parents):
+        if (directory / DEFAULT_INDEX_DIR / DB_NAME).exists():
+            return directory / DEFAULT_INDEX_DIR
+    if for_writing:
+        return cwd / DEFAULT_INDEX_DIR
+    raise IndexNotFoundError(
+        f"no {DEFAULT_INDEX_DIR} index in {cwd} or its parents — create one with `semsearch index FOLDER`, "
+        f"or point -i/--index or {INDEX_ENV} at one"
+    )
+
+
+def display_path(path: str) -> str:
+    """A path relative to the current directory when it is inside it, else as stored."""
+    try:
+        return os.path.relpath(path) if Path(path).resolve().is_relative_to(Path.cwd()) else path
+    except (ValueError, OSError):
+        return path
+
+
+def _echo_json(value: Any) -> None:
+    click.echo(json.dumps(value, ensure_ascii=False, indent=2))
+
+
+def index_option(fn):
+    return click.option(
+        "-i", "--index", "index_dir", metavar="DIR",
+        help=f"Index directory [default: ${INDEX_ENV}, else the nearest {DEFAULT_INDEX_DIR} upwards, "
+             f"else ./{DEFAULT_INDEX_DIR}].",
+    )(fn)
+
+
+def host_option(fn):
+    return click.option(
+        "--ollama-host", metavar="URL", envvar="OLLAMA_HOST", show_envvar=True,
+        help="Ollama server [default: http://127.0.0.1:11434].",
+    )(fn)
+
+
+def timeout_option(fn):
+    return click.option(
+        "--timeout", type=click.FloatRange(min=0.1), default=None, metavar="SECONDS",
+        help="Seconds to wait for one embedder request [default: 120].",
+    )(fn)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="semsearch")
+def cli() -> None:
+    """Search your own documents by meaning, through Ollama embeddings."""
+
+
+# -- index -----------------------------------------------------------------------------------
+
+@cli.command("index")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@index_option
+@click.option("-m", "--model", default=None, help="Embedding model for a new index [default: qwen3-embedding:0.6b].")
+@click.option("--include", multiple=True, metavar="GLOB", help="Only index files matching GLOB (repeatable).")
+@click.option("--exclude", multiple=True, metavar="GLOB", help="Skip files matching GLOB (repeatable).")
+@click.option("--pull", is_flag=True, help="Pull the model first if the Ollama server does not have it.")
+@click.option("--query-instruction", default=None, metavar="TEXT",
+              help="Task instruction for queries (instruction models) or query prefix (others).")
+@click.option("--chunk-tokens", type=click.IntRange(min=16), default=None,
+              help="Chunk budget in estimated tokens for a new index [default: 400].")
+@click.option("--batch", type=click.IntRange(min=1), default=64, show_default=True,
+              help="Texts per embedding batch; each batch is committed, so an interruption loses at most one.")
+@host_option
+@timeout_option
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def index_command(paths, index_dir, model, include, exclude, pull, query_instruction, chunk_tokens, batch,
+                  ollama_host, timeout, as_json) -> None:
+    """Index folders (or files): add new, update changed, remove vanished files."""
+    with Index.open(find_index(index_dir, for_writing=True), model=model, ollama_host=ollama_host,
+                    query_instruction=query_instruction, chunk_tokens=chunk_tokens, timeout=timeout) as index:
+        if pull:
+            _pull_if_missing(index)
+        with _ProgressBar() as bar:
+            report = index.index(paths, include=include, exclude=exclude, on_progress=bar.update, batch_texts=batch)
+    if as_json:
+        _echo_json(report.to_dict())
+    else:
+        _print_report(report, paths)
+    if report.interrupted:
+        sys.exit(130)
+
+
+def _pull_if_missing(index: Index) -> None:
+    embedder = index.embedder()
+    if not hasattr(embedder, "pull") or embedder.is_available():
+        return
+    from tqdm import tqdm
+
+    click.echo(f"pulling {embedder.model} ...", err=True)
+    bars: dict[str, Any] = {}
+
+    def progress(status: str, completed: int | None, total: int | None) -> None:
+        if total:
+            bar = bars.get(status)
+            if bar is None:
+                bar = bars[status] = tqdm(total=total, desc=status[:40], unit="B", unit_scale=True,
+                                          file=sys.stderr, disable=not sys.stderr.isatty())
+            bar.update((completed or 0) - bar.n)
+        elif not sys.stderr.isatty():
+            return
+        else:
+            click.echo(status, err=True)
+
+    try:
+        embedder.pull(progress)
+    finally:
+        for bar in bars.values():
+            bar.close()
+
+
+class _ProgressBar:
+    """A tqdm bar on stderr when it is a terminal; nothing on a pipe."""
+
+    def __init__(self) -> None:
+        self._bar = None
+        self._enabled = sys.stderr.isatty()
+
+    def __enter__(self) -> _ProgressBar:
+        return self
+
+    def update(self, progress) -> None:
+        if not self._enabled:
+            return
+        if self._bar is None:
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=progress.files_total, unit="file", file=sys.stderr, dynamic_ncols=True)
+        self._bar.total = max(progress.files_total, progress.files_done)
+        self._bar.n = progress.files_done
+        self._bar.set_postfix(embedded=progress.chunks_embedded, reused=progress.chunks_reused, refresh=False)
+        self._bar.refresh()
+
+    def __exit__(self, *exc_info) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+
+def _print_report(report: IndexReport, paths) -> None:
+    where = ", ".join(str(p) for p in paths)
+    state = "Interrupted while indexing" if report.interrupted else "Indexed"
+    click.echo(
+        f"{state} {where} in {report.seconds:.1f} s: {report.files_added} added, {report.files_updated} updated, "
+        f"{report.files_unchanged} unchanged, {report.files_removed} removed, {report.files_failed} failed, "
+        f"{report.files_skipped} skipped"
+    )
+    click.echo(
+        f"Chunks: {report.chunks_embedded} embedded, {report.chunks_reused} reused from cache "
+        f"({report.chunks_per_second:.1f} chunks/s); {report.chunks_total} in the index"
+    )
+    for problem in report.problems:
+        click.echo(f"  {display_path(problem.path)}: {problem.reason}", err=True)
+    if report.interrupted:
+        click.echo("Committed work is kept; run the same command again to continue.", err=True)
+
+
+# -- search ----------------------------------------------------------------------------------
+
+@cli.command("search")
+@click.argument("query")
+@index_option
+@click.option("-k", "--top", "k", type=click.IntRange(min=1, max=1000), default=10, show_default=True,
+              help="Number of results.")
+@click.option("--mode", type=click.Choice(MODES), default="vector", show_default=True,
+              help="Vector (meaning), keyword (FTS5 bm25) or hybrid (both, fused).")
+@click.option("--path", "paths", multiple=True, metavar="GLOB", help="Only documents whose path matches GLOB.")
+@click.option("-m", "--model", default=None, help="Fail unless the index was built with this model.")
+@host_option
+@timeout_option
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array of hits.")
+def search_command(query, index_dir, k, mode, paths, model, ollama_host, timeout, as_json) -> None:
+    """Search the index for QUERY and print the best passages."""
+    with Index.open(find_index(index_dir, for_writing=False), create=False, model=model,
+                    ollama_host=ollama_host, timeout=timeout) as index:
+        hits = index.search(query, k=k, mode=mode, paths=paths)
+        if index.repaired:
+            click.echo(index.repaired, err=True)
+    if as_json:
+        _echo_json([_hit_json(hit) for hit in hits])
+        return
+    if not hits:
+        click.echo("No results.", err=True)
+    for hit in hits:
+        _print_hit(hit)
+
+
+def _hit_json(hit: Hit) -> dict[str, Any]:
+    data = hit.to_dict()
+    if hit.is_file:
+        data["absolute_path"] = hit.path
+        data["path"] = display_path(hit.path)
+    return data
+
+
+def _print_hit(hit: Hit) -> None:
+    location = f"{display_path(hit.path)}:{hit.line_start}-{hit.line_end}" if hit.is_file else hit.path
+    header = f"{hit.rank:>2}. {hit.score:.4f}  {click.style(location, fg='cyan')}"
+    if hit.heading:
+        header += f"  {click.style(hit.heading, bold=True)}"
+    click.echo(header)
+    passage = " ".join(hit.text.split())
+    click.echo(textwrap.indent(textwrap.shorten(passage, width=240, placeholder=" …"), "    "))
+
+
+# -- status and rebuild ----------------------------------------------------------------------
+
+@cli.command("status")
+@index_option
+@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
+def status_command(index_dir, as_json) -> None:
+    """Show what the index holds and whether its FAISS file agrees with SQLite."""
+    with Index.open(find_index(index_dir, for_writing=False), create=False) as index:
+        status = index.status()
+    if as_json:
+        _echo_json(status.to_dict())
+        return
+    rows = [
+        ("Index", status.path),
+        ("Model", f"{status.model} ({status.provider}, {status.dimensions} dimensions)" if status.model else "(none yet)"),
+        ("Query instruction", repr(status.query_instruction)),
+        ("Document prefix", repr(status.document_prefix)),
+        ("Chunking", f"{status.chunk_tokens} tokens, {status.chunk_overlap} overlap"),
+        ("Documents", str(status.documents)),
+        ("Chunks", str(status.chunks)),
+        ("Index type", status.index_type),
+        ("On disk", _human_bytes(status.bytes_on_disk)),
+        ("Generation", f"{status.generation} (FAISS file at {status.faiss_generation}, {status.faiss_vectors} vectors)"),
+        ("In sync", "yes" if status.in_sync else "no — the next search or `semsearch rebuild` repairs it"),
+    ]
+    for label, value in rows:
+        click.echo(f"{label + ':':<19}{value}")
+
+
+def _human_bytes(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{size} B"  # pragma: no cover
+
+
+@cli.command("rebuild")
+@index_option
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def rebuild_command(index_dir, as_json) -> None:
+    """Rebuild vectors.faiss from the vectors stored in SQLite (no embedding calls)."""
+    with Index.open(find_index(index_dir, for_writing=False), create=False) as index:
+        count = index.rebuild()
+    if as_json:
+        _echo_json({"vectors": count})
+    else:
+        click.echo(f"Rebuilt vectors.faiss from SQLite: {count} vectors.")
+
+
+def main() -> None:
+    cli(prog_name="semsearch")

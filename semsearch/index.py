@@ -1,0 +1,373 @@
+"""`Index`: the one public entry point — create or open an index directory, index, search, report.
+
+An index directory holds `semsearch.db` (SQLite, the source of truth) and `vectors.faiss` (a
+derived accelerator, stamped in SQLite's meta with the generation and size it reflects). Writes
+take an exclusive lock file so one writer works at a time; readers never block. Opening checks
+the FAISS stamp and rebuilds from SQLite when it is stale, missing or truncated.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+import filelock
+
+from semsearch.embed import DEFAULT_MODEL, Preset, custom_preset, make_embedder, preset_for_model, provider_of
+from semsearch.embed.base import Embedder, EmbedderInfo
+from semsearch.errors import IndexLockedError, IndexMismatchError, IndexNotFoundError
+from semsearch.ingest import DEFAULT_BATCH_TEXTS, ChunkSettings, Ingester, Progress
+from semsearch.search import search as run_search
+from semsearch.store import DB_NAME, SCHEMA_VERSION, Store, WriteResult
+from semsearch.types import Hit, IndexReport, IndexStatus, TextItem
+from semsearch.vectors import FAISS_NAME, VectorIndex
+
+DEFAULT_INDEX_DIR = ".semsearch"
+LOCK_NAME = "write.lock"
+
+
+class Index:
+    """A semsearch index directory.
+
+    Open with `Index.open(path)`; use as a context manager or call `close()`. Searching from
+    several threads at once is safe while nothing writes.
+    """
+
+    def __init__(self, path: Path, store: Store, embedder: Embedder | None, embedder_options: dict[str, Any],
+                 model: str | None, preset: Preset | None, settings: ChunkSettings | None):
+        self.path = path
+        self._store = store
+        self._embedder = embedder
+        self._embedder_options = embedder_options
+        self._requested_model = model
+        self._requested_preset = preset
+        self._requested_settings = settings
+        self._vectors: VectorIndex | None = None
+        self._vectors_generation = -1
+        self._vectors_lock = threading.Lock()
+        self._write_lock = filelock.FileLock(str(path / LOCK_NAME), timeout=0)
+        self.repaired: str | None = None  # set when opening found FAISS stale and rebuilt it
+
+    # -- opening -------------------------------------------------------------------------------
+
+    @classmethod
+    def open(
+        cls,
+        path: str | Path = DEFAULT_INDEX_DIR,
+        *,
+        model: str | None = None,
+        embedder: Embedder | None = None,
+        create: bool = True,
+        ollama_host: str | None = None,
+        query_instruction: str | None = None,
+        chunk_tokens: int | None = None,
+        chunk_overlap: int | None = None,
+        timeout: float | None = None,
+        keep_alive: str | None = None,
+    ) -> Index:
+        """Open the index at `path`, creating the directory if `create` and it does not exist.
+
+        `model` (default `qwen3-embedding:0.6b` for a new index) must match the model an existing
+        index was built with, else IndexMismatchError names both. `embedder` may be passed instead
+        (any object with `info()` and `embed(texts, kind)`), e.g. a test double or a custom provider.
+        `query_instruction` overrides the preset's task for instruction-style models, or the whole
+        query prefix for others.
+        """
+        path = Path(path).expanduser()
+        db_path = path / DB_NAME
+        if not db_path.exists():
+            if not create:
+                raise IndexNotFoundError(
+                    f"no semsearch index at {path} — create one with `semsearch index FOLDER` "
+                    "(or point -i/--index or SEMSEARCH_INDEX at an existing one)"
+                )
+            path.mkdir(parents=True, exist_ok=True)
+        store = Store(db_path)
+        meta = store.meta()
+        if "model" in meta:
+            recorded = meta["model"]
+            if model is not None and _model_key(model) != _model_key(recorded):
+                store.close()
+                raise IndexMismatchError(
+                    f"the index at {path} was built with {recorded} ({meta.get('dimensions')} dimensions), "
+                    f"not {model} — search it with -m {recorded}, or use another --index for {model}, "
+                    "or delete the index directory to rebuild it with the new model"
+                )
+        options: dict[str, Any] = {"host": ollama_host}
+        if timeout is not None:
+            options["timeout"] = timeout
+        if keep_alive is not None:
+            options["keep_alive"] = keep_alive
+        preset = None
+        if query_instruction is not None:
+            base = preset_for_model(model or meta.get("model", DEFAULT_MODEL))
+            preset = (custom_preset(base, task=query_instruction) if "{task}" in base.query_template
+                      else custom_preset(base, query_template=query_instruction + "{text}"))
+        settings = None
+        if chunk_tokens is not None or chunk_overlap is not None:
+            defaults = ChunkSettings()
+            settings = ChunkSettings(chunk_tokens or defaults.max_tokens,
+                                     defaults.overlap_tokens if chunk_overlap is None else chunk_overlap)
+        index = cls(path, store, embedder, options, model, preset, settings)
+        if embedder is not None and "model" in meta:
+            index._check_embedder(embedder.info(), meta)
+        return index
+
+    @property
+    def is_initialized(self) -> bool:
+        """Whether the index has recorded its embedder (i.e. something was ever written)."""
+        return "model" in self._store.meta()
+
+    def close(self) -> None:
+        if self._embedder is not None and hasattr(self._embedder, "close"):
+            self._embedder.close()
+        self._store.close()
+
+    def __enter__(self) -> Index:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    # -- embedder and settings -----------------------------------------------------------------
+
+    def embedder(self) -> Embedder:
+        """The embedder for this index: the recorded model and preset, or the requested ones."""
+        if self._embedder is None:
+            meta = self._store.meta()
+            if "model" in meta:
+                preset = Preset(meta["preset"], meta["query_template"], meta["document_template"], meta["task"])
+                info = EmbedderInfo(meta["provider"], meta["model"], int(meta["dimensions"]),
+                                    int(meta["context_length"]), preset)
+                self._embedder = make_embedder(
+                    _qualified(meta["provider"], meta["model"]), preset=preset, num_ctx=int(meta["num_ctx"]),
+                    known_info=info, **self._embedder_options,
+                )
+            else:
+                model = self._requested_model or DEFAULT_MODEL
+                self._embedder = make_embedder(model, preset=self._requested_preset, **self._embedder_options)
+        return self._embedder
+
+    def _initialize(self) -> None:
+        """Record the embedder and chunking in meta on the first write (needs the embedder's facts)."""
+        meta = self._store.meta()
+        if "model" in meta:
+            return
+        embedder = self.embedder()
+        info = embedder.info()
+        requested = self._requested_settings or ChunkSettings()
+        # Our token count is an estimate: keep chunks well under the context and give the
+        # server about twice the budget (DESIGN §4).
+        budget = max(16, min(requested.max_tokens, info.context_length // 2))
+        num_ctx = min(info.context_length, max(1024, 2 * budget))
+        if hasattr(embedder, "num_ctx") and not getattr(embedder, "num_ctx", None):
+            embedder.num_ctx = num_ctx
+        self._store.set_meta({
+            "schema_version": SCHEMA_VERSION,
+            "provider": info.provider,
+            "model": info.model,
+            "dimensions": info.dimensions,
+            "context_length": info.context_length,
+            "num_ctx": num_ctx,
+            "preset": info.preset.name,
+            "query_template": info.preset.query_template,
+            "document_template": info.preset.document_template,
+            "task": info.preset.task,
+            "chunk_tokens": budget,
+            "chunk_overlap": min(requested.overlap_tokens, budget // 4),
+            "index_type": "flat",
+            "generation": self._store.generation(),
+        })
+
+    def _check_embedder(self, info: EmbedderInfo, meta: dict[str, str]) -> None:
+        if _model_key(info.model) != _model_key(meta["model"]) or info.dimensions != int(meta["dimensions"]):
+            raise IndexMismatchError(
+                f"the index at {self.path} was built with {meta['model']} ({meta['dimensions']} dimensions), "
+                f"not {info.model} ({info.dimensions} dimensions) — use the model the index was built with, "
+                "or another --index for the new model"
+            )
+
+    def _settings(self) -> ChunkSettings:
+        meta = self._store.meta()
+        return ChunkSettings(int(meta["chunk_tokens"]), int(meta["chunk_overlap"]))
+
+    # -- vectors -------------------------------------------------------------------------------
+
+    def _faiss_path(self) -> Path:
+        return self.path / FAISS_NAME
+
+    def _stamp_ok(self, meta: dict[str, str], chunks: int) -> bool:
+        faiss_path = self._faiss_path()
+        try:
+            size = faiss_path.stat().st_size
+        except OSError:
+            return False
+        return (
+            meta.get("faiss_generation") == meta.get("generation", "0")
+            and meta.get("faiss_bytes") == str(size)
+            and meta.get("faiss_vectors") == str(chunks)
+        )
+
+    def vectors(self) -> VectorIndex:
+        """The loaded FAISS index, checked against SQLite and rebuilt from it if stale."""
+        with self._vectors_lock:
+            generation = self._store.generation()
+            if self._vectors is not None and self._vectors_generation == generation:
+                return self._vectors
+            meta = self._store.meta()
+            dims = int(meta.get("dimensions", 0) or 0)
+            chunks = self._store.counts()[1]
+            loaded = VectorIndex.load(self._faiss_path(), dims) if self._stamp_ok(meta, chunks) else None
+            if loaded is None or loaded.ntotal != chunks:
+                loaded = VectorIndex.from_batches(dims, self._store.iter_vectors()) if dims else VectorIndex(1)
+                self.repaired = (
+                    f"vectors.faiss was missing or stale; rebuilt it from SQLite ({loaded.ntotal} vectors)"
+                    if dims else None
+                )
+                self._vectors, self._vectors_generation = loaded, generation
+                self._try_persist_vectors()
+            else:
+                self._vectors, self._vectors_generation = loaded, generation
+            return self._vectors
+
+    def _try_persist_vectors(self) -> None:
+        """Save a rebuilt FAISS file if no writer holds the lock (a reader never waits)."""
+        try:
+            with self._write_lock.acquire(timeout=0):
+                self._persist_vectors()
+        except filelock.Timeout:
+            pass
+
+    def _persist_vectors(self) -> None:
+        if self._vectors is None or not self.is_initialized:
+            return
+        size = self._vectors.save(self._faiss_path())
+        self._store.set_meta({
+            "faiss_generation": self._vectors_generation,
+            "faiss_bytes": size,
+            "faiss_vectors": self._vectors.ntotal,
+        })
+
+    def _apply(self, result: WriteResult) -> None:
+        vectors = self._vectors
+        assert vectors is not None
+        vectors.remove(result.removed_ids)
+        vectors.add(result.added_ids, result.added_vectors)
+        self._vectors_generation = result.generation
+
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        try:
+            self._write_lock.acquire(timeout=0)
+        except filelock.Timeout:
+            raise IndexLockedError(
+                f"another semsearch process is writing to the index at {self.path} — wait for it to finish"
+            ) from None
+        try:
+            self._initialize()
+            self.vectors()
+            try:
+                yield
+            finally:
+                self._persist_vectors()
+        finally:
+            self._write_lock.release()
+
+    # -- writing -------------------------------------------------------------------------------
+
+    def index(
+        self,
+        paths: Iterable[str | Path],
+        *,
+        include: Sequence[str] = (),
+        exclude: Sequence[str] = (),
+        on_progress: Callable[[Progress], None] | None = None,
+        batch_texts: int = DEFAULT_BATCH_TEXTS,
+    ) -> IndexReport:
+        """Index folders or files: add new, update changed, remove vanished; returns a report.
+
+        Ctrl-C stops between batches: the report says `interrupted`, committed work stays.
+        """
+        with self._writing():
+            ingester = Ingester(self._store, self.embedder(), self._settings(), self._apply, on_progress=on_progress,
+                                batch_texts=batch_texts)
+            return ingester.index_paths([Path(p) for p in paths], include=include, exclude=exclude,
+                                        skip_dirs=[self.path])
+
+    def add_texts(self, items: Iterable[TextItem | dict[str, Any]]) -> IndexReport:
+        """Add or replace caller-supplied texts by id (`TextItem` or dicts with id, text, metadata)."""
+        texts = [item if isinstance(item, TextItem) else TextItem(**item) for item in items]
+        with self._writing():
+            ingester = Ingester(self._store, self.embedder(), self._settings(), self._apply)
+            return ingester.add_texts(texts)
+
+    def delete_texts(self, ids: Iterable[str]) -> int:
+        """Delete caller-supplied texts by id; returns how many existed."""
+        with self._writing():
+            document_ids = self._store.document_ids_by_key("", ids)
+            if document_ids:
+                self._apply(self._store.delete_documents(document_ids))
+            return len(document_ids)
+
+    def rebuild(self) -> int:
+        """Rebuild vectors.faiss from the vectors stored in SQLite (no embedder calls); returns its size."""
+        with self._writing():
+            meta = self._store.meta()
+            with self._vectors_lock:
+                self._vectors = VectorIndex.from_batches(int(meta["dimensions"]), self._store.iter_vectors())
+                self._vectors_generation = self._store.generation()
+            return self._vectors.ntotal
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def search(
+        self,
+        query: str,
+        *,
+        k: int = 10,
+        mode: str = "vector",
+        paths: Sequence[str] = (),
+        where: dict[str, Any] | None = None,
+    ) -> list[Hit]:
+        """The `k` best passages for `query` (see `semsearch.search.search` for the options)."""
+        if not self.is_initialized:
+            return []
+        return run_search(self._store, self.vectors(), self.embedder(), query, k=k, mode=mode, paths=paths,
+                          where=where)
+
+    def status(self) -> IndexStatus:
+        """What the index holds and whether FAISS agrees with SQLite; never calls the embedder."""
+        meta = self._store.meta()
+        documents, chunks = self._store.counts()
+        bytes_on_disk = sum(p.stat().st_size for p in self.path.iterdir() if p.is_file())
+        return IndexStatus(
+            path=str(self.path.resolve()),
+            provider=meta.get("provider", ""),
+            model=meta.get("model", ""),
+            dimensions=int(meta.get("dimensions", 0) or 0),
+            query_instruction=meta.get("query_template", "").replace("{task}", meta.get("task", "")),
+            document_prefix=meta.get("document_template", "").replace("{text}", ""),
+            chunk_tokens=int(meta.get("chunk_tokens", 0) or 0),
+            chunk_overlap=int(meta.get("chunk_overlap", 0) or 0),
+            documents=documents,
+            chunks=chunks,
+            index_type=meta.get("index_type", "flat"),
+            bytes_on_disk=bytes_on_disk,
+            generation=int(meta.get("generation", 0) or 0),
+            faiss_generation=int(meta.get("faiss_generation", -1)),
+            faiss_vectors=int(meta.get("faiss_vectors", 0) or 0),
+            in_sync=self._stamp_ok(meta, chunks) or (chunks == 0 and "faiss_generation" not in meta),
+            schema_version=int(meta.get("schema_version", SCHEMA_VERSION)),
+        )
+
+
+def _model_key(model: str) -> tuple[str, str]:
+    provider, name = provider_of(model)
+    return provider, name if ":" in name or provider != "ollama" else name + ":latest"
+
+
+def _qualified(provider: str, model: str) -> str:
+    return model if provider == "ollama" else f"{provider}:{model}"

@@ -1,0 +1,335 @@
+"""The indexing pipeline: walk → change detection → extract → chunk → cache lookup → embed → store.
+
+Work is committed in batches, one SQLite transaction per batch, so an interrupted run keeps
+everything committed before the interruption and the next run continues from there (the
+(size, mtime) and content-hash checks skip what is already stored). Chunk texts whose hash is
+already stored reuse the stored vector, so an edit that touches one paragraph embeds about one
+chunk. One bad file is reported and skipped; it never aborts the run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from semsearch.chunking import chunk
+from semsearch.embed.base import Embedder
+from semsearch.errors import ExtractError, InputTooLongError
+from semsearch.extract import extract, extract_text
+from semsearch.sources import WalkSkip, walk
+from semsearch.store import NewDocument, Store, WriteResult
+from semsearch.types import Chunk, Document, FileProblem, IndexReport, SourceFile, TextItem
+
+# How many texts to collect before embedding and committing; a batch is the unit of work lost
+# on a crash and the unit of progress shown.
+DEFAULT_BATCH_TEXTS = 64
+_MIN_SPLIT_TOKENS = 16
+
+
+@dataclass(frozen=True)
+class ChunkSettings:
+    """The chunking parameters recorded in the index (they change results)."""
+
+    max_tokens: int = 400
+    overlap_tokens: int = 40
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Reported after each committed batch and each skipped file."""
+
+    files_done: int
+    files_total: int
+    path: str
+    chunks_embedded: int
+    chunks_reused: int
+
+
+@dataclass
+class _Pending:
+    """A document extracted and chunked, waiting for vectors."""
+
+    key: tuple[str, str]
+    kind: str
+    size: int
+    mtime_ns: int
+    sha256: str
+    document: Document
+    chunks: list[Chunk]
+    max_tokens: int
+    display: str
+    existed: bool
+
+
+@dataclass
+class _Tally:
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    removed: int = 0
+    failed: int = 0
+    skipped: int = 0
+    embedded: int = 0
+    reused: int = 0
+    problems: list[FileProblem] = field(default_factory=list)
+
+
+def embed_text(item: Chunk) -> str:
+    """The text sent to the embedder for a chunk: its heading path as context, then its text."""
+    if item.heading_path:
+        return " › ".join(item.heading_path) + "\n" + item.text
+    return item.text
+
+
+def text_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+class Ingester:
+    """Runs indexing work against one store; `on_commit` is told of every committed write."""
+
+    def __init__(
+        self,
+        store: Store,
+        embedder: Embedder,
+        settings: ChunkSettings,
+        on_commit: Callable[[WriteResult], None],
+        *,
+        on_progress: Callable[[Progress], None] | None = None,
+        batch_texts: int = DEFAULT_BATCH_TEXTS,
+    ):
+        self.store = store
+        self.embedder = embedder
+        self.settings = settings
+        self.on_commit = on_commit
+        self.on_progress = on_progress
+        self.batch_texts = batch_texts
+        self._tally = _Tally()
+        self._pending: list[_Pending] = []
+        self._files_done = 0
+        self._files_total = 0
+
+    # -- entry points --------------------------------------------------------------------------
+
+    def index_paths(
+        self,
+        paths: Sequence[Path],
+        *,
+        include: Sequence[str] = (),
+        exclude: Sequence[str] = (),
+        skip_dirs: Sequence[Path] = (),
+    ) -> IndexReport:
+        """Bring the index up to date with files under `paths` (folders or single files)."""
+        started = time.perf_counter()
+        interrupted = False
+        try:
+            plans = [self._plan(Path(p), include, exclude, skip_dirs) for p in paths]
+            self._files_total = sum(len(changed) for _, changed in plans)
+            for existing, changed in plans:
+                for source in changed:
+                    self._process_file(source, existing.get(source.relpath))
+                    if self._pending_texts() >= self.batch_texts:
+                        self._flush()
+            self._flush()
+        except KeyboardInterrupt:
+            interrupted = True
+        return self._report(time.perf_counter() - started, interrupted)
+
+    def add_texts(self, items: Sequence[TextItem]) -> IndexReport:
+        """Insert or replace caller-supplied texts, keyed by their ids."""
+        started = time.perf_counter()
+        self._files_total = len(items)
+        for item in items:
+            data = item.text.encode("utf-8")
+            sha = hashlib.sha256(data).hexdigest()
+            existing = self.store.document("", item.id)
+            if existing is not None and existing.sha256 == sha:
+                self._tally.unchanged += 1
+                continue
+            document = extract_text(item.text)
+            document = Document(
+                text=document.text, title=item.title or document.title, extractor=document.extractor,
+                headings=document.headings, source_lines=document.source_lines, metadata=dict(item.metadata),
+            )
+            self._queue(("", item.id), "text", len(data), 0, sha, document, item.id, existing is not None)
+            if self._pending_texts() >= self.batch_texts:
+                self._flush()
+        self._flush()
+        return self._report(time.perf_counter() - started, False)
+
+    # -- planning ------------------------------------------------------------------------------
+
+    def _plan(self, path: Path, include, exclude, skip_dirs):
+        """Walk one path; delete vanished documents; return (stored docs, files needing work)."""
+        if not path.exists():
+            self._fail(str(path), "no such file or directory", advance=False)
+            return {}, []
+        is_folder = path.is_dir()
+        root = str(path.resolve() if is_folder else path.resolve().parent)
+        existing = self.store.documents_under(root)
+        seen: set[str] = set()
+        changed: list[SourceFile] = []
+        for item in walk(path, include=include, exclude=exclude, skip_dirs=skip_dirs):
+            if isinstance(item, WalkSkip):
+                self._fail(item.problem.path, item.problem.reason, advance=False)
+                continue
+            seen.add(item.relpath)
+            stored = existing.get(item.relpath)
+            if stored is not None and stored.size == item.size and stored.mtime_ns == item.mtime_ns:
+                self._tally.unchanged += 1
+            else:
+                changed.append(item)
+        if is_folder:
+            vanished = [doc.id for relpath, doc in existing.items() if relpath not in seen]
+            if vanished:
+                self.on_commit(self.store.delete_documents(vanished))
+                self._tally.removed += len(vanished)
+        return existing, changed
+
+    def _process_file(self, source: SourceFile, stored) -> None:
+        display = str(source.path)
+        try:
+            data = source.path.read_bytes()
+        except OSError as exc:
+            self._fail(display, f"cannot read: {exc.strerror or exc}")
+            return
+        sha = hashlib.sha256(data).hexdigest()
+        if stored is not None and stored.sha256 == sha:
+            self.store.update_stat(stored.id, source.size, source.mtime_ns)
+            self._tally.unchanged += 1
+            self._advance(display)
+            return
+        try:
+            document = extract(source)
+        except ExtractError as exc:
+            self._fail(display, str(exc))
+            self._forget(stored)
+            return
+        if not document.text.strip():
+            self._skip(display, "empty: no text to index")
+            self._forget(stored)
+            return
+        self._queue((str(source.root), source.relpath), "file", source.size, source.mtime_ns, sha, document,
+                    display, stored is not None)
+
+    def _queue(self, key, kind, size, mtime_ns, sha, document, display, existed) -> None:
+        budget = self.settings.max_tokens
+        pieces = chunk(document, max_tokens=budget, overlap_tokens=self.settings.overlap_tokens)
+        self._pending.append(_Pending(key, kind, size, mtime_ns, sha, document, pieces, budget, display, existed))
+
+    def _forget(self, stored) -> None:
+        """A previously indexed file that now fails or is empty: its old chunks must not linger."""
+        if stored is not None:
+            self.on_commit(self.store.delete_documents([stored.id]))
+
+    # -- embedding and committing --------------------------------------------------------------
+
+    def _pending_texts(self) -> int:
+        return sum(len(p.chunks) for p in self._pending)
+
+    def _flush(self) -> None:
+        if not self._pending:
+            return
+        batch, self._pending = self._pending, []
+        vectors_by_hash, batch = self._vectors_for(batch)
+        documents = []
+        for pending in batch:
+            texts = [embed_text(c) for c in pending.chunks]
+            hashes = tuple(text_hash(t) for t in texts)
+            vectors = (
+                np.stack([vectors_by_hash[h] for h in hashes]) if hashes else np.zeros((0, 1), np.float32)
+            )
+            root, relpath = pending.key
+            documents.append(
+                NewDocument(
+                    root=root, relpath=relpath, kind=pending.kind, size=pending.size, mtime_ns=pending.mtime_ns,
+                    sha256=pending.sha256, title=pending.document.title, extractor=pending.document.extractor,
+                    metadata=pending.document.metadata, chunks=tuple(pending.chunks), text_hashes=hashes,
+                    vectors=vectors,
+                )
+            )
+        result = self.store.write_documents(documents)
+        self.on_commit(result)
+        for pending in batch:
+            if pending.existed:
+                self._tally.updated += 1
+            else:
+                self._tally.added += 1
+            self._advance(pending.display)
+
+    def _vectors_for(self, batch: list[_Pending]) -> tuple[dict[str, np.ndarray], list[_Pending]]:
+        """Vectors for every chunk of the batch: cached ones reused, the rest embedded.
+
+        A text the model rejects as too long (our token count is an estimate) makes its document
+        be chunked again with half the budget, until it fits; text is never dropped or cut.
+        """
+        while True:
+            texts_by_hash: dict[str, str] = {}
+            for pending in batch:
+                for piece in pending.chunks:
+                    text = embed_text(piece)
+                    texts_by_hash.setdefault(text_hash(text), text)
+            found = self.store.cached_vectors(texts_by_hash)
+            missing = [h for h in texts_by_hash if h not in found]
+            reused = sum(
+                1 for pending in batch for piece in pending.chunks if text_hash(embed_text(piece)) in found
+            )
+            try:
+                embedded = self.embedder.embed([texts_by_hash[h] for h in missing], "document")
+            except InputTooLongError as exc:
+                if exc.index is None:
+                    raise
+                batch = self._rechunk_offender(batch, texts_by_hash[missing[exc.index]])
+                continue
+            found.update(zip(missing, embedded))
+            self._tally.embedded += len(missing)
+            self._tally.reused += reused
+            return found, batch
+
+    def _rechunk_offender(self, batch: list[_Pending], text: str) -> list[_Pending]:
+        kept = []
+        for pending in batch:
+            if any(embed_text(piece) == text for piece in pending.chunks):
+                budget = pending.max_tokens // 2
+                if budget < _MIN_SPLIT_TOKENS:
+                    self._fail(pending.display, "a passage is longer than the model's context even when split")
+                    continue
+                pending.chunks = chunk(pending.document, max_tokens=budget,
+                                       overlap_tokens=min(self.settings.overlap_tokens, budget // 4))
+                pending.max_tokens = budget
+            kept.append(pending)
+        return kept
+
+    # -- reporting -----------------------------------------------------------------------------
+
+    def _fail(self, path: str, reason: str, *, advance: bool = True) -> None:
+        self._tally.failed += 1
+        self._tally.problems.append(FileProblem(path, reason))
+        if advance:
+            self._advance(path)
+
+    def _skip(self, path: str, reason: str) -> None:
+        self._tally.skipped += 1
+        self._tally.problems.append(FileProblem(path, reason))
+        self._advance(path)
+
+    def _advance(self, path: str) -> None:
+        self._files_done += 1
+        if self.on_progress is not None:
+            self.on_progress(
+                Progress(self._files_done, self._files_total, path, self._tally.embedded, self._tally.reused)
+            )
+
+    def _report(self, seconds: float, interrupted: bool) -> IndexReport:
+        t = self._tally
+        return IndexReport(
+            files_added=t.added, files_updated=t.updated, files_unchanged=t.unchanged, files_removed=t.removed,
+            files_failed=t.failed, files_skipped=t.skipped, chunks_embedded=t.embedded, chunks_reused=t.reused,
+            chunks_total=self.store.counts()[1], seconds=seconds, problems=tuple(t.problems),
+            interrupted=interrupted,
+        )

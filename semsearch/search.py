@@ -1,0 +1,110 @@
+"""Query → candidates (vector, keyword or both) → fusion → Hits.
+
+Vector candidates come from FAISS with the query embedded using the index's recorded preset;
+keyword candidates from FTS5 bm25 over CJK-aware terms; hybrid fuses both lists with reciprocal
+rank fusion (DESIGN §6). Filters restrict candidates inside retrieval (FAISS IDSelector, SQL
+WHERE), never after a global top-k, so a filter that matches ≥ k chunks yields k hits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+from semsearch.embed.base import Embedder
+from semsearch.errors import ConfigError
+from semsearch.store import ChunkRow, Store
+from semsearch.types import Hit
+from semsearch.vectors import VectorIndex
+
+Mode = Literal["vector", "keyword", "hybrid"]
+MODES: tuple[str, ...] = ("vector", "keyword", "hybrid")
+RRF_K = 60
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A chunk id with the score that ranked it."""
+
+    chunk_id: int
+    score: float
+
+
+def rrf(*ranked_lists: Sequence[Candidate], k: int = RRF_K) -> list[Candidate]:
+    """Reciprocal rank fusion: score = Σ 1/(k + rank), rank starting at 1."""
+    fused: dict[int, float] = {}
+    for ranked in ranked_lists:
+        for rank, candidate in enumerate(ranked, start=1):
+            fused[candidate.chunk_id] = fused.get(candidate.chunk_id, 0.0) + 1.0 / (k + rank)
+    return [Candidate(cid, score) for cid, score in sorted(fused.items(), key=lambda item: -item[1])]
+
+
+def vector_candidates(
+    vectors: VectorIndex, query_vector: np.ndarray, limit: int, allowed_ids: np.ndarray | None
+) -> list[Candidate]:
+    scores, ids = vectors.search(query_vector, limit, allowed_ids)
+    return [Candidate(int(i), float(s)) for s, i in zip(scores, ids)]
+
+
+def keyword_candidates(store: Store, query: str, limit: int, allowed_ids: np.ndarray | None) -> list[Candidate]:
+    return [Candidate(cid, score) for cid, score in store.keyword_search(query, limit, allowed_ids)]
+
+
+def search(
+    store: Store,
+    vectors: VectorIndex,
+    embedder: Embedder,
+    query: str,
+    *,
+    k: int = 10,
+    mode: str = "vector",
+    paths: Sequence[str] = (),
+    where: dict[str, Any] | None = None,
+    candidates: int | None = None,
+) -> list[Hit]:
+    """The top `k` hits for `query`.
+
+    `paths` are globs over document paths (relative to their indexed folder, or absolute);
+    `where` is an exact-match filter on document metadata. Raises ConfigError for a bad mode or k.
+    """
+    if mode not in MODES:
+        raise ConfigError(f"unknown search mode {mode!r}: choose one of {', '.join(MODES)}")
+    if k < 1:
+        raise ConfigError(f"k must be at least 1, not {k}")
+    if not query.strip():
+        raise ConfigError("the query is empty")
+    allowed = store.chunk_ids_where(paths, where) if (paths or where) else None
+    pool = max(candidates or 0, k, 50 if mode == "hybrid" else k)
+    lists: list[list[Candidate]] = []
+    if mode in ("vector", "hybrid"):
+        query_vector = embedder.embed([query], "query")[0]
+        lists.append(vector_candidates(vectors, query_vector, pool, allowed))
+    if mode in ("keyword", "hybrid"):
+        lists.append(keyword_candidates(store, query, pool, allowed))
+    ranked = rrf(*lists) if mode == "hybrid" else lists[0]
+    return to_hits(store, ranked[:k])
+
+
+def to_hits(store: Store, ranked: Sequence[Candidate]) -> list[Hit]:
+    """Join candidates with their chunk rows, keeping order; ids deleted meanwhile are dropped."""
+    rows = store.chunks([c.chunk_id for c in ranked])
+    hits: list[Hit] = []
+    for candidate in ranked:
+        row = rows.get(candidate.chunk_id)
+        if row is None:
+            continue
+        hits.append(_hit(row, rank=len(hits) + 1, score=candidate.score))
+    return hits
+
+
+def _hit(row: ChunkRow, *, rank: int, score: float) -> Hit:
+    is_file = row.kind == "file"
+    path = f"{row.root.rstrip('/')}/{row.relpath}" if is_file else row.relpath
+    return Hit(
+        rank=rank, score=score, text=row.text, path=path, document_id=row.document_id, chunk_id=row.chunk_id,
+        line_start=row.line_start, line_end=row.line_end, char_start=row.char_start, char_end=row.char_end,
+        heading_path=row.heading_path, metadata=row.metadata, title=row.title, is_file=is_file,
+    )

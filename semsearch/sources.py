@@ -1,0 +1,103 @@
+"""Walk folders into SourceFiles: include/exclude globs, skipping hidden, VCS, index and junk directories.
+
+Symlinked directories are followed once (a visited set of (device, inode) stops loops). Files
+with a supported suffix are candidates; with `--include` globs, any matching file is a candidate.
+Binary detection happens at extraction, where the bytes are read anyway.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from semsearch.extract import is_supported
+from semsearch.types import FileProblem, SourceFile
+
+SKIPPED_DIRECTORIES = frozenset({"node_modules", "__pycache__", "site-packages", "venv", "CVS", "_darcs"})
+
+
+@dataclass(frozen=True)
+class WalkSkip:
+    """A file the walk passed over, with the reason (reported as skipped, not failed)."""
+
+    problem: FileProblem
+
+
+def matches(relpath: str, globs: Sequence[str]) -> bool:
+    """Whether a POSIX relative path matches any glob.
+
+    A glob without `/` matches the file name at any depth (`*.md`); a glob with `/` matches the
+    whole relative path, with `**/` also matching zero directories (`docs/**/*.md`).
+    """
+    name = relpath.rsplit("/", 1)[-1]
+    for glob in globs:
+        if "/" not in glob:
+            if fnmatch.fnmatchcase(name, glob):
+                return True
+            continue
+        candidates = {glob, glob.replace("**/", "")}
+        if any(fnmatch.fnmatchcase(relpath, g) for g in candidates):
+            return True
+        if glob.endswith("/**") and (relpath + "/").startswith(glob[:-2]):
+            return True
+    return False
+
+
+def walk(
+    root: Path,
+    *,
+    include: Sequence[str] = (),
+    exclude: Sequence[str] = (),
+    skip_dirs: Sequence[Path] = (),
+) -> Iterator[SourceFile | WalkSkip]:
+    """Yield the candidate files under `root` (a folder or a single file), sorted for stable runs.
+
+    `skip_dirs` are absolute directories never entered (the index directory itself).
+    """
+    root = root.resolve()
+    if root.is_file():
+        stat = root.stat()
+        yield SourceFile(path=root, root=root.parent, relpath=root.name, size=stat.st_size, mtime_ns=stat.st_mtime_ns)
+        return
+    skip = {os.path.realpath(p) for p in skip_dirs}
+    visited: set[tuple[int, int]] = set()
+    for directory, dirnames, filenames in os.walk(root, followlinks=True, onerror=None):
+        try:
+            stat = os.stat(directory)
+        except OSError:
+            dirnames[:] = []
+            continue
+        key = (stat.st_dev, stat.st_ino)
+        if key in visited or os.path.realpath(directory) in skip:
+            dirnames[:] = []
+            continue
+        visited.add(key)
+        dirnames[:] = sorted(
+            d for d in dirnames
+            if not d.startswith(".") and d not in SKIPPED_DIRECTORIES
+            and os.path.realpath(os.path.join(directory, d)) not in skip
+        )
+        for filename in sorted(filenames):
+            if filename.startswith("."):
+                continue
+            path = Path(directory, filename)
+            relpath = path.relative_to(root).as_posix()
+            if exclude and matches(relpath, exclude):
+                continue
+            if include:
+                if not matches(relpath, include):
+                    continue
+            elif not is_supported(path):
+                continue
+            try:
+                file_stat = path.stat()
+            except OSError as exc:
+                yield WalkSkip(FileProblem(str(path), f"cannot read: {exc.strerror or exc}"))
+                continue
+            if not path.is_file():
+                continue
+            yield SourceFile(path=path, root=root, relpath=relpath, size=file_stat.st_size,
+                             mtime_ns=file_stat.st_mtime_ns)
