@@ -205,7 +205,7 @@ class Ingester:
             self._advance(display)
             return
         try:
-            document = extract(source)
+            document = extract(source, data=data)
         except ExtractError as exc:
             self._fail(display, str(exc))
             self._forget(stored)
