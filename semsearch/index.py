@@ -139,7 +139,7 @@ class Index:
         if self._embedder is None:
             meta = self._store.meta()
             if "model" in meta:
-                preset = Preset(meta["preset"], meta["query_template"], meta["document_template"], meta["task"])
+                preset = _recorded_preset(meta)
                 info = EmbedderInfo(meta["provider"], meta["model"], int(meta["dimensions"]),
                                     int(meta["context_length"]), preset)
                 self._embedder = make_embedder(
@@ -348,8 +348,8 @@ class Index:
             provider=meta.get("provider", ""),
             model=meta.get("model", ""),
             dimensions=int(meta.get("dimensions", 0) or 0),
-            query_instruction=meta.get("query_template", "").replace("{task}", meta.get("task", "")),
-            document_prefix=meta.get("document_template", "").replace("{text}", ""),
+            query_instruction=_recorded_preset(meta).query_instruction,
+            document_prefix=_recorded_preset(meta).format_document(""),
             chunk_tokens=int(meta.get("chunk_tokens", 0) or 0),
             chunk_overlap=int(meta.get("chunk_overlap", 0) or 0),
             documents=documents,
@@ -362,6 +362,11 @@ class Index:
             in_sync=self._stamp_ok(meta, chunks) or (chunks == 0 and "faiss_generation" not in meta),
             schema_version=int(meta.get("schema_version", SCHEMA_VERSION)),
         )
+
+
+def _recorded_preset(meta: dict[str, str]) -> Preset:
+    return Preset(meta.get("preset", "none"), meta.get("query_template", "{text}"),
+                  meta.get("document_template", "{text}"), meta.get("task", ""))
 
 
 def _model_key(model: str) -> tuple[str, str]:

@@ -34,8 +34,8 @@ class Preset:
 
     @property
     def query_instruction(self) -> str:
-        """The query template with the task filled in, as shown by `status`."""
-        return self.query_template.replace("{task}", self.task)
+        """What is put before a query (the template with the task filled in), as `status` shows it."""
+        return self.query_template.replace("{task}", self.task).replace("{text}", "")
 
 
 PRESETS: dict[str, Preset] = {
