@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from semsearch.extract.text import line_offsets
 from semsearch.types import Document, Heading
 
 __all__ = ["parse_markdown"]
@@ -22,12 +23,7 @@ def parse_markdown(text: str, name: str = "") -> Document:
 
     Title: the front matter `title:` if present, else the first level-1 heading, else `name`.
     """
-    lines = text.split("\n")
-    offsets = []
-    offset = 0
-    for line in lines:
-        offsets.append(offset)
-        offset += len(line) + 1
+    lines, offsets = line_offsets(text)
 
     headings: list[Heading] = []
     front_title = ""
