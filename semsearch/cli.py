@@ -96,7 +96,7 @@ def cli() -> None:
 # -- index -----------------------------------------------------------------------------------
 
 @cli.command("index")
-@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @index_option
 @click.option("-m", "--model", default=None, help="Embedding model for a new index [default: qwen3-embedding:0.6b].")
 @click.option("--include", multiple=True, metavar="GLOB", help="Only index files matching GLOB (repeatable).")
