@@ -112,6 +112,7 @@ class ChunkRow:
     kind: str
     title: str
     metadata: dict[str, Any]
+    ordinal: int = -1  # position of the chunk in its document (set by `chunk_neighbourhood`)
 
 
 @dataclass(frozen=True)
@@ -369,6 +370,34 @@ class Store:
                     chunk_id=r[0], document_id=r[1], text=r[2], char_start=r[3], char_end=r[4],
                     line_start=r[5], line_end=r[6], heading_path=tuple(json.loads(r[7])), root=r[8],
                     relpath=r[9], kind=r[10], title=r[11], metadata=json.loads(r[12]),
+                )
+        return out
+
+    def chunk_neighbourhood(self, chunk_ids: Sequence[int], radius: int) -> dict[int, ChunkRow]:
+        """The given chunks and those of the same document within `radius` ordinals of one, by id.
+
+        Rows carry their `ordinal`, so callers can tell which chunks are adjacent; ids that no
+        longer exist are absent.
+        """
+        out: dict[int, ChunkRow] = {}
+        ids = list(dict.fromkeys(int(i) for i in chunk_ids))
+        radius = max(0, int(radius))
+        for start in range(0, len(ids), 500):
+            part = ids[start : start + 500]
+            marks = ",".join("?" * len(part))
+            rows = self._query(
+                "SELECT DISTINCT c.id, c.document_id, c.text, c.char_start, c.char_end, c.line_start, c.line_end, "
+                "c.heading_path, d.root, d.relpath, d.kind, d.title, d.metadata, c.ordinal "
+                "FROM chunks h JOIN chunks c ON c.document_id = h.document_id "
+                "AND c.ordinal BETWEEN h.ordinal - ? AND h.ordinal + ? "
+                f"JOIN documents d ON d.id = c.document_id WHERE h.id IN ({marks})",
+                [radius, radius, *part],
+            )
+            for r in rows:
+                out[r[0]] = ChunkRow(
+                    chunk_id=r[0], document_id=r[1], text=r[2], char_start=r[3], char_end=r[4],
+                    line_start=r[5], line_end=r[6], heading_path=tuple(json.loads(r[7])), root=r[8],
+                    relpath=r[9], kind=r[10], title=r[11], metadata=json.loads(r[12]), ordinal=r[13],
                 )
         return out
 
