@@ -8,7 +8,10 @@ the FAISS stamp and rebuilds from SQLite when it is stale, missing or truncated.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,6 +20,7 @@ from typing import Any, Iterator
 import filelock
 
 from semsearch.embed import DEFAULT_MODEL, Preset, custom_preset, make_embedder, preset_for_model, provider_of
+from semsearch.context import DEFAULT_MAX_TOKENS, DEFAULT_NEIGHBOURS, Context, assemble, check_budget
 from semsearch.embed.base import Embedder, EmbedderInfo
 from semsearch.errors import IndexLockedError, IndexMismatchError, IndexNotFoundError
 from semsearch.ingest import DEFAULT_BATCH_TEXTS, ChunkSettings, Ingester, Progress
@@ -27,6 +31,9 @@ from semsearch.vectors import FAISS_NAME, VectorIndex
 
 DEFAULT_INDEX_DIR = ".semsearch"
 LOCK_NAME = "write.lock"
+# Worker threads behind asearch/acontext: Ollama embeds one request at a time, so more in flight
+# only queue there; a bound gives backpressure to a busy web app instead of a thread per call.
+DEFAULT_ASYNC_WORKERS = 16
 
 
 class Index:
@@ -50,6 +57,9 @@ class Index:
         self._vectors_lock = threading.Lock()
         self._write_lock = filelock.FileLock(str(path / LOCK_NAME), timeout=0)
         self.repaired: str | None = None  # set when opening found FAISS stale and rebuilt it
+        self.async_workers = DEFAULT_ASYNC_WORKERS
+        self._async_pool: ThreadPoolExecutor | None = None
+        self._async_pool_lock = threading.Lock()
 
     # -- opening -------------------------------------------------------------------------------
 
@@ -66,7 +76,8 @@ class Index:
         chunk_tokens: int | None = None,
         chunk_overlap: int | None = None,
         timeout: float | None = None,
-        keep_alive: str | None = None,
+        keep_alive: str | float | None = None,
+        dimensions: int | None = None,
     ) -> Index:
         """Open the index at `path`, creating the directory if `create` and it does not exist.
 
@@ -74,7 +85,10 @@ class Index:
         index was built with, else IndexMismatchError names both. `embedder` may be passed instead
         (any object with `info()` and `embed(texts, kind)`), e.g. a test double or a custom provider.
         `query_instruction` overrides the preset's task for instruction-style models, or the whole
-        query prefix for others.
+        query prefix for others. `dimensions` asks a new index for shorter (Matryoshka) vectors:
+        Ollama's `dimensions` request field, cut and re-normalised on our side when a server
+        ignores it; it is recorded and used for every later query. `keep_alive` (e.g. "10m", or
+        seconds) is sent to Ollama with every request.
         """
         path = Path(path).expanduser()
         db_path = path / DB_NAME
@@ -96,7 +110,16 @@ class Index:
                     f"not {model} — search it with -m {recorded}, or use another --index for {model}, "
                     "or delete the index directory to rebuild it with the new model"
                 )
+            if dimensions is not None and dimensions != int(meta["dimensions"]):
+                store.close()
+                raise IndexMismatchError(
+                    f"the index at {path} holds {meta['dimensions']}-dimension vectors of {recorded}, "
+                    f"not {dimensions} — leave out --dimensions to use it, or use another --index for "
+                    f"{dimensions} dimensions"
+                )
         options: dict[str, Any] = {"host": ollama_host}
+        if dimensions is not None:
+            options["dimensions"] = dimensions
         if timeout is not None:
             options["timeout"] = timeout
         if keep_alive is not None:
@@ -122,6 +145,8 @@ class Index:
         return "model" in self._store.meta()
 
     def close(self) -> None:
+        if self._async_pool is not None:
+            self._async_pool.shutdown(wait=True, cancel_futures=True)
         if self._embedder is not None and hasattr(self._embedder, "close"):
             self._embedder.close()
         self._store.close()
@@ -142,9 +167,12 @@ class Index:
                 preset = _recorded_preset(meta)
                 info = EmbedderInfo(meta["provider"], meta["model"], int(meta["dimensions"]),
                                     int(meta["context_length"]), preset)
+                options = {key: value for key, value in self._embedder_options.items() if key != "dimensions"}
+                if int(meta.get("dimensions_requested", 0) or 0):
+                    options["dimensions"] = int(meta["dimensions_requested"])
                 self._embedder = make_embedder(
                     _qualified(meta["provider"], meta["model"]), preset=preset, num_ctx=int(meta["num_ctx"]),
-                    known_info=info, **self._embedder_options,
+                    known_info=info, **options,
                 )
             else:
                 model = self._requested_model or DEFAULT_MODEL
@@ -170,6 +198,8 @@ class Index:
             "provider": info.provider,
             "model": info.model,
             "dimensions": info.dimensions,
+            # Matryoshka truncation asked for at creation: queries must ask for it too.
+            "dimensions_requested": getattr(embedder, "dimensions", None) or 0,
             "context_length": info.context_length,
             "num_ctx": num_ctx,
             "preset": info.preset.name,
@@ -337,6 +367,43 @@ class Index:
             return []
         return run_search(self._store, self.vectors(), self.embedder(), query, k=k, mode=mode, paths=paths,
                           where=where)
+
+    def context(
+        self,
+        query: str,
+        *,
+        max_tokens: int = DEFAULT_MAX_TOKENS,
+        k: int = 10,
+        mode: str = "vector",
+        neighbours: int = DEFAULT_NEIGHBOURS,
+        **search_options: Any,
+    ) -> Context:
+        """A prompt-ready block of the best passages for `query` within `max_tokens` (see `semsearch.context`).
+
+        The `k` hits of `search(query, k=k, mode=mode, **search_options)` are packed best first,
+        adjacent chunks merged and up to `neighbours` chunks on each side of a hit added while
+        they fit; the block is never over `max_tokens` estimated tokens.
+        """
+        check_budget(max_tokens, neighbours)
+        hits = self.search(query, k=k, mode=mode, **search_options)
+        return assemble(query, hits, self._store, max_tokens=max_tokens, neighbours=neighbours)
+
+    async def asearch(self, query: str, **options: Any) -> list[Hit]:
+        """`search` for asyncio code: runs in a bounded worker pool, so the event loop never waits on Ollama."""
+        return await self._in_worker(self.search, query, **options)
+
+    async def acontext(self, query: str, **options: Any) -> Context:
+        """`context` for asyncio code: runs in a bounded worker pool, so the event loop never waits on Ollama."""
+        return await self._in_worker(self.context, query, **options)
+
+    async def _in_worker(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        # One pool covers every blocking step of a search (embedding and reranking HTTP, SQLite,
+        # the FAISS scan, which releases the GIL), so the async path is the sync one by construction.
+        with self._async_pool_lock:
+            if self._async_pool is None:
+                self._async_pool = ThreadPoolExecutor(self.async_workers, thread_name_prefix="semsearch-async")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._async_pool, functools.partial(fn, *args, **kwargs))
 
     def status(self) -> IndexStatus:
         """What the index holds and whether FAISS agrees with SQLite; never calls the embedder."""

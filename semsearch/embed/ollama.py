@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -18,9 +19,10 @@ import numpy as np
 import ollama
 from ollama._client import _parse_host  # the client's own OLLAMA_HOST parsing, so we agree with it
 
-from semsearch.embed.base import BaseEmbedder, EmbedderInfo
+from semsearch.embed.base import BaseEmbedder, EmbedderInfo, truncate_dimensions
 from semsearch.embed.presets import Preset, preset_for_model
 from semsearch.errors import (
+    ConfigError,
     EmbedderError,
     EmbedderTimeoutError,
     EmbedderUnavailableError,
@@ -33,6 +35,28 @@ from semsearch.types import EmbedKind
 DEFAULT_MODEL = "qwen3-embedding:0.6b"
 DEFAULT_HOST = "http://127.0.0.1:11434"
 _RETRY_STATUSES = frozenset({500, 502, 503, 504})
+
+
+_DURATION = re.compile(r"-?(\d+(\.\d*)?(ns|us|µs|ms|s|m|h))+")
+
+
+def parse_keep_alive(value: str | float | None) -> str | float | None:
+    """Ollama's `keep_alive` from user text: seconds as a number ("300", "-1") or a duration ("10m", "1h30m").
+
+    Raises ConfigError for anything Ollama would reject, before a request is sent.
+    """
+    if value is None or isinstance(value, (int, float)):
+        return value
+    text = value.strip()
+    try:
+        number = float(text)
+    except ValueError:
+        if _DURATION.fullmatch(text):
+            return text
+        raise ConfigError(
+            f"keep-alive {value!r} is not a duration — use seconds (300, -1 for always) or e.g. 10m, 1h"
+        ) from None
+    return int(number) if number.is_integer() else number
 
 
 def resolve_host(host: str | None) -> str:
@@ -123,6 +147,7 @@ class OllamaEmbedder(BaseEmbedder):
         dims = self.info().dimensions
         parts = [self._embed_batch(texts[i : i + self.batch_size]) for i in range(0, len(texts), self.batch_size)]
         vectors = np.concatenate(parts, axis=0) if parts else np.zeros((0, dims), dtype=np.float32)
+        vectors = truncate_dimensions(vectors, self.dimensions)  # a server that ignored `dimensions`
         if vectors.shape != (len(texts), dims):
             raise EmbedderError(
                 f"Ollama returned vectors of shape {vectors.shape} for {len(texts)} texts of "
