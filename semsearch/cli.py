@@ -87,6 +87,22 @@ def timeout_option(fn):
     )(fn)
 
 
+def _keep_alive(ctx, param, value):
+    from semsearch.embed.ollama import parse_keep_alive
+
+    try:
+        return parse_keep_alive(value)
+    except SemsearchError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def keep_alive_option(fn):
+    return click.option(
+        "--keep-alive", metavar="DURATION", default=None, callback=_keep_alive,
+        help="How long Ollama keeps the model loaded after each request (e.g. 10m, 1h; seconds; -1 = always).",
+    )(fn)
+
+
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="semsearch")
 def cli() -> None:
@@ -108,14 +124,18 @@ def cli() -> None:
               help="Chunk budget in estimated tokens for a new index [default: 400].")
 @click.option("--batch", type=click.IntRange(min=1), default=64, show_default=True,
               help="Texts per embedding batch; each batch is committed, so an interruption loses at most one.")
+@click.option("--dimensions", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Shorter (Matryoshka) vectors for a new index, e.g. 256 [default: the model's size].")
 @host_option
 @timeout_option
+@keep_alive_option
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def index_command(paths, index_dir, model, include, exclude, pull, query_instruction, chunk_tokens, batch,
-                  ollama_host, timeout, as_json) -> None:
+                  dimensions, ollama_host, timeout, keep_alive, as_json) -> None:
     """Index folders (or files): add new, update changed, remove vanished files."""
     with Index.open(find_index(index_dir, for_writing=True), model=model, ollama_host=ollama_host,
-                    query_instruction=query_instruction, chunk_tokens=chunk_tokens, timeout=timeout) as index:
+                    query_instruction=query_instruction, chunk_tokens=chunk_tokens, timeout=timeout,
+                    dimensions=dimensions, keep_alive=keep_alive) as index:
         if pull:
             _pull_if_missing(index)
         with _ProgressBar() as bar:
@@ -214,11 +234,12 @@ def _print_report(report: IndexReport, paths) -> None:
 @click.option("-m", "--model", default=None, help="Fail unless the index was built with this model.")
 @host_option
 @timeout_option
+@keep_alive_option
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array of hits.")
-def search_command(query, index_dir, k, mode, paths, model, ollama_host, timeout, as_json) -> None:
+def search_command(query, index_dir, k, mode, paths, model, ollama_host, timeout, keep_alive, as_json) -> None:
     """Search the index for QUERY and print the best passages."""
     with Index.open(find_index(index_dir, for_writing=False), create=False, model=model,
-                    ollama_host=ollama_host, timeout=timeout) as index:
+                    ollama_host=ollama_host, timeout=timeout, keep_alive=keep_alive) as index:
         hits = index.search(query, k=k, mode=mode, paths=paths)
         if index.repaired:
             click.echo(index.repaired, err=True)
@@ -247,6 +268,83 @@ def _print_hit(hit: Hit) -> None:
     click.echo(header)
     passage = " ".join(hit.text.split())
     click.echo(textwrap.indent(textwrap.shorten(passage, width=240, placeholder=" …"), "    "))
+
+
+# -- context, serve, mcp ---------------------------------------------------------------------
+
+@cli.command("context")
+@click.argument("query")
+@index_option
+@click.option("--max-tokens", type=click.IntRange(min=1), default=2000, show_default=True,
+              help="Budget for the whole block, citation lines included (the chunker's token estimate).")
+@click.option("-k", "--top", "k", type=click.IntRange(min=1, max=1000), default=10, show_default=True,
+              help="Number of search hits to pack.")
+@click.option("--mode", type=click.Choice(MODES), default="vector", show_default=True,
+              help="Vector (meaning), keyword (FTS5 bm25) or hybrid (both, fused).")
+@click.option("--neighbours", type=click.IntRange(min=0, max=10), default=1, show_default=True,
+              help="Chunks on each side of a hit to add while they fit the budget.")
+@click.option("--path", "paths", multiple=True, metavar="GLOB", help="Only documents whose path matches GLOB.")
+@click.option("-m", "--model", default=None, help="Fail unless the index was built with this model.")
+@host_option
+@timeout_option
+@keep_alive_option
+@click.option("--json", "as_json", is_flag=True, help="Print the block and its sources as JSON.")
+def context_command(query, index_dir, max_tokens, k, mode, neighbours, paths, model, ollama_host, timeout,
+                    keep_alive, as_json) -> None:
+    """Print a prompt-ready block of cited passages for QUERY within --max-tokens."""
+    with Index.open(find_index(index_dir, for_writing=False), create=False, model=model,
+                    ollama_host=ollama_host, timeout=timeout, keep_alive=keep_alive) as index:
+        context = index.context(query, max_tokens=max_tokens, k=k, mode=mode, neighbours=neighbours, paths=paths)
+        if index.repaired:
+            click.echo(index.repaired, err=True)
+    if as_json:
+        _echo_json(context.to_dict())
+    elif not context.sources:
+        click.echo("No results.", err=True)
+    else:
+        click.echo(context.text)
+
+
+@cli.command("serve")
+@index_option
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on; anything but loopback exposes the index to the network.")
+@click.option("--port", type=click.IntRange(min=0, max=65535), default=8765, show_default=True,
+              help="Port to listen on (0 picks a free one).")
+@click.option("--token", envvar="SEMSEARCH_TOKEN", show_envvar=True, default=None,
+              help="Require `Authorization: Bearer TOKEN` on every request.")
+@click.option("-m", "--model", default=None, help="Embedding model for a new index [default: qwen3-embedding:0.6b].")
+@click.option("--dimensions", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Shorter (Matryoshka) vectors if the index is created by this server.")
+@click.option("--max-body", type=click.IntRange(min=1024), default=4 * 1024 * 1024, show_default=True,
+              metavar="BYTES", help="Largest request body accepted (larger ones get 413).")
+@host_option
+@timeout_option
+@keep_alive_option
+def serve_command(index_dir, host, port, token, model, dimensions, max_body, ollama_host, timeout,
+                  keep_alive) -> None:
+    """Serve search, context, status and text indexing as a JSON HTTP API (needs semsearch[serve])."""
+    from semsearch.serve import ServeSettings, run_server
+
+    settings = ServeSettings(
+        index_path=find_index(index_dir, for_writing=True), token=token or None, max_body=max_body, model=model,
+        dimensions=dimensions, ollama_host=ollama_host, timeout=timeout, keep_alive=keep_alive,
+    )
+    run_server(settings, host=host, port=port, announce=lambda url: click.echo(
+        f"semsearch serving {settings.index_path} on {url} (OpenAPI at {url}/docs)", err=True))
+
+
+@cli.command("mcp")
+@index_option
+@host_option
+@timeout_option
+@keep_alive_option
+def mcp_command(index_dir, ollama_host, timeout, keep_alive) -> None:
+    """Serve search and context as tools of a Model Context Protocol server on stdio (needs semsearch[mcp])."""
+    from semsearch.mcp_server import run_stdio
+
+    run_stdio(find_index(index_dir, for_writing=False), ollama_host=ollama_host, timeout=timeout,
+              keep_alive=keep_alive)
 
 
 # -- status and rebuild ----------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
     SemsearchError                      message says what happened and what to do next
     ├── ConfigError                     impossible options (bad glob, bad dimensions, ...)
+    │   └── MissingExtraError           an optional feature's extra is not installed
     ├── IndexError_                     problems with the index directory
     │   ├── IndexNotFoundError          no index where one was expected
     │   ├── IndexLockedError            another process is writing to the index
@@ -80,3 +81,20 @@ class EmbedderTimeoutError(EmbedderError):
 
 class ExtractError(SemsearchError):
     pass
+
+
+class MissingExtraError(ConfigError):
+    """An optional feature whose dependencies are not installed; the message names the extra."""
+
+
+def require_extra(module: str, extra: str, feature: str):
+    """Import `module` for `feature`, or raise MissingExtraError with the one-line install hint."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise MissingExtraError(
+            f"{feature} needs the {extra!r} extra, which is not installed — run "
+            f"`pip install 'semsearch[{extra}]'`"
+        ) from exc
