@@ -9,6 +9,7 @@
 
 __version__ = "0.1.0"
 
+from semsearch.context import Context, Source  # noqa: E402
 from semsearch.errors import (  # noqa: E402
     ConfigError,
     EmbedderError,
@@ -25,6 +26,7 @@ from semsearch.types import Chunk, Document, Hit, IndexReport, IndexStatus, Text
 __all__ = [
     "Chunk",
     "ConfigError",
+    "Context",
     "Document",
     "EmbedderError",
     "EmbedderUnavailableError",
@@ -37,6 +39,7 @@ __all__ = [
     "IndexStatus",
     "ModelNotFoundError",
     "SemsearchError",
+    "Source",
     "TextItem",
     "__version__",
 ]
