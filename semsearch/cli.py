@@ -291,10 +291,14 @@ def _print_hit(hit: Hit) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the block and its sources as JSON.")
 def context_command(query, index_dir, max_tokens, k, mode, neighbours, paths, model, ollama_host, timeout,
                     keep_alive, as_json) -> None:
-    """Print a prompt-ready block of cited passages for QUERY within --max-tokens."""
+    """Print a prompt-ready block of cited passages for QUERY within --max-tokens.
+
+    File citations are relative to the current directory when the file is inside it.
+    """
     with Index.open(find_index(index_dir, for_writing=False), create=False, model=model,
                     ollama_host=ollama_host, timeout=timeout, keep_alive=keep_alive) as index:
-        context = index.context(query, max_tokens=max_tokens, k=k, mode=mode, neighbours=neighbours, paths=paths)
+        context = index.context(query, max_tokens=max_tokens, k=k, mode=mode, neighbours=neighbours, paths=paths,
+                                relative_to=Path.cwd())
         if index.repaired:
             click.echo(index.repaired, err=True)
     if as_json:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from semsearch.chunking import estimate_tokens
@@ -39,7 +40,7 @@ class Source:
 
     number: int
     citation: str  # `path:line-line`, or the caller's id for texts added with add_texts
-    path: str
+    path: str  # absolute file path, or the caller's id
     text: str
     score: float  # the best score of the hits in the passage
     line_start: int
@@ -119,11 +120,17 @@ def assemble(
     *,
     max_tokens: int = DEFAULT_MAX_TOKENS,
     neighbours: int = DEFAULT_NEIGHBOURS,
+    relative_to: str | Path | None = None,
 ) -> Context:
-    """Pack `hits` (best first) and, budget permitting, their neighbouring chunks into a Context."""
+    """Pack `hits` (best first) and, budget permitting, their neighbouring chunks into a Context.
+
+    Citations show file paths relative to `relative_to` when a file lies inside it (keeps home
+    directories out of prompts), else absolute; `Source.path` is always absolute.
+    """
     check_budget(max_tokens, neighbours)
     rows = store.chunk_neighbourhood([hit.chunk_id for hit in hits], neighbours)
-    packer = _Packer(query, [hit for hit in hits if hit.chunk_id in rows], rows, max_tokens)
+    base = Path(relative_to).resolve() if relative_to is not None else None
+    packer = _Packer(query, [hit for hit in hits if hit.chunk_id in rows], rows, max_tokens, base)
     packer.take_hits()
     if packer.selected:
         packer.expand(neighbours)
@@ -141,8 +148,10 @@ class _Passage:
 class _Packer:
     """Chooses chunks greedily; every choice is checked by rendering and estimating the whole block."""
 
-    def __init__(self, query: str, hits: list[Hit], rows: dict[int, ChunkRow], max_tokens: int):
+    def __init__(self, query: str, hits: list[Hit], rows: dict[int, ChunkRow], max_tokens: int,
+                 relative_to: Path | None):
         self.query = query
+        self.relative_to = relative_to
         self.hits: list[Hit] = []
         for hit in hits:
             if hit.chunk_id not in {h.chunk_id for h in self.hits}:
@@ -249,12 +258,13 @@ class _Packer:
         truncated = any(r.chunk_id in cut for r in rows)
         if truncated:
             line_end = min(line_end, line_start + text.count("\n"))
+        shown = self._shown_path(best.path) if best.is_file else best.path
         if not best.is_file:
-            citation = best.path
+            citation = shown
         elif line_start == line_end:
-            citation = f"{best.path}:{line_start}"
+            citation = f"{shown}:{line_start}"
         else:
-            citation = f"{best.path}:{line_start}-{line_end}"
+            citation = f"{shown}:{line_start}-{line_end}"
         return Source(
             number=number, citation=citation, path=best.path, text=text,
             score=max(hit.score for hit in passage.hits), line_start=line_start, line_end=line_end,
@@ -263,6 +273,14 @@ class _Packer:
             document_id=best.document_id, heading_path=rows[0].heading_path, title=best.title,
             metadata=best.metadata, is_file=best.is_file, truncated=truncated,
         )
+
+    def _shown_path(self, path: str) -> str:
+        if self.relative_to is None:
+            return path
+        try:
+            return Path(path).relative_to(self.relative_to).as_posix()
+        except ValueError:
+            return path
 
     def context(self) -> Context:
         text, sources = self._render(self.selected, self.cut) if self.selected else ("", [])

@@ -376,17 +376,20 @@ class Index:
         k: int = 10,
         mode: str = "vector",
         neighbours: int = DEFAULT_NEIGHBOURS,
+        relative_to: str | Path | None = None,
         **search_options: Any,
     ) -> Context:
         """A prompt-ready block of the best passages for `query` within `max_tokens` (see `semsearch.context`).
 
         The `k` hits of `search(query, k=k, mode=mode, **search_options)` are packed best first,
         adjacent chunks merged and up to `neighbours` chunks on each side of a hit added while
-        they fit; the block is never over `max_tokens` estimated tokens.
+        they fit; the block is never over `max_tokens` estimated tokens. Citations show file paths
+        relative to `relative_to` when given and the file is inside it.
         """
         check_budget(max_tokens, neighbours)
         hits = self.search(query, k=k, mode=mode, **search_options)
-        return assemble(query, hits, self._store, max_tokens=max_tokens, neighbours=neighbours)
+        return assemble(query, hits, self._store, max_tokens=max_tokens, neighbours=neighbours,
+                        relative_to=relative_to)
 
     async def asearch(self, query: str, **options: Any) -> list[Hit]:
         """`search` for asyncio code: runs in a bounded worker pool, so the event loop never waits on Ollama."""

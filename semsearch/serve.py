@@ -18,10 +18,12 @@ SQLite (WAL: readers never wait for the writer) and reloads its vectors.
 from __future__ import annotations
 
 import hmac
+import json
 import socket
 import threading
 import time
 from collections.abc import Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -164,8 +166,6 @@ def create_app(settings: ServeSettings) -> GuardMiddleware:
     """The ASGI application for `settings` (opens the index; closed when the app shuts down)."""
     indexes = _Indexes(settings)
 
-    from contextlib import asynccontextmanager
-
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         yield
@@ -288,8 +288,6 @@ class GuardMiddleware:
 
 
 async def _send_json(send: Callable, status: int, payload: dict, extra_headers: list[tuple[bytes, bytes]]) -> None:
-    import json
-
     body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
                *extra_headers]

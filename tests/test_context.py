@@ -154,15 +154,19 @@ def test_added_texts_are_cited_by_their_id(tmp_path, ollama_server):
 def test_cli_prints_the_same_block(rag, ollama_server_session):
     index, corpus = rag
     query = "how to fix a flat bicycle tire"
-    expected = index.context(query, max_tokens=300, k=5, mode="hybrid")
+    expected = index.context(query, max_tokens=300, k=5, mode="hybrid", relative_to=corpus.parent)
     env = {key: value for key, value in os.environ.items() if key != "SEMSEARCH_INDEX"}
     args = [sys.executable, "-m", "semsearch", "context", query, "--max-tokens", "300", "-k", "5",
             "--mode", "hybrid", "-i", str(index.path), "--ollama-host", ollama_server_session.url]
-    plain = subprocess.run(args, capture_output=True, text=True, env=env, timeout=120)
+    plain = subprocess.run(args, capture_output=True, text=True, env=env, timeout=120, cwd=corpus.parent)
     assert plain.returncode == 0, plain.stderr
     assert plain.stdout == expected.text + "\n"
-    as_json = subprocess.run([*args, "--json"], capture_output=True, text=True, env=env, timeout=120)
+    first_line = plain.stdout.splitlines()[0]
+    assert first_line.startswith("[1] corpus/") and "flat-tire" in first_line  # cited relative to the cwd
+    as_json = subprocess.run([*args, "--json"], capture_output=True, text=True, env=env, timeout=120,
+                             cwd=corpus.parent)
     data = json.loads(as_json.stdout)
     assert data["text"] == expected.text and data["tokens"] == expected.tokens <= 300
     assert [s["citation"] for s in data["sources"]] == [s.citation for s in expected.sources]
     assert {"number", "path", "line_start", "line_end", "score", "chunk_ids", "text"} <= set(data["sources"][0])
+    assert Path(data["sources"][0]["path"]).is_absolute()

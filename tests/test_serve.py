@@ -136,9 +136,9 @@ def test_texts_are_added_searched_and_deleted(served):
 
 def test_readers_are_served_while_texts_are_indexed(served, ollama_server_session):
     client, _, _ = served
-    ollama_server_session.delay_per_text = 0.02  # ~1 s of embedding for the write below
+    ollama_server_session.delay_per_text = 0.04  # ~1 s of embedding for the write below
     texts = [{"id": f"bulk/{i}", "text": f"Maintenance note {i}: check the brake pads of bike number {i}."}
-             for i in range(48)]
+             for i in range(24)]
     outcome: dict[str, object] = {}
 
     def write() -> None:
@@ -156,10 +156,10 @@ def test_readers_are_served_while_texts_are_indexed(served, ollama_server_sessio
     finally:
         ollama_server_session.delay_per_text = 0.0
     assert outcome["response"].status_code == 200, outcome["response"].text
-    assert outcome["response"].json()["files_added"] == 48
-    assert len(statuses) >= 6 and set(statuses) == {200}
-    hits = client.post("/search", json={"query": "brake pads of bike number 7", "k": 48}).json()["hits"]
-    assert sum(hit["path"].startswith("bulk/") for hit in hits) == 48
+    assert outcome["response"].json()["files_added"] == 24
+    assert len(statuses) >= 4 and set(statuses) == {200}  # answered while the write was running
+    hits = client.post("/search", json={"query": "brake pads of bike number 7", "k": 24}).json()["hits"]
+    assert sum(hit["path"].startswith("bulk/") for hit in hits) == 24
 
 
 def test_binding_elsewhere_is_explicit(tmp_path, ollama_server):
