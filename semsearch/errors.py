@@ -22,6 +22,8 @@ SemsearchError to exit code 1 with its message and never shows a traceback.
 
 from __future__ import annotations
 
+import importlib
+
 
 class SemsearchError(Exception):
     """Base class: `str(error)` is a complete, user-facing sentence."""
@@ -89,8 +91,6 @@ class MissingExtraError(ConfigError):
 
 def require_extra(module: str, extra: str, feature: str):
     """Import `module` for `feature`, or raise MissingExtraError with the one-line install hint."""
-    import importlib
-
     try:
         return importlib.import_module(module)
     except ImportError as exc:
