@@ -40,7 +40,7 @@ from bisect import bisect_left
 from semsearch.errors import ConfigError
 from semsearch.types import Chunk, Document, Heading
 
-__all__ = ["chunk", "estimate_tokens"]
+__all__ = ["chunk", "cut_to_tokens", "estimate_tokens"]
 
 # Hangul Jamo, CJK radicals … CJK unified ideographs (incl. CJK punctuation U+3000–303F, kana,
 # bopomofo, hangul compatibility jamo, extension A), hangul syllables, compatibility ideographs,
@@ -71,6 +71,24 @@ def estimate_tokens(text: str) -> int:
         other += length
         tokens += (length + 3) // 4
     return tokens + len(text) - other
+
+
+def cut_to_tokens(text: str, max_tokens: int) -> str:
+    """The longest prefix of `text` whose `estimate_tokens` is at most `max_tokens`.
+
+    For inputs that must fit a model context as a whole (a reranker prompt), where splitting
+    is not an option; the estimate only grows as text is appended, so a binary search finds it.
+    """
+    if estimate_tokens(text) <= max_tokens:
+        return text
+    low, high = 0, len(text)  # estimate(text[:low]) <= max_tokens < estimate(text[:high])
+    while high - low > 1:
+        middle = (low + high) // 2
+        if estimate_tokens(text[:middle]) <= max_tokens:
+            low = middle
+        else:
+            high = middle
+    return text[:low]
 
 
 # Levels at which an over-budget span is cut into units, coarsest first.

@@ -13,6 +13,11 @@
     │   ├── ModelCapabilityError        the model cannot do what was asked (embed / generate)
     │   ├── InputTooLongError           a text is longer than the model's context
     │   └── EmbedderTimeoutError        the server did not answer in time
+    ├── RerankerError                   anything that went wrong talking to a reranker
+    │   ├── RerankerUnavailableError    cannot reach the server (or it kept failing)
+    │   ├── RerankerModelNotFoundError  the reranker model is not pulled / unknown to the server
+    │   ├── RerankerUnsupportedError    the model or server cannot rerank this way (no generate, no logprobs)
+    │   └── RerankerTimeoutError        the server did not answer in time
     └── ExtractError                    one file could not be turned into text (reported, skipped)
 
 Third-party exceptions are wrapped at the boundary (`raise ... from exc`); the CLI maps
@@ -75,6 +80,26 @@ class InputTooLongError(EmbedderError):
 
 
 class EmbedderTimeoutError(EmbedderError):
+    pass
+
+
+class RerankerError(SemsearchError):
+    pass
+
+
+class RerankerUnavailableError(RerankerError):
+    pass
+
+
+class RerankerModelNotFoundError(RerankerError):
+    pass
+
+
+class RerankerUnsupportedError(RerankerError):
+    pass
+
+
+class RerankerTimeoutError(RerankerError):
     pass
 
 

@@ -96,6 +96,9 @@ class Hit:
     metadata: dict[str, Any] = field(default_factory=dict, compare=False)
     title: str = ""
     is_file: bool = True
+    # `score` is whichever of these decided the order: the rerank score when reranked.
+    retrieval_score: float | None = None  # the vector, keyword or fused score; set on every hit
+    rerank_score: float | None = None  # None unless a reranker scored this hit
 
     @property
     def heading(self) -> str:
@@ -127,7 +130,41 @@ class Hit:
             "chunk_id": self.chunk_id,
             "document_id": self.document_id,
             "metadata": self.metadata,
+            "retrieval_score": self.retrieval_score,
+            "rerank_score": self.rerank_score,
         }
+
+
+@dataclass(frozen=True)
+class StageTimings:
+    """Seconds one search spent in each stage (a stage that did not run counts 0)."""
+
+    embed: float = 0.0  # embedding the query
+    retrieve: float = 0.0  # FAISS and/or FTS5 candidate lists
+    fuse: float = 0.0  # reciprocal rank fusion and joining candidates with their chunk rows
+    rerank: float = 0.0  # the reranker's requests, including a failed attempt before a fallback
+
+    @property
+    def total(self) -> float:
+        return self.embed + self.retrieve + self.fuse + self.rerank
+
+    def to_dict(self) -> dict[str, float]:
+        return {"embed": self.embed, "retrieve": self.retrieve, "fuse": self.fuse, "rerank": self.rerank,
+                "total": self.total}
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """The hits of one search with how long each stage took.
+
+    `reranked` says whether the hits are in reranker order; `rerank_fallback` holds the reason
+    when reranking was asked for but failed and the hits are in retrieval order instead.
+    """
+
+    hits: tuple[Hit, ...]
+    timings: StageTimings
+    reranked: bool = False
+    rerank_fallback: str | None = None
 
 
 @dataclass(frozen=True)
