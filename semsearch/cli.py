@@ -18,6 +18,9 @@ import click
 from semsearch import __version__
 from semsearch.errors import IndexNotFoundError, SemsearchError
 from semsearch.index import DEFAULT_INDEX_DIR, Index
+from semsearch.rerank import DEFAULT_CONCURRENCY, DEFAULT_RERANK_MODEL, DEFAULT_RERANK_TOP, make_reranker
+from semsearch.rerank import DEFAULT_TIMEOUT as DEFAULT_RERANK_TIMEOUT
+from semsearch.rerank.http import API_KEY_ENV
 from semsearch.search import MODES
 from semsearch.store import DB_NAME
 from semsearch.types import Hit, IndexReport
@@ -85,6 +88,34 @@ def timeout_option(fn):
         "--timeout", type=click.FloatRange(min=0.1), default=None, metavar="SECONDS",
         help="Seconds to wait for one embedder request [default: 120].",
     )(fn)
+
+
+def rerank_options(fn):
+    options = [
+        click.option("--rerank", is_flag=True,
+                     help=f"Rerank the best candidates [default reranker: {DEFAULT_RERANK_MODEL} on Ollama]."),
+        click.option("--rerank-model", metavar="MODEL",
+                     help="Reranker model (implies --rerank): an Ollama Qwen3-Reranker, or the model a "
+                          "--rerank-url server should use."),
+        click.option("--rerank-top", type=click.IntRange(min=1, max=1000), default=DEFAULT_RERANK_TOP,
+                     show_default=True, metavar="N", help="How many retrieved candidates to rerank."),
+        click.option("--rerank-url", metavar="URL",
+                     help="Use a /v1/rerank server (llama.cpp --reranking, vLLM, TEI) at URL instead of "
+                          "Ollama (implies --rerank)."),
+        click.option("--rerank-api-key", metavar="KEY", envvar=API_KEY_ENV, show_envvar=True,
+                     help="Bearer token for the --rerank-url server."),
+        click.option("--rerank-timeout", type=click.FloatRange(min=0.1), default=DEFAULT_RERANK_TIMEOUT,
+                     show_default=True, metavar="SECONDS", help="Seconds to wait for one reranker request."),
+        click.option("--rerank-concurrency", type=click.IntRange(min=1, max=64), default=DEFAULT_CONCURRENCY,
+                     show_default=True, metavar="N",
+                     help="Ollama rerank requests in flight at once (match OLLAMA_NUM_PARALLEL)."),
+        click.option("--rerank-fallback", is_flag=True,
+                     help="If the reranker times out or is unreachable, print results in retrieval order "
+                          "(with a note on stderr) instead of failing."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -214,14 +245,28 @@ def _print_report(report: IndexReport, paths) -> None:
 @click.option("-m", "--model", default=None, help="Fail unless the index was built with this model.")
 @host_option
 @timeout_option
+@rerank_options
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array of hits.")
-def search_command(query, index_dir, k, mode, paths, model, ollama_host, timeout, as_json) -> None:
+def search_command(query, index_dir, k, mode, paths, model, ollama_host, timeout, rerank, rerank_model, rerank_top,
+                   rerank_url, rerank_api_key, rerank_timeout, rerank_concurrency, rerank_fallback, as_json) -> None:
     """Search the index for QUERY and print the best passages."""
     with Index.open(find_index(index_dir, for_writing=False), create=False, model=model,
                     ollama_host=ollama_host, timeout=timeout) as index:
-        hits = index.search(query, k=k, mode=mode, paths=paths)
+        reranker = None
+        if rerank or rerank_model or rerank_url:
+            reranker = make_reranker(rerank_model, url=rerank_url, api_key=rerank_api_key, host=ollama_host,
+                                     timeout=rerank_timeout, concurrency=rerank_concurrency)
+        try:
+            result = index.search_detailed(query, k=k, mode=mode, paths=paths, rerank=reranker or False,
+                                           rerank_top=rerank_top, rerank_fallback=rerank_fallback)
+        finally:
+            if reranker is not None:
+                reranker.close()
         if index.repaired:
             click.echo(index.repaired, err=True)
+    if result.rerank_fallback:
+        click.echo(f"reranking skipped, results are in retrieval order: {result.rerank_fallback}", err=True)
+    hits = result.hits
     if as_json:
         _echo_json([_hit_json(hit) for hit in hits])
         return
@@ -241,7 +286,11 @@ def _hit_json(hit: Hit) -> dict[str, Any]:
 
 def _print_hit(hit: Hit) -> None:
     location = f"{display_path(hit.path)}:{hit.line_start}-{hit.line_end}" if hit.is_file else hit.path
-    header = f"{hit.rank:>2}. {hit.score:.4f}  {click.style(location, fg='cyan')}"
+    if hit.rerank_score is not None:
+        scores = f"rerank {hit.rerank_score:.4f}  retrieval {hit.retrieval_score:.4f}"
+    else:
+        scores = f"{hit.score:.4f}"
+    header = f"{hit.rank:>2}. {scores}  {click.style(location, fg='cyan')}"
     if hit.heading:
         header += f"  {click.style(hit.heading, bold=True)}"
     click.echo(header)

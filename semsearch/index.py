@@ -20,9 +20,10 @@ from semsearch.embed import DEFAULT_MODEL, Preset, custom_preset, make_embedder,
 from semsearch.embed.base import Embedder, EmbedderInfo
 from semsearch.errors import IndexLockedError, IndexMismatchError, IndexNotFoundError
 from semsearch.ingest import DEFAULT_BATCH_TEXTS, ChunkSettings, Ingester, Progress
-from semsearch.search import search as run_search
+from semsearch.rerank import DEFAULT_RERANK_TOP, BaseReranker, Reranker, make_reranker
+from semsearch.search import search_detailed as run_search
 from semsearch.store import DB_NAME, SCHEMA_VERSION, Store, WriteResult
-from semsearch.types import Hit, IndexReport, IndexStatus, TextItem
+from semsearch.types import Hit, IndexReport, IndexStatus, SearchResult, StageTimings, TextItem
 from semsearch.vectors import FAISS_NAME, VectorIndex
 
 DEFAULT_INDEX_DIR = ".semsearch"
@@ -49,6 +50,8 @@ class Index:
         self._vectors_generation = -1
         self._vectors_lock = threading.Lock()
         self._write_lock = filelock.FileLock(str(path / LOCK_NAME), timeout=0)
+        self._rerankers: dict[str, BaseReranker] = {}  # the ones this index made (by model), closed with it
+        self._rerankers_lock = threading.Lock()
         self.repaired: str | None = None  # set when opening found FAISS stale and rebuilt it
 
     # -- opening -------------------------------------------------------------------------------
@@ -124,6 +127,9 @@ class Index:
     def close(self) -> None:
         if self._embedder is not None and hasattr(self._embedder, "close"):
             self._embedder.close()
+        for reranker in self._rerankers.values():
+            reranker.close()
+        self._rerankers.clear()
         self._store.close()
 
     def __enter__(self) -> Index:
@@ -331,12 +337,52 @@ class Index:
         mode: str = "vector",
         paths: Sequence[str] = (),
         where: dict[str, Any] | None = None,
+        rerank: bool | str | Reranker = False,
+        rerank_top: int = DEFAULT_RERANK_TOP,
+        rerank_fallback: bool = False,
     ) -> list[Hit]:
-        """The `k` best passages for `query` (see `semsearch.search.search` for the options)."""
+        """The `k` best passages for `query` (see `search_detailed` for the options)."""
+        return list(self.search_detailed(query, k=k, mode=mode, paths=paths, where=where, rerank=rerank,
+                                         rerank_top=rerank_top, rerank_fallback=rerank_fallback).hits)
+
+    def search_detailed(
+        self,
+        query: str,
+        *,
+        k: int = 10,
+        mode: str = "vector",
+        paths: Sequence[str] = (),
+        where: dict[str, Any] | None = None,
+        rerank: bool | str | Reranker = False,
+        rerank_top: int = DEFAULT_RERANK_TOP,
+        rerank_fallback: bool = False,
+    ) -> SearchResult:
+        """The `k` best passages for `query` with per-stage timings (`SearchResult`).
+
+        `rerank`: False (default), True for Qwen3-Reranker-0.6B on this index's Ollama host, an
+        Ollama model name, or any `Reranker` (e.g. `semsearch.rerank.HttpReranker(url)`). The top
+        `rerank_top` candidates are reranked; hits then carry `rerank_score` and `score` equals it.
+        With `rerank_fallback`, a reranker timeout or outage yields retrieval order instead of an
+        error (`SearchResult.rerank_fallback` says why). See `semsearch.search.search_detailed`.
+        """
         if not self.is_initialized:
-            return []
+            return SearchResult(hits=(), timings=StageTimings())
         return run_search(self._store, self.vectors(), self.embedder(), query, k=k, mode=mode, paths=paths,
-                          where=where)
+                          where=where, reranker=self.reranker(rerank), rerank_top=rerank_top,
+                          rerank_fallback=rerank_fallback)
+
+    def reranker(self, rerank: bool | str | Reranker | None = True) -> Reranker | None:
+        """The reranker a `rerank=` option names: None for False, one made (and kept) for True or a model name."""
+        if rerank is None or rerank is False:
+            return None
+        if not isinstance(rerank, (bool, str)):
+            return rerank
+        model = None if rerank is True else rerank
+        with self._rerankers_lock:
+            key = model or ""
+            if key not in self._rerankers:
+                self._rerankers[key] = make_reranker(model, host=self._embedder_options.get("host"))
+            return self._rerankers[key]
 
     def status(self) -> IndexStatus:
         """What the index holds and whether FAISS agrees with SQLite; never calls the embedder."""

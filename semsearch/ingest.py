@@ -23,7 +23,7 @@ from semsearch.errors import ExtractError, InputTooLongError
 from semsearch.extract import extract, extract_text
 from semsearch.sources import WalkSkip, walk
 from semsearch.store import NewDocument, Store, WriteResult
-from semsearch.types import Chunk, Document, FileProblem, IndexReport, SourceFile, TextItem
+from semsearch.types import Chunk, Document, FileProblem, Hit, IndexReport, SourceFile, TextItem
 
 # How many texts to collect before embedding and committing; a batch is the unit of work lost
 # on a crash and the unit of progress shown.
@@ -79,8 +79,8 @@ class _Tally:
     problems: list[FileProblem] = field(default_factory=list)
 
 
-def embed_text(item: Chunk) -> str:
-    """The text sent to the embedder for a chunk: its heading path as context, then its text."""
+def embed_text(item: Chunk | Hit) -> str:
+    """The text a model sees for a chunk (embedder) or hit (reranker): its heading path as context, then its text."""
     if item.heading_path:
         return " › ".join(item.heading_path) + "\n" + item.text
     return item.text
