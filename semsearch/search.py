@@ -57,25 +57,9 @@ def keyword_candidates(store: Store, query: str, limit: int, allowed_ids: np.nda
     return [Candidate(cid, score) for cid, score in store.keyword_search(query, limit, allowed_ids)]
 
 
-def search(
-    store: Store,
-    vectors: VectorIndex,
-    embedder: Embedder,
-    query: str,
-    *,
-    k: int = 10,
-    mode: str = "vector",
-    paths: Sequence[str] = (),
-    where: dict[str, Any] | None = None,
-    candidates: int | None = None,
-    reranker: Reranker | None = None,
-    rerank_top: int = DEFAULT_RERANK_TOP,
-    rerank_fallback: bool = False,
-) -> list[Hit]:
-    """The top `k` hits for `query` (see `search_detailed` for the options)."""
-    return list(search_detailed(store, vectors, embedder, query, k=k, mode=mode, paths=paths, where=where,
-                                candidates=candidates, reranker=reranker, rerank_top=rerank_top,
-                                rerank_fallback=rerank_fallback).hits)
+def search(store: Store, vectors: VectorIndex, embedder: Embedder, query: str, **options: Any) -> list[Hit]:
+    """The top `k` hits for `query`: `search_detailed(...).hits` (the same keyword options)."""
+    return list(search_detailed(store, vectors, embedder, query, **options).hits)
 
 
 def search_detailed(
