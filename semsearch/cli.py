@@ -20,7 +20,8 @@ from semsearch.errors import IndexNotFoundError, SemsearchError
 from semsearch.index import DEFAULT_INDEX_DIR, Index
 from semsearch.search import MODES
 from semsearch.store import DB_NAME
-from semsearch.types import Hit, IndexReport
+from semsearch.embed import PRESETS
+from semsearch.types import Hit, IndexReport, cite
 
 INDEX_ENV = "SEMSEARCH_INDEX"
 
@@ -74,9 +75,15 @@ def index_option(fn):
 
 
 def host_option(fn):
+    fn = click.option(
+        "--base-url", metavar="URL", envvar="SEMSEARCH_BASE_URL", show_envvar=True,
+        help="OpenAI-compatible server for openai: models, its /v1 address (a new index remembers it) "
+             "[default: https://api.openai.com/v1]; API key from SEMSEARCH_API_KEY or OPENAI_API_KEY.",
+    )(fn)
     return click.option(
-        "--ollama-host", metavar="URL", envvar="OLLAMA_HOST", show_envvar=True,
-        help="Ollama server [default: http://127.0.0.1:11434].",
+        "--ollama-host", "ollama_host", metavar="URL", multiple=True, envvar="OLLAMA_HOST", show_envvar=True,
+        help="Ollama server [default: http://127.0.0.1:11434]; repeat it (or give a comma list) to spread "
+             "embedding batches over several servers.",
     )(fn)
 
 
@@ -98,7 +105,13 @@ def cli() -> None:
 @cli.command("index")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @index_option
-@click.option("-m", "--model", default=None, help="Embedding model for a new index [default: qwen3-embedding:0.6b].")
+@click.option("-m", "--model", default=None,
+              help="Embedding model for a new index: an Ollama model, openai:NAME or local:multilingual-e5-small "
+                   "[default: qwen3-embedding:0.6b].")
+@click.option("--preset", type=click.Choice(sorted(PRESETS)), default=None,
+              help="Query/document format for a new index, instead of the one the model name suggests.")
+@click.option("--dimensions", type=click.IntRange(min=1), default=None,
+              help="Ask the server for vectors of this size (Matryoshka models) for a new index.")
 @click.option("--include", multiple=True, metavar="GLOB", help="Only index files matching GLOB (repeatable).")
 @click.option("--exclude", multiple=True, metavar="GLOB", help="Skip files matching GLOB (repeatable).")
 @click.option("--pull", is_flag=True, help="Pull the model first if the Ollama server does not have it.")
@@ -111,11 +124,12 @@ def cli() -> None:
 @host_option
 @timeout_option
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def index_command(paths, index_dir, model, include, exclude, pull, query_instruction, chunk_tokens, batch,
-                  ollama_host, timeout, as_json) -> None:
+def index_command(paths, index_dir, model, preset, dimensions, include, exclude, pull, query_instruction, chunk_tokens,
+                  batch, base_url, ollama_host, timeout, as_json) -> None:
     """Index folders (or files): add new, update changed, remove vanished files."""
-    with Index.open(find_index(index_dir, for_writing=True), model=model, ollama_host=ollama_host,
-                    query_instruction=query_instruction, chunk_tokens=chunk_tokens, timeout=timeout) as index:
+    with Index.open(find_index(index_dir, for_writing=True), model=model, ollama_host=ollama_host or None,
+                    base_url=base_url, preset=preset, dimensions=dimensions, query_instruction=query_instruction,
+                    chunk_tokens=chunk_tokens, timeout=timeout) as index:
         if pull:
             _pull_if_missing(index)
         with _ProgressBar() as bar:
@@ -211,15 +225,19 @@ def _print_report(report: IndexReport, paths) -> None:
 @click.option("--mode", type=click.Choice(MODES), default="vector", show_default=True,
               help="Vector (meaning), keyword (FTS5 bm25) or hybrid (both, fused).")
 @click.option("--path", "paths", multiple=True, metavar="GLOB", help="Only documents whose path matches GLOB.")
+@click.option("--where", "where", multiple=True, metavar="KEY=VALUE",
+              help="Only documents whose metadata KEY (e.g. from Markdown front matter) equals VALUE or, "
+                   "for a list, contains it; repeat for more keys (all must match) or values (any may).")
 @click.option("-m", "--model", default=None, help="Fail unless the index was built with this model.")
 @host_option
 @timeout_option
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array of hits.")
-def search_command(query, index_dir, k, mode, paths, model, ollama_host, timeout, as_json) -> None:
+def search_command(query, index_dir, k, mode, paths, where, model, base_url, ollama_host, timeout, as_json) -> None:
     """Search the index for QUERY and print the best passages."""
+    filters = parse_where(where)
     with Index.open(find_index(index_dir, for_writing=False), create=False, model=model,
-                    ollama_host=ollama_host, timeout=timeout) as index:
-        hits = index.search(query, k=k, mode=mode, paths=paths)
+                    ollama_host=ollama_host or None, base_url=base_url, timeout=timeout) as index:
+        hits = index.search(query, k=k, mode=mode, paths=paths, where=filters or None)
         if index.repaired:
             click.echo(index.repaired, err=True)
     if as_json:
@@ -231,6 +249,17 @@ def search_command(query, index_dir, k, mode, paths, model, ollama_host, timeout
         _print_hit(hit)
 
 
+def parse_where(items: tuple[str, ...]) -> dict[str, list[str]]:
+    """`KEY=VALUE` options → {key: [values]}; a malformed one is a usage error (exit 2)."""
+    filters: dict[str, list[str]] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="'--where'")
+        filters.setdefault(key.strip(), []).append(value.strip())
+    return filters
+
+
 def _hit_json(hit: Hit) -> dict[str, Any]:
     data = hit.to_dict()
     if hit.is_file:
@@ -240,7 +269,8 @@ def _hit_json(hit: Hit) -> dict[str, Any]:
 
 
 def _print_hit(hit: Hit) -> None:
-    location = f"{display_path(hit.path)}:{hit.line_start}-{hit.line_end}" if hit.is_file else hit.path
+    location = cite(display_path(hit.path), hit.line_start, hit.line_end, hit.part_kind, hit.part) if hit.is_file \
+        else hit.path
     header = f"{hit.rank:>2}. {hit.score:.4f}  {click.style(location, fg='cyan')}"
     if hit.heading:
         header += f"  {click.style(hit.heading, bold=True)}"
@@ -264,6 +294,7 @@ def status_command(index_dir, as_json) -> None:
     rows = [
         ("Index", status.path),
         ("Model", f"{status.model} ({status.provider}, {status.dimensions} dimensions)" if status.model else "(none yet)"),
+        *([("Server", status.base_url)] if status.base_url else []),
         ("Query instruction", repr(status.query_instruction)),
         ("Document prefix", repr(status.document_prefix)),
         ("Chunking", f"{status.chunk_tokens} tokens, {status.chunk_overlap} overlap"),

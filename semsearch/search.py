@@ -107,4 +107,5 @@ def _hit(row: ChunkRow, *, rank: int, score: float) -> Hit:
         rank=rank, score=score, text=row.text, path=path, document_id=row.document_id, chunk_id=row.chunk_id,
         line_start=row.line_start, line_end=row.line_end, char_start=row.char_start, char_end=row.char_end,
         heading_path=row.heading_path, metadata=row.metadata, title=row.title, is_file=is_file,
+        part_kind=row.part_kind if row.part is not None else "", part=row.part,
     )
