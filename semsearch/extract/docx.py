@@ -24,7 +24,7 @@ _VAL = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}val"
 
 def parse_docx(data: bytes, name: str = "") -> Document:
     """A Document of the body's paragraphs and tables; Heading/Title styles become headings."""
-    docx = require("docx", "docx", error=ExtractError)
+    docx = require("docx", "docx", package="python-docx", error=ExtractError)
     try:
         document = docx.Document(io.BytesIO(data))
     except Exception as exc:  # python-docx raises zipfile/lxml/KeyError kinds for broken files
