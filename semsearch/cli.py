@@ -16,11 +16,11 @@ from typing import Any
 import click
 
 from semsearch import __version__
+from semsearch.embed import PRESETS
 from semsearch.errors import IndexNotFoundError, SemsearchError
 from semsearch.index import DEFAULT_INDEX_DIR, Index
 from semsearch.search import MODES
 from semsearch.store import DB_NAME
-from semsearch.embed import PRESETS
 from semsearch.types import Hit, IndexReport, cite
 
 INDEX_ENV = "SEMSEARCH_INDEX"
