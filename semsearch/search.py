@@ -68,7 +68,9 @@ def search(
     """The top `k` hits for `query`.
 
     `paths` are globs over document paths (relative to their indexed folder, or absolute);
-    `where` is an exact-match filter on document metadata. Raises ConfigError for a bad mode or k.
+    `where` filters on document metadata: {key: value} keeps documents whose value equals it
+    or, for a list, contains it; {key: [values]} any of them; keys all match; values compare as
+    text (see `Store.chunk_ids_where`). Raises ConfigError for a bad mode or k.
     """
     if mode not in MODES:
         raise ConfigError(f"unknown search mode {mode!r}: choose one of {', '.join(MODES)}")
