@@ -30,7 +30,15 @@ def parse_pdf(data: bytes, name: str = "") -> Document:
         reader = pypdf.PdfReader(io.BytesIO(data))
         if reader.is_encrypted and reader.decrypt("") == pypdf.PasswordType.NOT_DECRYPTED:
             raise NoTextError("encrypted PDF: it needs a password to open, so its text cannot be indexed")
-        pages = [_page_text(page) for page in reader.pages]
+        pages, unreadable = [], []
+        for number, page in enumerate(reader.pages, start=1):
+            try:
+                pages.append(_page_text(page))
+            except (pypdf.errors.FileNotDecryptedError, pypdf.errors.DependencyError):
+                raise
+            except Exception:  # one malformed content stream must not cost the other pages
+                pages.append("")
+                unreadable.append(number)
     except pypdf.errors.FileNotDecryptedError as exc:
         raise NoTextError("encrypted PDF: it needs a password to open, so its text cannot be indexed") from exc
     except pypdf.errors.DependencyError as exc:
@@ -68,7 +76,7 @@ def parse_pdf(data: bytes, name: str = "") -> Document:
         extractor="pdf",
         headings=tuple(headings),
         source_lines=tuple(source_lines),
-        metadata={**info, "pages": len(pages)},
+        metadata={**info, "pages": len(pages), **({"unreadable_pages": unreadable} if unreadable else {})},
         parts=tuple(starts),
         part_kind="page",
     )
