@@ -19,7 +19,7 @@ import numpy as np
 import ollama
 from ollama._client import _parse_host  # the client's own OLLAMA_HOST parsing, so we agree with it
 
-from semsearch.embed.base import BaseEmbedder, EmbedderInfo
+from semsearch.embed.base import BaseEmbedder, EmbedderInfo, send_locating_overflow
 from semsearch.embed.presets import Preset, preset_for_model
 from semsearch.errors import (
     EmbedderError,
@@ -185,20 +185,12 @@ class OllamaEmbedder(BaseEmbedder):
     def _embed_batch(self, batch: list[str], offset: int = 0, host_index: int = 0) -> np.ndarray:
         """Embed one batch on one host; an InputTooLongError carries the text's index in the call."""
         client = self._clients[host_index]
-        host = self.hosts[host_index]
-        try:
-            response = self._call(lambda: client.embed(**self._embed_request(batch)), host=host)
-        except InputTooLongError as exc:
-            if len(batch) == 1:
-                raise InputTooLongError(str(exc), index=offset) from exc
-            # Find which text overflowed so the caller can split exactly that one.
-            for position, text in enumerate(batch):
-                try:
-                    self._call(lambda: client.embed(**self._embed_request([text])), host=host)
-                except InputTooLongError as single:
-                    raise InputTooLongError(str(single), index=offset + position) from single
-            raise
-        return np.asarray(response.embeddings, dtype=np.float32)
+
+        def send(texts: list[str]) -> np.ndarray:
+            response = self._call(lambda: client.embed(**self._embed_request(texts)), host=self.hosts[host_index])
+            return np.asarray(response.embeddings, dtype=np.float32)
+
+        return send_locating_overflow(send, batch, offset)
 
     def _embed_request(self, batch: list[str]) -> dict[str, Any]:
         request: dict[str, Any] = {"model": self.model, "input": batch, "truncate": False}

@@ -24,7 +24,7 @@ from typing import Any
 import httpx
 import numpy as np
 
-from semsearch.embed.base import BaseEmbedder, EmbedderInfo
+from semsearch.embed.base import BaseEmbedder, EmbedderInfo, send_locating_overflow
 from semsearch.embed.presets import PRESETS, Preset, context_length_for, preset_for_model
 from semsearch.errors import (
     EmbedderError,
@@ -127,17 +127,7 @@ class OpenAIEmbedder(BaseEmbedder):
 
     def _embed_batch(self, batch: list[str], offset: int, kind: EmbedKind) -> np.ndarray:
         """One request; an InputTooLongError carries the overflowing text's index in the whole call."""
-        try:
-            return self._request(batch, kind)
-        except InputTooLongError as exc:
-            if len(batch) == 1:
-                raise InputTooLongError(str(exc), index=offset) from exc
-            for position, text in enumerate(batch):
-                try:
-                    self._request([text], kind)
-                except InputTooLongError as single:
-                    raise InputTooLongError(str(single), index=offset + position) from single
-            raise
+        return send_locating_overflow(lambda texts: self._request(texts, kind), batch, offset)
 
     def _request(self, batch: list[str], kind: EmbedKind) -> np.ndarray:
         body: dict[str, Any] = {"model": self.model, "input": batch, "encoding_format": "float"}
