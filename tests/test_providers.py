@@ -240,3 +240,12 @@ def test_without_any_extra_the_ollama_path_indexes_and_searches(tmp_path, mixed,
     }
     hits = json.loads(cli("search", "--json", "-k", "1", "first ferry to the island").stdout)
     assert hits[0]["path"].endswith("ferry.md")
+
+
+def test_an_unreachable_host_is_left_out_and_the_others_do_its_work(tmp_path, many_notes, ollama_server):
+    dead = dead_host()
+    with Index.open(tmp_path / "idx", ollama_host=[dead, ollama_server.url], timeout=2) as index:
+        report = index.index([many_notes])
+        assert report.files_added == 48 and report.files_failed == 0
+        assert len(ollama_server.embed_texts) == 48
+        assert index.search("how many boxes did the crane lift in note 17", k=1)[0].path.endswith("note-17.txt")

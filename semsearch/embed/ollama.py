@@ -7,6 +7,7 @@ the chunk budget; the client's default timeout is none, so we always set one.
 
 from __future__ import annotations
 
+import logging
 import os
 import random
 import threading
@@ -30,6 +31,8 @@ from semsearch.errors import (
     ModelNotFoundError,
 )
 from semsearch.types import EmbedKind
+
+_log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "qwen3-embedding:0.6b"
 DEFAULT_HOST = "http://127.0.0.1:11434"
@@ -96,6 +99,7 @@ class OllamaEmbedder(BaseEmbedder):
         if transport is not None:
             kwargs["transport"] = transport
         self._clients = [ollama.Client(host=url, **kwargs) for url in self.hosts]
+        self._down: set[int] = set()  # hosts found unreachable; skipped while others answer
         self._client = self._clients[0]
         # An existing index already knows the model's facts: skip the /api/show round trip.
         self._info: EmbedderInfo | None = known_info
@@ -105,7 +109,7 @@ class OllamaEmbedder(BaseEmbedder):
     def info(self) -> EmbedderInfo:
         """Model dimensions and context length, asked of `/api/show` once."""
         if self._info is None:
-            shown = self._call(lambda: self._client.show(self.model))
+            shown = self._on_any_host(lambda client: client.show(self.model))
             model_info = dict(shown.modelinfo or {})
             capabilities = list(getattr(shown, "capabilities", None) or [])
             if capabilities and "embedding" not in capabilities:
@@ -131,6 +135,19 @@ class OllamaEmbedder(BaseEmbedder):
             )
         return self._info
 
+    def _on_any_host(self, fn: Callable[[ollama.Client], Any]) -> Any:
+        """`fn(client)` on the first host that answers, skipping (and remembering) unreachable ones."""
+        order = [i for i in range(len(self._clients)) if i not in self._down] + sorted(self._down)
+        for position, index in enumerate(order):
+            try:
+                return self._call(lambda: fn(self._clients[index]), host=self.hosts[index])
+            except (EmbedderUnavailableError, EmbedderTimeoutError) as exc:
+                if position + 1 == len(order):
+                    raise
+                self._down.add(index)
+                _log.warning("%s; going on with the other Ollama hosts", exc)
+        raise AssertionError("unreachable")  # pragma: no cover
+
     def context_length(self) -> int:
         return self.info().context_length
 
@@ -139,7 +156,7 @@ class OllamaEmbedder(BaseEmbedder):
     def _embed_formatted(self, texts: list[str], kind: EmbedKind) -> np.ndarray:
         dims = self.info().dimensions
         starts = list(range(0, len(texts), self.batch_size))
-        if len(self._clients) == 1 or len(starts) == 1:
+        if len(self._clients) == 1:
             parts = [self._embed_batch(texts[i : i + self.batch_size], i, 0) for i in starts]
         else:
             parts = self._embed_spread(texts, starts)
@@ -152,11 +169,18 @@ class OllamaEmbedder(BaseEmbedder):
         return vectors
 
     def _embed_spread(self, texts: list[str], starts: list[int]) -> list[np.ndarray]:
-        """Embed the batches at `starts` on all hosts at once; each host takes the next free batch."""
+        """Embed the batches at `starts` on all hosts at once; each host takes the next free batch.
+
+        A host that cannot be reached (after its retries) is left out from then on and its batch
+        goes to the others; only when no host is left does the error reach the caller.
+        """
         results: list[np.ndarray | None] = [None] * len(starts)
         pending = list(reversed(range(len(starts))))
         lock = threading.Lock()
         errors: list[BaseException] = []
+        unreachable: list[EmbedderError] = []
+        live = [i for i in range(len(self._clients)) if i not in self._down] or list(range(len(self._clients)))
+        self._down.difference_update(live)
 
         def work(host_index: int) -> None:
             while True:
@@ -167,19 +191,28 @@ class OllamaEmbedder(BaseEmbedder):
                 start = starts[batch_index]
                 try:
                     results[batch_index] = self._embed_batch(texts[start : start + self.batch_size], start, host_index)
+                except (EmbedderUnavailableError, EmbedderTimeoutError) as exc:
+                    with lock:
+                        pending.append(batch_index)
+                        self._down.add(host_index)
+                        unreachable.append(exc)
+                    _log.warning("%s; going on with the other Ollama hosts", exc)
+                    return
                 except BaseException as exc:  # handed to the caller's thread below
                     with lock:
                         errors.append(exc)
                     return
 
         threads = [threading.Thread(target=work, args=(i,), name=f"ollama-{i}", daemon=True)
-                   for i in range(min(len(self._clients), len(starts)))]
+                   for i in live[: len(starts)]]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
         if errors:
             raise errors[0]
+        if pending:  # every host went down
+            raise unreachable[-1]
         return [part for part in results if part is not None]
 
     def _embed_batch(self, batch: list[str], offset: int = 0, host_index: int = 0) -> np.ndarray:
