@@ -35,7 +35,7 @@ from __future__ import annotations
 import re
 import unicodedata
 import zlib
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 
 from semsearch.errors import ConfigError
 from semsearch.types import Chunk, Document, Heading
@@ -133,8 +133,9 @@ def chunk(document: Document, *, max_tokens: int = 400, overlap_tokens: int = 40
     limit = max_tokens - min(overlap_tokens, max_tokens // 4)
     radius = max(1, int(limit * _RADIUS_FRACTION))
     lines = _LineMap(text, document.source_lines)
+    parts = list(document.parts)
     chunks: list[Chunk] = []
-    for section_start, section_end, paths in _sections(text, document.headings):
+    for section_start, section_end, paths in _split_at_parts(_sections(text, document.headings), parts):
         start, end = _trim(text, section_start, section_end)
         if start >= end:
             continue
@@ -158,6 +159,7 @@ def chunk(document: Document, *, max_tokens: int = 400, overlap_tokens: int = 40
                     line_end=lines.line(piece_end - 1),
                     heading_path=heading_path,
                     tokens=estimate_tokens(body),
+                    part=bisect_right(parts, piece_start) if parts else None,
                 )
             )
             previous, previous_path = (piece_start, piece_end), heading_path
@@ -195,6 +197,20 @@ def _sections(text: str, headings: tuple[Heading, ...]) -> list[tuple[int, int, 
         carried = []
         sections.append((paths[0][0], end, paths))
     return sections
+
+
+def _split_at_parts(sections: list[tuple[int, int, _Paths]], parts: list[int]) -> list[tuple[int, int, _Paths]]:
+    """Cut sections again where a page or cell starts, so no chunk straddles two parts."""
+    if not parts:
+        return sections
+    out: list[tuple[int, int, _Paths]] = []
+    for start, end, paths in sections:
+        cuts = [p for p in parts if start < p < end]
+        for piece_start, piece_end in zip([start, *cuts], [*cuts, end]):
+            before = [(piece_start, path) for s, path in paths if s <= piece_start][-1:]
+            inside = before + [(s, path) for s, path in paths if piece_start < s < piece_end]
+            out.append((piece_start, piece_end, inside))
+    return out
 
 
 def _path_at(paths: _Paths, offset: int) -> tuple[str, ...]:

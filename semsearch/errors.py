@@ -2,6 +2,7 @@
 
     SemsearchError                      message says what happened and what to do next
     ├── ConfigError                     impossible options (bad glob, bad dimensions, ...)
+    │   └── MissingDependencyError      an optional extra is not installed (names the pip command)
     ├── IndexError_                     problems with the index directory
     │   ├── IndexNotFoundError          no index where one was expected
     │   ├── IndexLockedError            another process is writing to the index
@@ -18,7 +19,8 @@
     │   ├── RerankerModelNotFoundError  the reranker model is not pulled / unknown to the server
     │   ├── RerankerUnsupportedError    the model or server cannot rerank this way (no generate, no logprobs)
     │   └── RerankerTimeoutError        the server did not answer in time
-    └── ExtractError                    one file could not be turned into text (reported, skipped)
+    └── ExtractError                    one file could not be turned into text (reported as failed)
+        └── NoTextError                 the file holds no text we may read: encrypted, scanned (skipped)
 
 Third-party exceptions are wrapped at the boundary (`raise ... from exc`); the CLI maps
 SemsearchError to exit code 1 with its message and never shows a traceback.
@@ -32,6 +34,10 @@ class SemsearchError(Exception):
 
 
 class ConfigError(SemsearchError):
+    pass
+
+
+class MissingDependencyError(ConfigError):
     pass
 
 
@@ -105,3 +111,7 @@ class RerankerTimeoutError(RerankerError):
 
 class ExtractError(SemsearchError):
     pass
+
+
+class NoTextError(ExtractError):
+    """A well-formed file without readable text (encrypted, image-only); reported and skipped."""

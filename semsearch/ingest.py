@@ -19,7 +19,7 @@ import numpy as np
 
 from semsearch.chunking import chunk
 from semsearch.embed.base import Embedder
-from semsearch.errors import ExtractError, InputTooLongError
+from semsearch.errors import ExtractError, InputTooLongError, NoTextError
 from semsearch.extract import extract, extract_text
 from semsearch.sources import WalkSkip, walk
 from semsearch.store import NewDocument, Store, WriteResult
@@ -206,6 +206,10 @@ class Ingester:
             return
         try:
             document = extract(source, data=data)
+        except NoTextError as exc:
+            self._skip(display, str(exc))
+            self._forget(stored)
+            return
         except ExtractError as exc:
             self._fail(display, str(exc))
             self._forget(stored)
@@ -250,7 +254,7 @@ class Ingester:
                     root=root, relpath=relpath, kind=pending.kind, size=pending.size, mtime_ns=pending.mtime_ns,
                     sha256=pending.sha256, title=pending.document.title, extractor=pending.document.extractor,
                     metadata=pending.document.metadata, chunks=tuple(pending.chunks), text_hashes=hashes,
-                    vectors=vectors,
+                    vectors=vectors, part_kind=pending.document.part_kind,
                 )
             )
         result = self.store.write_documents(documents)

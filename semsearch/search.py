@@ -80,9 +80,11 @@ def search_detailed(
     """The top `k` hits for `query`, with the seconds each stage took.
 
     `paths` are globs over document paths (relative to their indexed folder, or absolute);
-    `where` is an exact-match filter on document metadata. With a `reranker`, the best
-    max(`rerank_top`, `k`) retrieved candidates are rescored and the `k` best by rerank score
-    returned. `rerank_fallback` turns a reranker timeout or outage into hits in retrieval order
+    `where` filters on document metadata: {key: value} keeps documents whose value equals it
+    or, for a list, contains it; {key: [values]} any of them; keys all match; values compare as
+    text (see `Store.chunk_ids_where`). With a `reranker`, the best max(`rerank_top`, `k`)
+    retrieved candidates are rescored and the `k` best by rerank score returned.
+    `rerank_fallback` turns a reranker timeout or outage into hits in retrieval order
     (`SearchResult.rerank_fallback` says why) instead of an error. Raises ConfigError for a bad
     mode, k or rerank_top, and RerankerError subclasses when reranking fails.
     """
@@ -144,4 +146,5 @@ def _hit(row: ChunkRow, *, rank: int, score: float) -> Hit:
         chunk_id=row.chunk_id,
         line_start=row.line_start, line_end=row.line_end, char_start=row.char_start, char_end=row.char_end,
         heading_path=row.heading_path, metadata=row.metadata, title=row.title, is_file=is_file,
+        part_kind=row.part_kind if row.part is not None else "", part=row.part,
     )

@@ -40,6 +40,9 @@ class Document:
     `headings` mark section starts inside `text`. `source_lines`, when set, maps each line of
     `text` (0-based index) to its 1-based line number in the original file, for formats whose
     extracted text is not the file itself (HTML); when None, lines of `text` are file lines.
+    For paged formats `parts` holds the offsets in `text` where part 1, 2, ... starts (PDF
+    pages, notebook cells; `part_kind` says which) and `source_lines` counts lines within each
+    part. An empty part starts where the next one does. Chunks never straddle two parts.
     """
 
     text: str
@@ -48,6 +51,8 @@ class Document:
     headings: tuple[Heading, ...] = ()
     source_lines: tuple[int, ...] | None = None
     metadata: dict[str, Any] = field(default_factory=dict, compare=False)
+    parts: tuple[int, ...] = ()
+    part_kind: str = ""  # "page" | "cell" when `parts` is set
 
 
 @dataclass(frozen=True)
@@ -62,6 +67,7 @@ class Chunk:
     line_end: int
     heading_path: tuple[str, ...] = ()
     tokens: int = 0  # token estimate (semsearch.chunking.estimate_tokens)
+    part: int | None = None  # 1-based page or cell number for paged documents
 
     @property
     def heading(self) -> str:
@@ -99,19 +105,29 @@ class Hit:
     # `score` is whichever of these decided the order: the rerank score when reranked.
     retrieval_score: float | None = None  # the vector, keyword or fused score; set on every hit
     rerank_score: float | None = None  # None unless a reranker scored this hit
+    part_kind: str = ""  # "page" (PDF) or "cell" (notebook) when the document is paged
+    part: int | None = None
 
     @property
     def heading(self) -> str:
         return " › ".join(self.heading_path)
 
     @property
+    def page(self) -> int | None:
+        """The 1-based page of a paged document (PDF); lines then count within the page."""
+        return self.part if self.part_kind == "page" else None
+
+    @property
+    def cell(self) -> int | None:
+        """The 1-based cell of a notebook; lines then count within the cell."""
+        return self.part if self.part_kind == "cell" else None
+
+    @property
     def citation(self) -> str:
-        """`path:line-line` (or the caller id) for showing where a passage comes from."""
+        """`path:line-line`, `file.pdf#page=3:line-line`, `nb.ipynb#cell=4:line-line`, or the caller id."""
         if not self.is_file:
             return self.path
-        if self.line_start == self.line_end:
-            return f"{self.path}:{self.line_start}"
-        return f"{self.path}:{self.line_start}-{self.line_end}"
+        return cite(self.path, self.line_start, self.line_end, self.part_kind, self.part)
 
     def to_dict(self) -> dict[str, Any]:
         """The stable JSON shape of a hit (the `search --json` contract)."""
@@ -132,7 +148,16 @@ class Hit:
             "metadata": self.metadata,
             "retrieval_score": self.retrieval_score,
             "rerank_score": self.rerank_score,
+            "page": self.page,
+            "cell": self.cell,
         }
+
+
+def cite(path: str, line_start: int, line_end: int, part_kind: str = "", part: int | None = None) -> str:
+    """The one citation format: `path:12-18`, or `path#page=3:12-18` with lines inside the part."""
+    where = f"{path}#{part_kind}={part}" if part_kind and part is not None else path
+    lines = str(line_start) if line_start == line_end else f"{line_start}-{line_end}"
+    return f"{where}:{lines}"
 
 
 @dataclass(frozen=True)
@@ -236,6 +261,7 @@ class IndexStatus:
     faiss_vectors: int
     in_sync: bool
     schema_version: int
+    base_url: str = ""  # the OpenAI-compatible server an openai: index was built with
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
