@@ -18,10 +18,25 @@ from semsearch.errors import (  # noqa: E402
     IndexMismatchError,
     IndexNotFoundError,
     ModelNotFoundError,
+    RerankerError,
+    RerankerModelNotFoundError,
+    RerankerTimeoutError,
+    RerankerUnavailableError,
+    RerankerUnsupportedError,
     SemsearchError,
 )
 from semsearch.index import Index  # noqa: E402
-from semsearch.types import Chunk, Document, Hit, IndexReport, IndexStatus, TextItem  # noqa: E402
+from semsearch.rerank import HttpReranker, OllamaReranker, Reranker, make_reranker  # noqa: E402
+from semsearch.types import (  # noqa: E402
+    Chunk,
+    Document,
+    Hit,
+    IndexReport,
+    IndexStatus,
+    SearchResult,
+    StageTimings,
+    TextItem,
+)
 
 __all__ = [
     "Chunk",
@@ -31,6 +46,7 @@ __all__ = [
     "EmbedderError",
     "EmbedderUnavailableError",
     "Hit",
+    "HttpReranker",
     "Index",
     "IndexLockedError",
     "IndexMismatchError",
@@ -38,8 +54,18 @@ __all__ = [
     "IndexReport",
     "IndexStatus",
     "ModelNotFoundError",
+    "OllamaReranker",
+    "Reranker",
+    "RerankerError",
+    "RerankerModelNotFoundError",
+    "RerankerTimeoutError",
+    "RerankerUnavailableError",
+    "RerankerUnsupportedError",
+    "SearchResult",
     "SemsearchError",
     "Source",
+    "StageTimings",
     "TextItem",
     "__version__",
+    "make_reranker",
 ]

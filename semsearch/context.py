@@ -27,7 +27,7 @@ from typing import Any
 from semsearch.chunking import estimate_tokens
 from semsearch.errors import ConfigError
 from semsearch.store import ChunkRow, Store
-from semsearch.types import Hit
+from semsearch.types import Hit, cite
 
 DEFAULT_MAX_TOKENS = 2000
 DEFAULT_NEIGHBOURS = 1
@@ -39,7 +39,7 @@ class Source:
     """One numbered passage of a context block and where it comes from."""
 
     number: int
-    citation: str  # `path:line-line`, or the caller's id for texts added with add_texts
+    citation: str  # `path:line-line` (`file.pdf#page=3:line-line`), or the caller's id for added texts
     path: str  # absolute file path, or the caller's id
     text: str
     score: float  # the best score of the hits in the passage
@@ -55,6 +55,8 @@ class Source:
     metadata: dict[str, Any] = field(default_factory=dict, compare=False)
     is_file: bool = True
     truncated: bool = False
+    part_kind: str = ""  # "page" (PDF) or "cell" (notebook): lines then count within the part
+    part: int | None = None
 
     @property
     def heading(self) -> str:
@@ -79,6 +81,8 @@ class Source:
             "document_id": self.document_id,
             "metadata": self.metadata,
             "truncated": self.truncated,
+            "part_kind": self.part_kind,
+            "part": self.part,
         }
 
 
@@ -193,6 +197,8 @@ class _Packer:
                     outer = self.by_ordinal.get((row.document_id, row.ordinal + direction * step))
                     if inner is None or outer is None or inner.chunk_id not in self.selected:
                         continue
+                    if not _adjacent(*sorted((inner, outer), key=lambda r: r.ordinal)):
+                        continue
                     if outer.chunk_id not in self.selected:
                         self._try(outer.chunk_id)
 
@@ -225,7 +231,7 @@ class _Packer:
             document_rows.sort(key=lambda r: r.ordinal)
             run = [document_rows[0]]
             for row in document_rows[1:]:
-                if row.ordinal == run[-1].ordinal + 1:
+                if _adjacent(run[-1], row):
                     run.append(row)
                 else:
                     passages.append(self._passage(run))
@@ -258,20 +264,16 @@ class _Packer:
         truncated = any(r.chunk_id in cut for r in rows)
         if truncated:
             line_end = min(line_end, line_start + text.count("\n"))
-        shown = self._shown_path(best.path) if best.is_file else best.path
-        if not best.is_file:
-            citation = shown
-        elif line_start == line_end:
-            citation = f"{shown}:{line_start}"
-        else:
-            citation = f"{shown}:{line_start}-{line_end}"
+        part_kind = best.part_kind if best.part is not None else ""
+        citation = (cite(self._shown_path(best.path), line_start, line_end, part_kind, best.part)
+                    if best.is_file else best.path)
         return Source(
             number=number, citation=citation, path=best.path, text=text,
             score=max(hit.score for hit in passage.hits), line_start=line_start, line_end=line_end,
             char_start=rows[0].char_start, char_end=max(r.char_end for r in rows),
             chunk_ids=tuple(r.chunk_id for r in rows), hit_chunk_ids=tuple(h.chunk_id for h in passage.hits),
             document_id=best.document_id, heading_path=rows[0].heading_path, title=best.title,
-            metadata=best.metadata, is_file=best.is_file, truncated=truncated,
+            metadata=best.metadata, is_file=best.is_file, truncated=truncated, part_kind=part_kind, part=best.part,
         )
 
     def _shown_path(self, path: str) -> str:
@@ -285,6 +287,12 @@ class _Packer:
     def context(self) -> Context:
         text, sources = self._render(self.selected, self.cut) if self.selected else ("", [])
         return Context(self.query, text, tuple(sources), estimate_tokens(text), self.max_tokens)
+
+
+def _adjacent(before: ChunkRow, after: ChunkRow) -> bool:
+    """Consecutive chunks of one part: lines of a paged document count within a page, so a
+    passage never spans two."""
+    return after.ordinal == before.ordinal + 1 and (after.part_kind, after.part) == (before.part_kind, before.part)
 
 
 def merge_texts(rows: Sequence[ChunkRow], cut: dict[int, str] | None = None) -> str:

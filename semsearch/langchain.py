@@ -17,11 +17,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from semsearch.errors import require_extra
 from semsearch.index import Index
+from semsearch.optional import require
 from semsearch.types import Hit
 
-require_extra("langchain_core", "langchain", "semsearch.langchain")
+require("langchain_core", "langchain", package="langchain-core")
 
 from langchain_core.callbacks import (  # noqa: E402
     AsyncCallbackManagerForRetrieverRun,

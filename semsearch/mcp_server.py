@@ -8,14 +8,15 @@ embedding call never stalls the protocol loop.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 from semsearch.context import DEFAULT_NEIGHBOURS
-from semsearch.errors import require_extra
 from semsearch.index import Index
+from semsearch.optional import require
 
-require_extra("mcp.server.mcpserver", "mcp", "semsearch mcp")
+require("mcp.server.mcpserver", "mcp", package="mcp>=2")
 
 from mcp.server.mcpserver import MCPServer  # noqa: E402
 
@@ -52,12 +53,13 @@ def build_server(index: Index) -> MCPServer:
     return server
 
 
-def run_stdio(index_path: Path, *, ollama_host: str | None = None, timeout: float | None = None,
-              keep_alive: str | float | None = None) -> None:
+def run_stdio(index_path: Path, *, ollama_host: str | Sequence[str] | None = None, base_url: str | None = None,
+              timeout: float | None = None, keep_alive: str | float | None = None) -> None:
     """Serve the index at `index_path` over stdin/stdout until the client closes the stream."""
     # The SDK logs at INFO to stderr; one line per embedding request would drown the client's log.
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    index = Index.open(index_path, create=False, ollama_host=ollama_host, timeout=timeout, keep_alive=keep_alive)
+    index = Index.open(index_path, create=False, ollama_host=ollama_host, base_url=base_url, timeout=timeout,
+                       keep_alive=keep_alive)
     try:
         build_server(index).run("stdio")
     finally:

@@ -22,7 +22,7 @@ import json
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,13 +39,13 @@ from semsearch.errors import (
     IndexMismatchError,
     IndexNotFoundError,
     SemsearchError,
-    require_extra,
 )
 from semsearch.index import Index
+from semsearch.optional import require
 from semsearch.types import TextItem
 
-require_extra("fastapi", "serve", "semsearch serve")
-require_extra("uvicorn", "serve", "semsearch serve")
+require("fastapi", "serve")
+require("uvicorn", "serve")
 
 from fastapi import FastAPI, Request  # noqa: E402
 from fastapi.responses import JSONResponse  # noqa: E402
@@ -72,7 +72,8 @@ class ServeSettings:
     max_body: int = 4 * 1024 * 1024
     model: str | None = None
     dimensions: int | None = None
-    ollama_host: str | None = None
+    ollama_host: str | Sequence[str] | None = None
+    base_url: str | None = None
     timeout: float | None = None
     keep_alive: str | float | None = None
 
@@ -125,7 +126,8 @@ class _Indexes:
 
     def _common(self) -> dict[str, Any]:
         s = self.settings
-        return {"ollama_host": s.ollama_host, "timeout": s.timeout, "keep_alive": s.keep_alive}
+        return {"ollama_host": s.ollama_host, "base_url": s.base_url, "timeout": s.timeout,
+                "keep_alive": s.keep_alive}
 
     def write(self, fn: Callable[[Index], Any]) -> Any:
         with self._write_lock:

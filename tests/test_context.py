@@ -170,3 +170,16 @@ def test_cli_prints_the_same_block(rag, ollama_server_session):
     assert [s["citation"] for s in data["sources"]] == [s.citation for s in expected.sources]
     assert {"number", "path", "line_start", "line_end", "score", "chunk_ids", "text"} <= set(data["sources"][0])
     assert Path(data["sources"][0]["path"]).is_absolute()
+
+
+def test_rerank_passes_through_and_orders_the_passages(rag, ollama_server_session):
+    index, corpus = rag
+    query = "which tea is steamed in Japan"
+    hits = index.search(query, k=4, rerank=True)
+    assert all(hit.rerank_score is not None for hit in hits)
+    context = index.context(query, max_tokens=2000, k=4, neighbours=0, rerank=True)
+    assert_well_formed(context, index, corpus)
+    rank = {hit.chunk_id: hit.rank for hit in hits}
+    assert [rank[s.hit_chunk_ids[0]] for s in context.sources] == sorted(rank[s.hit_chunk_ids[0]]
+                                                                          for s in context.sources)
+    assert context.sources[0].score == max(hit.rerank_score for hit in hits)

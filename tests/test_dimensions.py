@@ -87,3 +87,19 @@ def test_bad_keep_alive_is_a_usage_error(tmp_path, ollama_server):
     result = run(["search", "tea", "--keep-alive", "forever"], cwd=tmp_path, host=ollama_server.url)
     assert result.returncode == 2
     assert "not a duration" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_openai_server_that_ignores_dimensions_gets_vectors_cut_on_our_side():
+    import httpx
+
+    from semsearch.embed.openai import OpenAIEmbedder
+
+    def handler(request: httpx.Request) -> httpx.Response:  # answers full-size vectors whatever is asked
+        texts = json.loads(request.content)["input"]
+        data = [{"index": i, "embedding": [3.0, 4.0, 12.0, 99.0]} for i in range(len(texts))]
+        return httpx.Response(200, json={"data": data})
+
+    embedder = OpenAIEmbedder("text-embedding-3-small", base_url="http://server/v1", dimensions=2,
+                              transport=httpx.MockTransport(handler))
+    assert embedder.info().dimensions == 2
+    np.testing.assert_allclose(embedder.embed(["a", "b"], "query"), [[0.6, 0.8]] * 2, atol=1e-6)
