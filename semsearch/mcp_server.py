@@ -37,17 +37,18 @@ def build_server(index: Index) -> MCPServer:
     server = MCPServer(name="semsearch", instructions=INSTRUCTIONS)
 
     @server.tool(description="The best passages for a query, best first: text, path, line range, score, heading.")
-    async def search(query: str, k: int = 5, mode: Mode = "vector", paths: list[str] | None = None) -> dict[str, Any]:
-        hits = await index.asearch(query, k=max(1, min(k, MAX_K)), mode=mode, paths=paths or ())
+    async def search(query: str, k: int = 5, mode: Mode = "vector", paths: list[str] | None = None,
+                     rerank: bool = False) -> dict[str, Any]:
+        hits = await index.asearch(query, k=max(1, min(k, MAX_K)), mode=mode, paths=paths or (), rerank=rerank)
         return {"hits": [hit.to_dict() for hit in hits]}
 
     @server.tool(description="A prompt-ready block of numbered, cited passages for a question, within max_tokens "
                              "estimated tokens; adjacent passages are merged. Cite passages by their [n].")
     async def context(query: str, max_tokens: int = 2000, k: int = 10, mode: Mode = "vector",
-                      paths: list[str] | None = None) -> str:
+                      paths: list[str] | None = None, rerank: bool = False) -> str:
         result = await index.acontext(query, max_tokens=max(1, min(max_tokens, MAX_CONTEXT_TOKENS)),
                                       k=max(1, min(k, MAX_K)), mode=mode, neighbours=DEFAULT_NEIGHBOURS,
-                                      paths=paths or ())
+                                      paths=paths or (), rerank=rerank)
         return result.text or "No passages found."
 
     return server

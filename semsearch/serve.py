@@ -86,8 +86,10 @@ class SearchRequest(BaseModel):
     mode: Literal["vector", "keyword", "hybrid"] = Field("vector", description="Retrieval mode.")
     paths: list[str] = Field(default_factory=list, max_length=100,
                              description="Only documents whose path matches one of these globs.")
-    where: dict[str, str | int | float | bool] | None = Field(
-        None, description="Exact-match filter on the metadata of added texts.")
+    where: dict[str, str | int | float | bool | list[str | int | float | bool]] | None = Field(
+        None, description="Metadata filter: each key must equal the value (or one of a list of values); "
+                          "a document whose value is a list matches when the list contains it.")
+    rerank: bool = Field(False, description="Rerank the best candidates with the index's Ollama reranker.")
 
 
 class ContextRequest(SearchRequest):
@@ -193,14 +195,14 @@ def create_app(settings: ServeSettings) -> GuardMiddleware:
     @app.post("/search", summary="The best passages for a query")
     def search(request: SearchRequest) -> dict[str, Any]:
         hits = indexes.reader.search(request.query, k=request.k, mode=request.mode, paths=request.paths,
-                                     where=request.where)
+                                     where=request.where, rerank=request.rerank)
         return {"query": request.query, "hits": [hit.to_dict() for hit in hits]}
 
     @app.post("/context", summary="A prompt-ready block of cited passages within a token budget")
     def context(request: ContextRequest) -> dict[str, Any]:
         result = indexes.reader.context(request.query, max_tokens=request.max_tokens, k=request.k,
                                         mode=request.mode, neighbours=request.neighbours, paths=request.paths,
-                                        where=request.where)
+                                        where=request.where, rerank=request.rerank)
         return result.to_dict()
 
     @app.post("/texts", summary="Add or replace texts by id")

@@ -98,6 +98,10 @@ def test_search_context_and_status_answer(served):
     assert context["sources"][0]["path"].endswith("hongshao-rou.md")
     assert "糖色" in context["text"]
 
+    reranked = client.post("/search", json={"query": "why is Japanese green tea grassy", "k": 2,
+                                            "rerank": True}).json()["hits"]
+    assert all(hit["rerank_score"] is not None for hit in reranked) and "green-tea" in reranked[0]["path"]
+
     schema = client.get("/openapi.json").json()
     assert {"/search", "/context", "/status", "/texts", "/texts/delete"} <= set(schema["paths"])
 
