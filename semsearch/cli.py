@@ -142,6 +142,25 @@ def keep_alive_option(fn):
     )(fn)
 
 
+def query_options(fn):
+    """What search and context share: retrieval mode, filters, model check, servers, reranking."""
+    for option in reversed((
+        click.option("--mode", type=click.Choice(MODES), default="vector", show_default=True,
+                     help="Vector (meaning), keyword (FTS5 bm25) or hybrid (both, fused)."),
+        click.option("--path", "paths", multiple=True, metavar="GLOB", help="Only documents whose path matches GLOB."),
+        click.option("--where", "where", multiple=True, metavar="KEY=VALUE",
+                     help="Only documents whose metadata KEY (e.g. from Markdown front matter) equals VALUE or, "
+                          "for a list, contains it; repeat for more keys (all must match) or values (any may)."),
+        click.option("-m", "--model", default=None, help="Fail unless the index was built with this model."),
+        host_option,
+        timeout_option,
+        keep_alive_option,
+        rerank_options,
+    )):
+        fn = option(fn)
+    return fn
+
+
 def _make_reranker(ollama_host, rerank, rerank_model, rerank_url, rerank_api_key, rerank_timeout,
                    rerank_concurrency):
     """The reranker the --rerank options ask for, or None."""
@@ -287,17 +306,7 @@ def _print_report(report: IndexReport, paths) -> None:
 @index_option
 @click.option("-k", "--top", "k", type=click.IntRange(min=1, max=1000), default=10, show_default=True,
               help="Number of results.")
-@click.option("--mode", type=click.Choice(MODES), default="vector", show_default=True,
-              help="Vector (meaning), keyword (FTS5 bm25) or hybrid (both, fused).")
-@click.option("--path", "paths", multiple=True, metavar="GLOB", help="Only documents whose path matches GLOB.")
-@click.option("--where", "where", multiple=True, metavar="KEY=VALUE",
-              help="Only documents whose metadata KEY (e.g. from Markdown front matter) equals VALUE or, "
-                   "for a list, contains it; repeat for more keys (all must match) or values (any may).")
-@click.option("-m", "--model", default=None, help="Fail unless the index was built with this model.")
-@host_option
-@timeout_option
-@keep_alive_option
-@rerank_options
+@query_options
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array of hits.")
 def search_command(query, index_dir, k, mode, paths, where, model, base_url, ollama_host, timeout, keep_alive,
                    rerank, rerank_model, rerank_top, rerank_url, rerank_api_key, rerank_timeout, rerank_concurrency,
@@ -373,18 +382,9 @@ def _print_hit(hit: Hit) -> None:
               help="Budget for the whole block, citation lines included (the chunker's token estimate).")
 @click.option("-k", "--top", "k", type=click.IntRange(min=1, max=1000), default=10, show_default=True,
               help="Number of search hits to pack.")
-@click.option("--mode", type=click.Choice(MODES), default="vector", show_default=True,
-              help="Vector (meaning), keyword (FTS5 bm25) or hybrid (both, fused).")
 @click.option("--neighbours", type=click.IntRange(min=0, max=10), default=1, show_default=True,
               help="Chunks on each side of a hit to add while they fit the budget.")
-@click.option("--path", "paths", multiple=True, metavar="GLOB", help="Only documents whose path matches GLOB.")
-@click.option("--where", "where", multiple=True, metavar="KEY=VALUE",
-              help="Only documents whose metadata KEY equals VALUE (as for search).")
-@click.option("-m", "--model", default=None, help="Fail unless the index was built with this model.")
-@host_option
-@timeout_option
-@keep_alive_option
-@rerank_options
+@query_options
 @click.option("--json", "as_json", is_flag=True, help="Print the block and its sources as JSON.")
 def context_command(query, index_dir, max_tokens, k, mode, neighbours, paths, where, model, base_url, ollama_host,
                     timeout, keep_alive, rerank, rerank_model, rerank_top, rerank_url, rerank_api_key,
