@@ -156,11 +156,10 @@ class _Packer:
                  relative_to: Path | None):
         self.query = query
         self.relative_to = relative_to
-        self.hits: list[Hit] = []
+        self.hit_by_id: dict[int, Hit] = {}
         for hit in hits:
-            if hit.chunk_id not in {h.chunk_id for h in self.hits}:
-                self.hits.append(hit)
-        self.hit_by_id = {hit.chunk_id: hit for hit in self.hits}
+            self.hit_by_id.setdefault(hit.chunk_id, hit)
+        self.hits = list(self.hit_by_id.values())  # best first, each chunk once
         self.rank = {hit.chunk_id: position for position, hit in enumerate(self.hits)}
         self.rows = rows
         self.by_ordinal = {(row.document_id, row.ordinal): row for row in rows.values()}

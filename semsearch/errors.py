@@ -29,7 +29,6 @@ SemsearchError to exit code 1 with its message and never shows a traceback.
 from __future__ import annotations
 
 
-
 class SemsearchError(Exception):
     """Base class: `str(error)` is a complete, user-facing sentence."""
 

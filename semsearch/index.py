@@ -11,14 +11,15 @@ from __future__ import annotations
 import asyncio
 import functools
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
 import filelock
 
+from semsearch.context import DEFAULT_MAX_TOKENS, DEFAULT_NEIGHBOURS, Context, assemble, check_budget
 from semsearch.embed import (
     DEFAULT_MODEL,
     PRESETS,
@@ -28,7 +29,6 @@ from semsearch.embed import (
     preset_for_model,
     provider_of,
 )
-from semsearch.context import DEFAULT_MAX_TOKENS, DEFAULT_NEIGHBOURS, Context, assemble, check_budget
 from semsearch.embed.base import Embedder, EmbedderInfo
 from semsearch.errors import ConfigError, IndexLockedError, IndexMismatchError, IndexNotFoundError
 from semsearch.ingest import DEFAULT_BATCH_TEXTS, ChunkSettings, Ingester, Progress

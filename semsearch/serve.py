@@ -38,6 +38,8 @@ from semsearch.errors import (
     IndexLockedError,
     IndexMismatchError,
     IndexNotFoundError,
+    RerankerError,
+    RerankerTimeoutError,
     SemsearchError,
 )
 from semsearch.index import Index
@@ -159,9 +161,9 @@ def _status_for(error: SemsearchError) -> int:
         return 404
     if isinstance(error, (IndexLockedError, IndexMismatchError)):
         return 409
-    if isinstance(error, EmbedderTimeoutError):
+    if isinstance(error, (EmbedderTimeoutError, RerankerTimeoutError)):
         return 504
-    if isinstance(error, (EmbedderUnavailableError, EmbedderError)):
+    if isinstance(error, (EmbedderUnavailableError, EmbedderError, RerankerError)):
         return 502
     return 500
 
