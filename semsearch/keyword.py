@@ -18,7 +18,16 @@ _CJK = (
     r"\uac00-\ud7af"  # hangul syllables
     r"\U00020000-\U0003134f"  # CJK extensions B–G
 )
-_TOKEN = re.compile(rf"([{_CJK}]+)|([^\W_]+)", re.UNICODE)
+# CJK characters are word characters to `\w`, so the word alternative must exclude them: else
+# "2013年于乐" would be one word and never match "于乐".
+_TOKEN = re.compile(rf"([{_CJK}]+)|([^\W_{_CJK}]+)", re.UNICODE)
+
+# The FTS5 tokenizer over the analysed terms: CJK terms pass through porter unchanged (it only
+# rewrites ASCII suffixes); English words are stemmed, as BM25 baselines do.
+FTS_TOKENIZER = "porter unicode61 remove_diacritics 2"
+# Names the analysis stored in an index; an index analysed differently is re-analysed from its
+# chunk texts (no embedding needed).
+ANALYSIS = "cjk-bigram-unigram/2;" + FTS_TOKENIZER
 
 
 def _cjk_terms(run: str, *, with_singles: bool) -> list[str]:

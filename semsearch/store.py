@@ -71,8 +71,8 @@ CREATE TABLE IF NOT EXISTS chunks (
 );
 CREATE INDEX IF NOT EXISTS chunks_document ON chunks(document_id);
 CREATE INDEX IF NOT EXISTS chunks_text_sha256 ON chunks(text_sha256);
-CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(terms, tokenize = 'unicode61 remove_diacritics 2');
 """
+_FTS_TABLE = f"CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(terms, tokenize = '{keyword.FTS_TOKENIZER}')"
 
 
 @dataclass(frozen=True)
@@ -170,6 +170,8 @@ class Store:
                     for statement in _SCHEMA.split(";"):
                         if statement.strip():
                             conn.execute(statement)
+                    conn.execute(_FTS_TABLE)
+                    self._write_meta(conn, {"keyword_analysis": keyword.ANALYSIS})
                     conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
             elif self._user_version() < SCHEMA_VERSION:
                 self._migrate()
@@ -430,6 +432,26 @@ class Store:
             out.update((r[0], _chunk_row(r)) for r in rows)
         return out
 
+    def keyword_analysis_current(self) -> bool:
+        """Whether the FTS table holds terms from this version's keyword analysis."""
+        return self.meta().get("keyword_analysis") == keyword.ANALYSIS
+
+    def reanalyze_keywords(self) -> int:
+        """Rebuild the FTS table from the stored chunk texts with the current analysis; returns rows.
+
+        For indexes written by a version that analysed text differently. No vectors change.
+        """
+        with self._transaction() as conn:
+            conn.execute("DROP TABLE IF EXISTS chunks_fts")
+            conn.execute(_FTS_TABLE)
+            rows = conn.execute("SELECT id, heading_path, text FROM chunks").fetchall()
+            conn.executemany(
+                "INSERT INTO chunks_fts (rowid, terms) VALUES (?, ?)",
+                ((cid, keyword.analyze(" ".join((*json.loads(headings), text)))) for cid, headings, text in rows),
+            )
+            self._write_meta(conn, {"keyword_analysis": keyword.ANALYSIS})
+        return len(rows)
+
     def keyword_search(self, query: str, limit: int, allowed_ids: np.ndarray | None = None) -> list[tuple[int, float]]:
         """(chunk id, score) by FTS5 bm25 over the CJK-aware terms; higher score is better."""
         expression = keyword.match_expression(query)
@@ -480,6 +502,13 @@ class Store:
         where = " AND ".join(clauses) or "1"
         rows = self._query(f"SELECT c.id FROM chunks c JOIN documents d ON d.id = c.document_id WHERE {where}", params)
         return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+
+    def chunk_document_keys(self) -> dict[int, str]:
+        """Chunk id → its document's key: the caller's id for added texts, root/relpath for files."""
+        rows = self._query(
+            "SELECT c.id, d.kind, d.root, d.relpath FROM chunks c JOIN documents d ON d.id = c.document_id"
+        )
+        return {cid: relpath if kind == "text" else f"{root.rstrip('/')}/{relpath}" for cid, kind, root, relpath in rows}
 
     # -- status --------------------------------------------------------------------------------
 
