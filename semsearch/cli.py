@@ -459,6 +459,77 @@ def mcp_command(index_dir, base_url, ollama_host, timeout, keep_alive) -> None:
               timeout=timeout, keep_alive=keep_alive)
 
 
+# -- eval ------------------------------------------------------------------------------------
+
+@cli.command("eval")
+@click.argument("dataset_dir", type=click.Path(path_type=Path, file_okay=False))
+@click.option("-i", "--index", "index_dir", metavar="DIR",
+              help="Index directory for the dataset [default: a per-dataset, per-model directory under "
+                   "~/.cache/semsearch/eval]; an existing index is reused.")
+@click.option("-m", "--model", default=None,
+              help="Embedding model [default: the index's model, else qwen3-embedding:0.6b].")
+@click.option("--mode", type=click.Choice(MODES), default="vector", show_default=True,
+              help="Vector, keyword or hybrid retrieval.")
+@click.option("-k", "k", type=click.IntRange(min=1, max=1000), default=10, show_default=True,
+              help="Cut-off of nDCG, Recall and MRR (Recall@100 is always reported).")
+@click.option("--max-queries", type=click.IntRange(min=1), default=None, help="Run only the first N judged queries.")
+@click.option("--chunk-tokens", type=click.IntRange(min=16), default=None,
+              help="Chunk budget for a new eval index [default: 512].")
+@host_option
+@timeout_option
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def eval_command(dataset_dir, index_dir, model, mode, k, max_queries, chunk_tokens, ollama_host, timeout,
+                 as_json) -> None:
+    """Measure retrieval quality on a BEIR-layout dataset (corpus.jsonl, queries.jsonl, qrels/test.tsv)."""
+    from semsearch.evaluate import evaluate_dataset
+
+    with _CountBar("indexing", "doc") as index_bar, _CountBar("queries", "query") as query_bar:
+        report = evaluate_dataset(
+            dataset_dir, index_dir=index_dir, model=model, mode=mode, k=k, max_queries=max_queries,
+            chunk_tokens=chunk_tokens, ollama_host=ollama_host, timeout=timeout,
+            on_index_progress=lambda p: index_bar.update(p.documents_done, p.documents_total),
+            on_query=query_bar.update,
+        )
+    if as_json:
+        _echo_json(report.to_dict())
+        return
+    click.echo(f"{report.dataset}: {report.queries} queries, {report.documents} documents, {report.chunks} chunks; "
+               f"mode {report.mode}")
+    click.echo(f"Index: {report.index_path} ({report.chunks_embedded} chunks embedded by this run)")
+    for name, value in report.metrics.items():
+        click.echo(f"  {name:<11}{value:.4f}")
+    click.echo(f"Latency per query, ms:  {'p50':>8} {'p95':>8}")
+    for stage, latency in report.latency.items():
+        click.echo(f"  {stage:<22}{latency.p50 * 1000:>8.1f} {latency.p95 * 1000:>8.1f}")
+
+
+class _CountBar:
+    """A tqdm bar counting `unit`s on stderr when it is a terminal; nothing on a pipe."""
+
+    def __init__(self, label: str, unit: str) -> None:
+        self._label, self._unit = label, unit
+        self._bar = None
+        self._enabled = sys.stderr.isatty()
+
+    def __enter__(self) -> _CountBar:
+        return self
+
+    def update(self, done: int, total: int) -> None:
+        if not self._enabled:
+            return
+        if self._bar is None:
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=total, desc=self._label, unit=self._unit, file=sys.stderr, dynamic_ncols=True)
+        self._bar.total = total
+        self._bar.n = done
+        self._bar.refresh()
+
+    def __exit__(self, *exc_info) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+
 # -- status and rebuild ----------------------------------------------------------------------
 
 @cli.command("status")

@@ -316,6 +316,20 @@ class Index:
             "faiss_vectors": self._vectors.ntotal,
         })
 
+    def _check_keyword_analysis(self) -> None:
+        """Re-analyse the keyword table of an index written by an older version, if no writer is busy.
+
+        While a writer holds the lock the stale table is searched as it is; the writer repairs it.
+        """
+        if self._store.keyword_analysis_current():
+            return
+        try:
+            with self._write_lock.acquire(timeout=0):
+                if not self._store.keyword_analysis_current():
+                    self._store.reanalyze_keywords()
+        except filelock.Timeout:
+            pass
+
     def _apply(self, result: WriteResult) -> None:
         vectors = self._vectors
         assert vectors is not None
@@ -333,6 +347,8 @@ class Index:
             ) from None
         try:
             self._initialize()
+            if not self._store.keyword_analysis_current():
+                self._store.reanalyze_keywords()
             self.vectors()
             try:
                 yield
@@ -426,6 +442,8 @@ class Index:
         """
         if not self.is_initialized:
             return SearchResult(hits=(), timings=StageTimings())
+        if mode != "vector":
+            self._check_keyword_analysis()
         return run_search(self._store, self.vectors(), self.embedder(), query, k=k, mode=mode, paths=paths,
                           where=where, reranker=self.reranker(rerank), rerank_top=rerank_top,
                           rerank_fallback=rerank_fallback)
@@ -485,6 +503,10 @@ class Index:
                 self._async_pool = ThreadPoolExecutor(self.async_workers, thread_name_prefix="semsearch-async")
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._async_pool, functools.partial(fn, *args, **kwargs))
+
+    def chunk_documents(self) -> dict[int, str]:
+        """Every chunk id mapped to its document: the caller's id for added texts, else the file path."""
+        return self._store.chunk_document_keys()
 
     def status(self) -> IndexStatus:
         """What the index holds and whether FAISS agrees with SQLite; never calls the embedder."""
