@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -336,7 +335,7 @@ def search_command(query, index_dir, k, mode, paths, where, model, base_url, oll
     if not hits:
         click.echo("No results.", err=True)
     for hit in hits:
-        _print_hit(hit)
+        _print_hit(hit, query)
 
 
 def parse_where(items: tuple[str, ...]) -> dict[str, list[str]]:
@@ -358,8 +357,13 @@ def _hit_json(hit: Hit) -> dict[str, Any]:
     return data
 
 
-def _print_hit(hit: Hit) -> None:
-    location = cite(display_path(hit.path), hit.line_start, hit.line_end, hit.part_kind, hit.part) if hit.is_file \
+def _print_hit(hit: Hit, query: str) -> None:
+    """Rank, score(s), the citation of the snippet's own line, heading; then the best-matching
+    sentence(s), query terms in bold (click drops the styling on a pipe)."""
+    from semsearch.snippets import snippet
+
+    best = snippet(hit.text, query, line_start=hit.line_start)
+    location = cite(display_path(hit.path), best.line, best.line, hit.part_kind, hit.part) if hit.is_file \
         else hit.path
     if hit.rerank_score is not None:
         scores = f"rerank {hit.rerank_score:.4f}  retrieval {hit.retrieval_score:.4f}"
@@ -369,8 +373,16 @@ def _print_hit(hit: Hit) -> None:
     if hit.heading:
         header += f"  {click.style(hit.heading, bold=True)}"
     click.echo(header)
-    passage = " ".join(hit.text.split())
-    click.echo(textwrap.indent(textwrap.shorten(passage, width=240, placeholder=" …"), "    "))
+    pieces, position = [], 0
+    text = best.text.replace("\n", " ")  # same length, so highlight offsets still hold
+    for start, end in best.highlights:
+        pieces.append(text[position:start])
+        pieces.append(click.style(text[start:end], bold=True, fg="yellow"))
+        position = end
+    pieces.append(text[position:])
+    prefix = "…" if best.char_start > 0 else ""
+    suffix = "…" if best.char_end < len(hit.text.rstrip()) else ""
+    click.echo("    " + prefix + "".join(pieces) + suffix)
 
 
 # -- context, serve, mcp ---------------------------------------------------------------------

@@ -508,6 +508,10 @@ class Index:
         """Every chunk id mapped to its document: the caller's id for added texts, else the file path."""
         return self._store.chunk_document_keys()
 
+    def chunk_vectors(self, chunk_ids: Sequence[int]) -> dict[int, tuple[str, Any]]:
+        """The stored (text, vector) of chunks by id, read from SQLite without calling the embedder."""
+        return self._store.chunk_vectors(chunk_ids)
+
     def status(self) -> IndexStatus:
         """What the index holds and whether FAISS agrees with SQLite; never calls the embedder."""
         meta = self._store.meta()

@@ -30,6 +30,14 @@ FTS_TOKENIZER = "porter unicode61 remove_diacritics 2"
 ANALYSIS = "cjk-bigram-unigram/2;" + FTS_TOKENIZER
 
 
+_CJK_TERM = re.compile(rf"[{_CJK}]+")
+
+
+def is_cjk(term: str) -> bool:
+    """Whether a term is made of CJK characters (a bigram or a single character)."""
+    return bool(_CJK_TERM.fullmatch(term))
+
+
 def _cjk_terms(run: str, *, with_singles: bool) -> list[str]:
     if len(run) == 1:
         return [run]

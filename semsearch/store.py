@@ -503,6 +503,17 @@ class Store:
         rows = self._query(f"SELECT c.id FROM chunks c JOIN documents d ON d.id = c.document_id WHERE {where}", params)
         return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
 
+    def chunk_vectors(self, chunk_ids: Sequence[int]) -> dict[int, tuple[str, np.ndarray]]:
+        """(text, stored vector) of chunks by id (missing ids are absent)."""
+        out: dict[int, tuple[str, np.ndarray]] = {}
+        ids = [int(i) for i in chunk_ids]
+        for start in range(0, len(ids), 500):
+            part = ids[start : start + 500]
+            marks = ",".join("?" * len(part))
+            for cid, text, blob in self._query(f"SELECT id, text, vector FROM chunks WHERE id IN ({marks})", part):
+                out[cid] = (text, np.frombuffer(blob, dtype="<f4").astype(np.float32))
+        return out
+
     def chunk_document_keys(self) -> dict[int, str]:
         """Chunk id → its document's key: the caller's id for added texts, root/relpath for files."""
         rows = self._query(
