@@ -75,6 +75,11 @@ CREATE INDEX IF NOT EXISTS chunks_text_sha256 ON chunks(text_sha256);
 _FTS_TABLE = f"CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(terms, tokenize = '{keyword.FTS_TOKENIZER}')"
 
 
+def _keyword_terms(heading_path: Sequence[str], text: str) -> str:
+    """What the FTS table holds for a chunk: the analysed terms of its headings and text."""
+    return keyword.analyze(" ".join((*heading_path, text)))
+
+
 @dataclass(frozen=True)
 class StoredDocument:
     """A documents row, as change detection needs it."""
@@ -323,7 +328,7 @@ class Store:
                     )
                     conn.execute(
                         "INSERT INTO chunks_fts (rowid, terms) VALUES (?, ?)",
-                        (chunk_id, keyword.analyze(" ".join((*chunk.heading_path, chunk.text)))),
+                        (chunk_id, _keyword_terms(chunk.heading_path, chunk.text)),
                     )
                     added_ids.append(chunk_id)
                 if len(doc.chunks):
@@ -447,7 +452,7 @@ class Store:
             rows = conn.execute("SELECT id, heading_path, text FROM chunks").fetchall()
             conn.executemany(
                 "INSERT INTO chunks_fts (rowid, terms) VALUES (?, ?)",
-                ((cid, keyword.analyze(" ".join((*json.loads(headings), text)))) for cid, headings, text in rows),
+                ((cid, _keyword_terms(json.loads(headings), text)) for cid, headings, text in rows),
             )
             self._write_meta(conn, {"keyword_analysis": keyword.ANALYSIS})
         return len(rows)
