@@ -25,6 +25,7 @@ from semsearch.errors import (  # noqa: E402
     RerankerUnsupportedError,
     SemsearchError,
 )
+from semsearch.evaluate import EvalReport, evaluate_dataset  # noqa: E402
 from semsearch.index import Index  # noqa: E402
 from semsearch.rerank import HttpReranker, OllamaReranker, Reranker, make_reranker  # noqa: E402
 from semsearch.types import (  # noqa: E402
@@ -45,6 +46,7 @@ __all__ = [
     "Document",
     "EmbedderError",
     "EmbedderUnavailableError",
+    "EvalReport",
     "Hit",
     "HttpReranker",
     "Index",
@@ -67,5 +69,6 @@ __all__ = [
     "StageTimings",
     "TextItem",
     "__version__",
+    "evaluate_dataset",
     "make_reranker",
 ]
