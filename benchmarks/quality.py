@@ -331,6 +331,15 @@ def write_section(report: dict) -> None:
             f"{r['reference']['vectors_reused_from_index']} of {r['reference']['documents']} reference vectors "
             "were the stored single-chunk vectors." + whole_note
         )
+    if any(r["scored_documents"] < r["corpus_documents"] for r in report["results"]):
+        lines.append(
+            "- Partial corpora: embedding ran at about 0.5 documents/s on this shared CPU, so not every "
+            "document was indexed in the time available. Vector, hybrid and reference rows score the same "
+            "subset (all judged-relevant documents plus the others indexed so far), which makes them "
+            "comparable with each other but easier than the full corpus; the keyword row marked "
+            "\"whole corpus\" is the full set. Running the script without `--indexed-only` resumes "
+            "indexing and replaces these rows."
+        )
     demo = report["demo"]["top1"]
     lines.append(
         "- Demo corpus (`data/`, the example queries of `tests/helpers.py`), right document first: "

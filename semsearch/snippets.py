@@ -53,6 +53,8 @@ def snippet(text: str, query: str, *, line_start: int = 1, max_chars: int = 240,
     """The best-matching sentence(s) of `text` for `query` (see the module docstring)."""
     query_terms = set(keyword.terms(query))
     spans = sentences(text) or [(0, len(text))]
+    # A Markdown heading line repeats what the hit's header already shows.
+    spans = [(a, b) for a, b in spans if not text.startswith("#", a)] or spans
     terms_of = [query_terms.intersection(keyword.terms(text[a:b])) for a, b in spans]
     # Most distinct query terms wins; then fewer sentences; then the earlier window.
     best = (0, -1, 0)  # (terms covered, -sentences, -first)

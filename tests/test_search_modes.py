@@ -131,6 +131,12 @@ def test_snippet_without_any_query_term_shows_the_opening():
     assert best.text == "One. Two." and best.highlights == ()
 
 
+def test_snippet_skips_a_markdown_heading_line():
+    best = snippet("## 蔡伦与东汉的造纸\n\n考古发现表明，西汉已有纸。东汉时期，蔡伦改进了造纸工艺。", "invention of paper",
+                   line_start=5)
+    assert best.text.startswith("考古发现表明") and best.line == 7
+
+
 def test_human_search_output_shows_the_snippet_highlighted_only_on_a_terminal(tmp_path, ollama_server):
     folder = tmp_path / "notes"
     folder.mkdir()
