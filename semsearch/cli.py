@@ -490,7 +490,7 @@ def mcp_command(index_dir, base_url, ollama_host, timeout, keep_alive) -> None:
 @host_option
 @timeout_option
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def eval_command(dataset_dir, index_dir, model, mode, k, max_queries, chunk_tokens, ollama_host, timeout,
+def eval_command(dataset_dir, index_dir, model, mode, k, max_queries, chunk_tokens, base_url, ollama_host, timeout,
                  as_json) -> None:
     """Measure retrieval quality on a BEIR-layout dataset (corpus.jsonl, queries.jsonl, qrels/test.tsv)."""
     from semsearch.evaluate import evaluate_dataset
@@ -498,7 +498,7 @@ def eval_command(dataset_dir, index_dir, model, mode, k, max_queries, chunk_toke
     with _CountBar("indexing", "doc") as index_bar, _CountBar("queries", "query") as query_bar:
         report = evaluate_dataset(
             dataset_dir, index_dir=index_dir, model=model, mode=mode, k=k, max_queries=max_queries,
-            chunk_tokens=chunk_tokens, ollama_host=ollama_host, timeout=timeout,
+            chunk_tokens=chunk_tokens, ollama_host=ollama_host or None, base_url=base_url, timeout=timeout,
             on_index_progress=lambda p: index_bar.update(p.documents_done, p.documents_total),
             on_query=query_bar.update,
         )

@@ -329,7 +329,8 @@ def evaluate_dataset(
     k: int = 10,
     max_queries: int | None = None,
     chunk_tokens: int | None = None,
-    ollama_host: str | None = None,
+    ollama_host: str | Sequence[str] | None = None,
+    base_url: str | None = None,
     timeout: float | None = None,
     embedder: Any = None,
     on_index_progress: Callable[[IndexingProgress], None] | None = None,
@@ -340,6 +341,7 @@ def evaluate_dataset(
     `index_dir` defaults to `default_index_dir(...)`; an existing index there is reused, and
     documents already in it are not embedded again. `model` defaults to the model an existing
     index was built with, else qwen3-embedding:0.6b; `chunk_tokens` to 512 for a new index.
+    `ollama_host`, `base_url` and `timeout` are as for `Index.open`.
     Raises ConfigError for a bad dataset or options, IndexMismatchError for an index built
     with another model or chunk budget, EmbedderError when the embedder fails.
     """
@@ -353,7 +355,7 @@ def evaluate_dataset(
     if index_dir is None:
         index_dir = default_index_dir(dataset, model or DEFAULT_MODEL, chunk_tokens or DEFAULT_EVAL_CHUNK_TOKENS)
     with Index.open(index_dir, model=model if embedder is None else None, embedder=embedder,
-                    ollama_host=ollama_host, timeout=timeout,
+                    ollama_host=ollama_host, base_url=base_url, timeout=timeout,
                     chunk_tokens=chunk_tokens or DEFAULT_EVAL_CHUNK_TOKENS) as index:
         status = index.status()
         if index.is_initialized and chunk_tokens is not None and status.chunk_tokens != chunk_tokens:

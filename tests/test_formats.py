@@ -179,7 +179,9 @@ def test_mixed_folder_indexes_cites_pages_and_cells_and_filters_by_front_matter(
 
     human = run(["search", "when were lighthouse keepers replaced by automation", "-k", "1"], cwd=tmp_path,
                 host=host).stdout
-    assert human.splitlines()[0].split()[2] == "docs/lighthouses.pdf#page=3:1-3"
+    # The header cites the line of the snippet shown under it, inside the page.
+    assert human.splitlines()[0].split()[2] == "docs/lighthouses.pdf#page=3:2"
+    assert "Automation replaced the last resident keepers" in human.splitlines()[1]
     hit = json.loads(run(["search", "--json", "-k", "1", "automation replaced the resident keepers"],
                          cwd=tmp_path, host=host).stdout)[0]
     assert (hit["path"], hit["page"], hit["cell"], hit["line_start"]) == ("docs/lighthouses.pdf", 3, None, 1)
