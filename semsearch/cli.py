@@ -21,6 +21,7 @@ from semsearch.index import DEFAULT_INDEX_DIR, Index
 from semsearch.search import MODES
 from semsearch.store import DB_NAME
 from semsearch.types import Hit, IndexReport
+from semsearch.vectors import INDEX_TYPES
 
 INDEX_ENV = "SEMSEARCH_INDEX"
 
@@ -106,16 +107,20 @@ def cli() -> None:
               help="Task instruction for queries (instruction models) or query prefix (others).")
 @click.option("--chunk-tokens", type=click.IntRange(min=16), default=None,
               help="Chunk budget in estimated tokens for a new index [default: 400].")
+@click.option("--index-type", type=click.Choice(INDEX_TYPES), default=None,
+              help="FAISS index type for a new index [default: auto: exact flat while fast, HNSW above]; "
+                   "convert an existing one with `semsearch rebuild --index-type`.")
 @click.option("--batch", type=click.IntRange(min=1), default=64, show_default=True,
               help="Texts per embedding batch; each batch is committed, so an interruption loses at most one.")
 @host_option
 @timeout_option
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def index_command(paths, index_dir, model, include, exclude, pull, query_instruction, chunk_tokens, batch,
-                  ollama_host, timeout, as_json) -> None:
+def index_command(paths, index_dir, model, include, exclude, pull, query_instruction, chunk_tokens, index_type,
+                  batch, ollama_host, timeout, as_json) -> None:
     """Index folders (or files): add new, update changed, remove vanished files."""
     with Index.open(find_index(index_dir, for_writing=True), model=model, ollama_host=ollama_host,
-                    query_instruction=query_instruction, chunk_tokens=chunk_tokens, timeout=timeout) as index:
+                    query_instruction=query_instruction, chunk_tokens=chunk_tokens, timeout=timeout,
+                    index_type=index_type) as index:
         if pull:
             _pull_if_missing(index)
         with _ProgressBar() as bar:
@@ -212,13 +217,18 @@ def _print_report(report: IndexReport, paths) -> None:
               help="Vector (meaning), keyword (FTS5 bm25) or hybrid (both, fused).")
 @click.option("--path", "paths", multiple=True, metavar="GLOB", help="Only documents whose path matches GLOB.")
 @click.option("-m", "--model", default=None, help="Fail unless the index was built with this model.")
+@click.option("--ef-search", type=click.IntRange(min=1), default=None, metavar="N",
+              help="HNSW candidate list size: higher is slower and more exact [default: 64].")
+@click.option("--nprobe", type=click.IntRange(min=1), default=None, metavar="N",
+              help="IVF lists scanned: higher is slower and more exact [default: 32].")
 @host_option
 @timeout_option
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array of hits.")
-def search_command(query, index_dir, k, mode, paths, model, ollama_host, timeout, as_json) -> None:
+def search_command(query, index_dir, k, mode, paths, model, ef_search, nprobe, ollama_host, timeout,
+                   as_json) -> None:
     """Search the index for QUERY and print the best passages."""
     with Index.open(find_index(index_dir, for_writing=False), create=False, model=model,
-                    ollama_host=ollama_host, timeout=timeout) as index:
+                    ollama_host=ollama_host, timeout=timeout, ef_search=ef_search, nprobe=nprobe) as index:
         hits = index.search(query, k=k, mode=mode, paths=paths)
         if index.repaired:
             click.echo(index.repaired, err=True)
@@ -269,13 +279,20 @@ def status_command(index_dir, as_json) -> None:
         ("Chunking", f"{status.chunk_tokens} tokens, {status.chunk_overlap} overlap"),
         ("Documents", str(status.documents)),
         ("Chunks", str(status.chunks)),
-        ("Index type", status.index_type),
+        ("Index type", _index_type_line(status)),
         ("On disk", _human_bytes(status.bytes_on_disk)),
         ("Generation", f"{status.generation} (FAISS file at {status.faiss_generation}, {status.faiss_vectors} vectors)"),
         ("In sync", "yes" if status.in_sync else "no — the next search or `semsearch rebuild` repairs it"),
     ]
     for label, value in rows:
         click.echo(f"{label + ':':<19}{value}")
+
+
+def _index_type_line(status) -> str:
+    line = status.index_type if status.index_type == status.faiss_type else f"{status.index_type} ({status.faiss_type})"
+    if status.tombstones:
+        line += f", {status.tombstones} deleted vectors hidden until the next rebuild"
+    return line
 
 
 def _human_bytes(size: int) -> str:
@@ -289,15 +306,18 @@ def _human_bytes(size: int) -> str:
 
 @cli.command("rebuild")
 @index_option
+@click.option("--index-type", type=click.Choice(INDEX_TYPES), default=None,
+              help="Convert to this FAISS index type (recorded for later writes) [default: keep].")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-def rebuild_command(index_dir, as_json) -> None:
+def rebuild_command(index_dir, index_type, as_json) -> None:
     """Rebuild vectors.faiss from the vectors stored in SQLite (no embedding calls)."""
     with Index.open(find_index(index_dir, for_writing=False), create=False) as index:
-        count = index.rebuild()
+        count = index.rebuild(index_type=index_type)
+        kind = index.status().faiss_type
     if as_json:
-        _echo_json({"vectors": count})
+        _echo_json({"vectors": count, "index_type": kind})
     else:
-        click.echo(f"Rebuilt vectors.faiss from SQLite: {count} vectors.")
+        click.echo(f"Rebuilt vectors.faiss ({kind}) from SQLite: {count} vectors.")
 
 
 def main() -> None:

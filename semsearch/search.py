@@ -14,11 +14,11 @@ from typing import Any, Literal
 
 import numpy as np
 
-from semsearch.embed.base import Embedder
+from semsearch.embed.base import Embedder, normalize
 from semsearch.errors import ConfigError
 from semsearch.store import ChunkRow, Store
 from semsearch.types import Hit
-from semsearch.vectors import VectorIndex
+from semsearch.vectors import SearchTuning, VectorIndex
 
 Mode = Literal["vector", "keyword", "hybrid"]
 MODES: tuple[str, ...] = ("vector", "keyword", "hybrid")
@@ -43,9 +43,10 @@ def rrf(*ranked_lists: Sequence[Candidate], k: int = RRF_K) -> list[Candidate]:
 
 
 def vector_candidates(
-    vectors: VectorIndex, query_vector: np.ndarray, limit: int, allowed_ids: np.ndarray | None
+    vectors: VectorIndex, query_vector: np.ndarray, limit: int, allowed_ids: np.ndarray | None,
+    tuning: SearchTuning = SearchTuning(),
 ) -> list[Candidate]:
-    scores, ids = vectors.search(query_vector, limit, allowed_ids)
+    scores, ids = vectors.search(query_vector, limit, allowed_ids, tuning)
     return [Candidate(int(i), float(s)) for s, i in zip(scores, ids)]
 
 
@@ -64,6 +65,7 @@ def search(
     paths: Sequence[str] = (),
     where: dict[str, Any] | None = None,
     candidates: int | None = None,
+    tuning: SearchTuning = SearchTuning(),
 ) -> list[Hit]:
     """The top `k` hits for `query`.
 
@@ -81,11 +83,31 @@ def search(
     lists: list[list[Candidate]] = []
     if mode in ("vector", "hybrid"):
         query_vector = embedder.embed([query], "query")[0]
-        lists.append(vector_candidates(vectors, query_vector, pool, allowed))
+        lists.append(vector_candidates(vectors, query_vector, pool, allowed, tuning))
     if mode in ("keyword", "hybrid"):
         lists.append(keyword_candidates(store, query, pool, allowed))
     ranked = rrf(*lists) if mode == "hybrid" else lists[0]
     return to_hits(store, ranked[:k])
+
+
+def search_by_vector(
+    store: Store,
+    vectors: VectorIndex,
+    query_vector: np.ndarray,
+    *,
+    k: int = 10,
+    paths: Sequence[str] = (),
+    where: dict[str, Any] | None = None,
+    tuning: SearchTuning = SearchTuning(),
+) -> list[Hit]:
+    """The top `k` hits for a query vector the caller embedded (vector mode, same filters)."""
+    if k < 1:
+        raise ConfigError(f"k must be at least 1, not {k}")
+    query_vector = normalize(np.asarray(query_vector, dtype=np.float32).reshape(1, -1))[0]
+    if query_vector.shape[0] != vectors.dimensions:
+        raise ConfigError(f"the query vector has {query_vector.shape[0]} dimensions; the index has {vectors.dimensions}")
+    allowed = store.chunk_ids_where(paths, where) if (paths or where) else None
+    return to_hits(store, vector_candidates(vectors, query_vector, k, allowed, tuning))
 
 
 def to_hits(store: Store, ranked: Sequence[Candidate]) -> list[Hit]:

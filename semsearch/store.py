@@ -63,6 +63,9 @@ CREATE INDEX IF NOT EXISTS chunks_document ON chunks(document_id);
 CREATE INDEX IF NOT EXISTS chunks_text_sha256 ON chunks(text_sha256);
 CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(terms, tokenize = 'unicode61 remove_diacritics 2');
 """
+# Chunk ids still present in an HNSW vectors.faiss but deleted from SQLite (HNSW cannot remove);
+# written in the same transaction as the FAISS stamp. Created on open so older indexes gain it.
+_TOMBSTONES = "CREATE TABLE IF NOT EXISTS faiss_tombstones (id INTEGER PRIMARY KEY)"
 
 
 @dataclass(frozen=True)
@@ -142,6 +145,8 @@ class Store:
                         if statement.strip():
                             conn.execute(statement)
                     conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            if not conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'faiss_tombstones'").fetchone():
+                conn.execute(_TOMBSTONES)
         except sqlite3.DatabaseError as exc:
             raise IndexCorruptError(f"cannot read the index database {self.path}: {exc}") from exc
         version = self._user_version()
@@ -201,6 +206,17 @@ class Store:
             "INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
             [(key, str(value)) for key, value in values.items()],
         )
+
+    def stamp_faiss(self, values: dict[str, Any], tombstones: Iterable[int]) -> None:
+        """Record what vectors.faiss reflects (meta values) and its tombstones, in one transaction."""
+        with self._transaction() as conn:
+            self._write_meta(conn, values)
+            conn.execute("DELETE FROM faiss_tombstones")
+            conn.executemany("INSERT INTO faiss_tombstones (id) VALUES (?)", ((int(i),) for i in tombstones))
+
+    def faiss_tombstones(self) -> np.ndarray:
+        rows = self._query("SELECT id FROM faiss_tombstones")
+        return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
 
     def generation(self) -> int:
         rows = self._query("SELECT value FROM meta WHERE key = 'generation'")

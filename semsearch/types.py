@@ -199,6 +199,8 @@ class IndexStatus:
     faiss_vectors: int
     in_sync: bool
     schema_version: int
+    faiss_type: str = "flat"  # the concrete type of vectors.faiss (index_type may be "auto")
+    tombstones: int = 0  # deleted vectors an HNSW file still holds, hidden from search
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
