@@ -132,6 +132,7 @@ class VectorIndex:
         """
         if len(ids) == 0:
             return
+        self._check_writable()
         ids = np.ascontiguousarray(ids, dtype=np.int64)
         with self._write_lock:
             if self._is_hnsw:
@@ -151,6 +152,7 @@ class VectorIndex:
     def remove(self, ids: np.ndarray) -> None:
         if len(ids) == 0:
             return
+        self._check_writable()
         with self._write_lock:
             if self._is_hnsw:
                 self._tombstones.update(int(i) for i in ids)
@@ -174,6 +176,10 @@ class VectorIndex:
             if len(allowed_ids) == 0:
                 return _no_hits()
             allowed_ids = np.ascontiguousarray(allowed_ids, dtype=np.int64)
+            if self._tombstones:
+                allowed_ids = allowed_ids[~np.isin(allowed_ids, np.fromiter(self._tombstones, np.int64))]
+                if len(allowed_ids) == 0:
+                    return _no_hits()
             wanted = min(k, len(allowed_ids))
             selector = faiss.IDSelectorBatch(allowed_ids)
         else:
@@ -264,6 +270,11 @@ class VectorIndex:
         return loaded
 
     # -- internals -----------------------------------------------------------------------------
+
+    def _check_writable(self) -> None:
+        # FAISS aborts the whole process when a memory-mapped index is resized.
+        if self.mapped:
+            raise RuntimeError("this vector index is memory-mapped (read-only); load it with mmap=False to write")
 
     @property
     def _is_hnsw(self) -> bool:
