@@ -19,7 +19,6 @@ from semsearch.errors import (  # noqa: E402
     ModelNotFoundError,
     SemsearchError,
 )
-from semsearch.index import Index  # noqa: E402
 from semsearch.types import Chunk, Document, Hit, IndexReport, IndexStatus, TextItem  # noqa: E402
 
 __all__ = [
@@ -40,3 +39,13 @@ __all__ = [
     "TextItem",
     "__version__",
 ]
+
+
+def __getattr__(name: str):
+    # `Index` pulls in FAISS, numpy and the embedder client: load it on first use so that
+    # `semsearch --help` and code importing only the types stay fast.
+    if name == "Index":
+        from semsearch.index import Index
+
+        return Index
+    raise AttributeError(f"module 'semsearch' has no attribute {name!r}")

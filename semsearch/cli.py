@@ -11,17 +11,18 @@ import os
 import sys
 import textwrap
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from semsearch import __version__
 from semsearch.errors import IndexNotFoundError, SemsearchError
-from semsearch.index import DEFAULT_INDEX_DIR, Index
-from semsearch.search import MODES
-from semsearch.store import DB_NAME
+from semsearch.options import DB_NAME, DEFAULT_INDEX_DIR, INDEX_TYPES
+from semsearch.options import SEARCH_MODES as MODES
 from semsearch.types import Hit, IndexReport
-from semsearch.vectors import INDEX_TYPES
+
+if TYPE_CHECKING:
+    from semsearch.index import Index
 
 INDEX_ENV = "SEMSEARCH_INDEX"
 
@@ -52,6 +53,13 @@ def find_index(explicit: str | None, *, for_writing: bool) -> Path:
         f"no {DEFAULT_INDEX_DIR} index in {cwd} or its parents — create one with `semsearch index FOLDER`, "
         f"or point -i/--index or {INDEX_ENV} at one"
     )
+
+
+def open_index(path: Path, **options: Any) -> Index:
+    """`Index.open`, imported on first use so `semsearch --help` never loads FAISS or the embedder client."""
+    from semsearch.index import Index
+
+    return Index.open(path, **options)
 
 
 def display_path(path: str) -> str:
@@ -118,7 +126,7 @@ def cli() -> None:
 def index_command(paths, index_dir, model, include, exclude, pull, query_instruction, chunk_tokens, index_type,
                   batch, ollama_host, timeout, as_json) -> None:
     """Index folders (or files): add new, update changed, remove vanished files."""
-    with Index.open(find_index(index_dir, for_writing=True), model=model, ollama_host=ollama_host,
+    with open_index(find_index(index_dir, for_writing=True), model=model, ollama_host=ollama_host,
                     query_instruction=query_instruction, chunk_tokens=chunk_tokens, timeout=timeout,
                     index_type=index_type) as index:
         if pull:
@@ -227,7 +235,7 @@ def _print_report(report: IndexReport, paths) -> None:
 def search_command(query, index_dir, k, mode, paths, model, ef_search, nprobe, ollama_host, timeout,
                    as_json) -> None:
     """Search the index for QUERY and print the best passages."""
-    with Index.open(find_index(index_dir, for_writing=False), create=False, model=model,
+    with open_index(find_index(index_dir, for_writing=False), create=False, model=model,
                     ollama_host=ollama_host, timeout=timeout, ef_search=ef_search, nprobe=nprobe) as index:
         hits = index.search(query, k=k, mode=mode, paths=paths)
         if index.repaired:
@@ -266,7 +274,7 @@ def _print_hit(hit: Hit) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
 def status_command(index_dir, as_json) -> None:
     """Show what the index holds and whether its FAISS file agrees with SQLite."""
-    with Index.open(find_index(index_dir, for_writing=False), create=False) as index:
+    with open_index(find_index(index_dir, for_writing=False), create=False) as index:
         status = index.status()
     if as_json:
         _echo_json(status.to_dict())
@@ -311,7 +319,7 @@ def _human_bytes(size: int) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def rebuild_command(index_dir, index_type, as_json) -> None:
     """Rebuild vectors.faiss from the vectors stored in SQLite (no embedding calls)."""
-    with Index.open(find_index(index_dir, for_writing=False), create=False) as index:
+    with open_index(find_index(index_dir, for_writing=False), create=False) as index:
         count = index.rebuild(index_type=index_type)
         kind = index.status().faiss_type
     if as_json:

@@ -19,6 +19,7 @@ import filelock
 from semsearch.embed import DEFAULT_MODEL, Preset, custom_preset, make_embedder, preset_for_model, provider_of
 from semsearch.embed.base import Embedder, EmbedderInfo
 from semsearch.errors import IndexLockedError, IndexMismatchError, IndexNotFoundError
+from semsearch.options import DEFAULT_INDEX_DIR, LOCK_NAME
 from semsearch.ingest import DEFAULT_BATCH_TEXTS, ChunkSettings, Ingester, Progress
 from semsearch.search import search as run_search
 from semsearch.search import search_by_vector
@@ -26,8 +27,6 @@ from semsearch.store import DB_NAME, SCHEMA_VERSION, Store, WriteResult
 from semsearch.types import Hit, IndexReport, IndexStatus, TextItem
 from semsearch.vectors import FAISS_NAME, SearchTuning, VectorIndex, resolve_index_type
 
-DEFAULT_INDEX_DIR = ".semsearch"
-LOCK_NAME = "write.lock"
 
 
 class Index:

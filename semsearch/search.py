@@ -16,12 +16,13 @@ import numpy as np
 
 from semsearch.embed.base import Embedder, normalize
 from semsearch.errors import ConfigError
+from semsearch.options import SEARCH_MODES
 from semsearch.store import ChunkRow, Store
 from semsearch.types import Hit
 from semsearch.vectors import SearchTuning, VectorIndex
 
 Mode = Literal["vector", "keyword", "hybrid"]
-MODES: tuple[str, ...] = ("vector", "keyword", "hybrid")
+MODES = SEARCH_MODES
 RRF_K = 60
 
 

@@ -18,14 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import sqlite_utils
 
 from semsearch import keyword
 from semsearch.errors import IndexCorruptError
+from semsearch.options import DB_NAME
 from semsearch.types import Chunk
 
 SCHEMA_VERSION = 1
-DB_NAME = "semsearch.db"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -134,7 +133,7 @@ class Store:
         self.path = Path(path)
         try:
             conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
-            self.db = sqlite_utils.Database(conn)
+            self._conn = conn
             self._lock = threading.RLock()
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
@@ -160,7 +159,7 @@ class Store:
 
     @property
     def conn(self) -> sqlite3.Connection:
-        return self.db.conn
+        return self._conn
 
     def _user_version(self) -> int:
         return int(self.conn.execute("PRAGMA user_version").fetchone()[0])

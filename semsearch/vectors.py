@@ -32,9 +32,8 @@ import faiss
 import numpy as np
 
 from semsearch.errors import ConfigError
+from semsearch.options import FAISS_NAME, INDEX_TYPES
 
-FAISS_NAME = "vectors.faiss"
-INDEX_TYPES: tuple[str, ...] = ("auto", "flat", "hnsw", "hnsw-sq8", "ivf", "ivf-sq8")
 
 # `auto` stays exact while one query scans at most this many floats (≈ 10 ms at the ~12 GB/s a
 # single-threaded flat scan reaches here: 25k × 1024 or 65k × 384 vectors).

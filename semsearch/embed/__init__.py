@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from semsearch.embed.base import BaseEmbedder, Embedder, EmbedderInfo, normalize
-from semsearch.embed.ollama import DEFAULT_MODEL, OllamaEmbedder, resolve_host
-from semsearch.embed.presets import PRESETS, Preset, custom_preset, preset_for_model
+from semsearch.embed.presets import DEFAULT_MODEL, PRESETS, Preset, custom_preset, preset_for_model
 from semsearch.errors import ConfigError
 
 __all__ = [
@@ -26,6 +25,15 @@ __all__ = [
 PROVIDERS = ("ollama",)
 
 
+def __getattr__(name: str):
+    # The Ollama provider imports the `ollama` client (pydantic, httpx): load it when first used.
+    if name in ("OllamaEmbedder", "resolve_host"):
+        from semsearch.embed import ollama
+
+        return getattr(ollama, name)
+    raise AttributeError(f"module 'semsearch.embed' has no attribute {name!r}")
+
+
 def provider_of(model: str) -> tuple[str, str]:
     """Split `provider:model` into its parts; a name without a known prefix is an Ollama model."""
     prefix, _, rest = model.partition(":")
@@ -41,5 +49,7 @@ def make_embedder(model: str, **options) -> BaseEmbedder:
     """
     provider, name = provider_of(model)
     if provider == "ollama":
+        from semsearch.embed.ollama import OllamaEmbedder
+
         return OllamaEmbedder(name, **options)
     raise ConfigError(f"unknown embedding provider {provider!r} in {model!r}")  # pragma: no cover

@@ -19,7 +19,7 @@ import ollama
 from ollama._client import _parse_host  # the client's own OLLAMA_HOST parsing, so we agree with it
 
 from semsearch.embed.base import BaseEmbedder, EmbedderInfo
-from semsearch.embed.presets import Preset, preset_for_model
+from semsearch.embed.presets import DEFAULT_MODEL, Preset, preset_for_model
 from semsearch.errors import (
     EmbedderError,
     EmbedderTimeoutError,
@@ -30,7 +30,6 @@ from semsearch.errors import (
 )
 from semsearch.types import EmbedKind
 
-DEFAULT_MODEL = "qwen3-embedding:0.6b"
 DEFAULT_HOST = "http://127.0.0.1:11434"
 _RETRY_STATUSES = frozenset({500, 502, 503, 504})
 
