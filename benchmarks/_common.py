@@ -88,3 +88,20 @@ def table(headers: list[str], rows: list[list[Any]]) -> str:
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+class TestServer:
+    """benchmarks/_server.py in a child process (so it does not share this process's GIL)."""
+
+    def __init__(self, delay_per_text: float = 0.0):
+        self.process = subprocess.Popen([sys.executable, str(Path(__file__).with_name("_server.py")),
+                                         str(delay_per_text)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        text=True)
+        self.url = self.process.stdout.readline().strip()
+
+    def __enter__(self) -> TestServer:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.process.stdin.close()
+        self.process.wait(timeout=30)

@@ -268,9 +268,13 @@ class Index:
         except filelock.Timeout:
             pass
 
-    def _persist_vectors(self) -> None:
+    def _persist_vectors(self, *, force: bool = False) -> None:
         if self._vectors is None or not self.is_initialized:
             return
+        meta = self._store.meta()
+        if (not force and meta.get("faiss_generation") == str(self._vectors_generation)
+                and meta.get("faiss_type") == self._vectors.kind and self._stamp_ok(meta, self._vectors.ntotal)):
+            return  # the file already holds this generation (e.g. re-indexing found nothing to do)
         size = self._vectors.save(self._faiss_path())
         self._store.stamp_faiss({
             "faiss_generation": self._vectors_generation,
@@ -279,18 +283,20 @@ class Index:
             "faiss_type": self._vectors.kind,
         }, self._vectors.tombstones)
 
-    def _maintain_vectors(self) -> None:
+    def _maintain_vectors(self) -> bool:
         """After writes: rebuild from SQLite when HNSW tombstones pile up, IVF lists no longer fit
         the size, or `auto` has outgrown exact search."""
         vectors = self._vectors
         if vectors is None or not self.is_initialized:
-            return
+            return False
         meta = self._store.meta()
         chunks = self._store.counts()[1]
-        if vectors.needs_rebuild or vectors.kind != self._wanted_type(meta, chunks):
-            with self._vectors_lock:
-                self._vectors = self._build(meta, chunks)
-                self._vectors_generation = self._store.generation()
+        if not (vectors.needs_rebuild or vectors.kind != self._wanted_type(meta, chunks)):
+            return False
+        with self._vectors_lock:
+            self._vectors = self._build(meta, chunks)
+            self._vectors_generation = self._store.generation()
+        return True
 
     def _apply(self, result: WriteResult) -> None:
         vectors = self._vectors
@@ -313,8 +319,7 @@ class Index:
             try:
                 yield
             finally:
-                self._maintain_vectors()
-                self._persist_vectors()
+                self._persist_vectors(force=self._maintain_vectors())
         finally:
             self._write_lock.release()
 
@@ -366,6 +371,7 @@ class Index:
             with self._vectors_lock:
                 self._vectors = self._build(meta, self._store.counts()[1])
                 self._vectors_generation = self._store.generation()
+            self._persist_vectors(force=True)
             return self._vectors.ntotal
 
     # -- reading -------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ _CJK = (
     r"\U00020000-\U0003134f"  # CJK extensions B–G
 )
 _TOKEN = re.compile(rf"([{_CJK}]+)|([^\W_]+)", re.UNICODE)
+_WORD = re.compile(r"[^\W_]+")
 
 
 def _cjk_terms(run: str, *, with_singles: bool) -> list[str]:
@@ -35,10 +36,11 @@ def terms(text: str, *, for_query: bool = False) -> list[str]:
     of runs longer than one character (a single character only when the run is one character),
     so a two-character query is one exact term rather than two common characters.
     """
+    if text.isascii():  # NFKC leaves ASCII alone and it holds no CJK: words only (the common case)
+        return _WORD.findall(text.lower())
     normalized = unicodedata.normalize("NFKC", text).lower()
     out: list[str] = []
-    for match in _TOKEN.finditer(normalized):
-        cjk, word = match.groups()
+    for cjk, word in _TOKEN.findall(normalized):
         if cjk:
             out.extend(_cjk_terms(cjk, with_singles=not for_query))
         else:

@@ -281,21 +281,23 @@ class Store:
                         ).lastrowid
                     )
                 vectors = np.ascontiguousarray(doc.vectors, dtype="<f4")
-                for chunk, text_hash, vector in zip(doc.chunks, doc.text_hashes, vectors):
-                    chunk_id = int(
-                        conn.execute(
-                            "INSERT INTO chunks (document_id, ordinal, text, char_start, char_end, line_start, "
-                            "line_end, heading_path, text_sha256, vector) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                            (document_id, chunk.ordinal, chunk.text, chunk.char_start, chunk.char_end,
-                             chunk.line_start, chunk.line_end, json.dumps(list(chunk.heading_path), ensure_ascii=False),
-                             text_hash, vector.tobytes()),
-                        ).lastrowid
-                    )
-                    conn.execute(
-                        "INSERT INTO chunks_fts (rowid, terms) VALUES (?, ?)",
-                        (chunk_id, keyword.analyze(" ".join((*chunk.heading_path, chunk.text)))),
-                    )
-                    added_ids.append(chunk_id)
+                conn.executemany(
+                    "INSERT INTO chunks (document_id, ordinal, text, char_start, char_end, line_start, "
+                    "line_end, heading_path, text_sha256, vector) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [(document_id, chunk.ordinal, chunk.text, chunk.char_start, chunk.char_end,
+                      chunk.line_start, chunk.line_end, json.dumps(list(chunk.heading_path), ensure_ascii=False),
+                      text_hash, vector.tobytes())
+                     for chunk, text_hash, vector in zip(doc.chunks, doc.text_hashes, vectors)],
+                )
+                # The document's old chunks were deleted above, so its rows are exactly the new ones.
+                chunk_ids = [row[0] for row in conn.execute(
+                    "SELECT id FROM chunks WHERE document_id = ? ORDER BY id", (document_id,))]
+                conn.executemany(
+                    "INSERT INTO chunks_fts (rowid, terms) VALUES (?, ?)",
+                    [(chunk_id, keyword.analyze(" ".join((*chunk.heading_path, chunk.text))))
+                     for chunk_id, chunk in zip(chunk_ids, doc.chunks)],
+                )
+                added_ids.extend(chunk_ids)
                 if len(doc.chunks):
                     added_vectors.append(vectors)
             generation = self._bump_generation(conn)

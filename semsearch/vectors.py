@@ -43,8 +43,10 @@ HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 80
 DEFAULT_EF_SEARCH = 64
 DEFAULT_NPROBE = 32
-# HNSW tombstones beyond this share of the stored vectors trigger a rebuild from SQLite.
+# HNSW tombstones beyond this share of the stored vectors (and at least TOMBSTONE_MIN of them)
+# trigger a rebuild from SQLite: hidden vectors still cost search time and memory.
 TOMBSTONE_LIMIT = 0.10
+TOMBSTONE_MIN = 1000
 _TRAIN_SAMPLE_PER_LIST = 50
 
 Batches = Callable[[], Iterator[tuple[np.ndarray, np.ndarray]]]
@@ -100,7 +102,7 @@ class VectorIndex:
     def needs_rebuild(self) -> bool:
         """Too many tombstones (HNSW), or inverted lists far from the size's ideal (IVF)."""
         if self._tombstones:
-            return len(self._tombstones) > max(1000, TOMBSTONE_LIMIT * self._index.ntotal)
+            return len(self._tombstones) > max(TOMBSTONE_MIN, TOMBSTONE_LIMIT * self._index.ntotal)
         if self.kind.startswith("ivf"):
             return self._ivf().nlist * 4 < ivf_lists(self.ntotal)
         return False
