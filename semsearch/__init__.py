@@ -17,9 +17,23 @@ from semsearch.errors import (  # noqa: E402
     IndexMismatchError,
     IndexNotFoundError,
     ModelNotFoundError,
+    RerankerError,
+    RerankerModelNotFoundError,
+    RerankerTimeoutError,
+    RerankerUnavailableError,
+    RerankerUnsupportedError,
     SemsearchError,
 )
-from semsearch.types import Chunk, Document, Hit, IndexReport, IndexStatus, TextItem  # noqa: E402
+from semsearch.types import (  # noqa: E402
+    Chunk,
+    Document,
+    Hit,
+    IndexReport,
+    IndexStatus,
+    SearchResult,
+    StageTimings,
+    TextItem,
+)
 
 __all__ = [
     "Chunk",
@@ -28,6 +42,7 @@ __all__ = [
     "EmbedderError",
     "EmbedderUnavailableError",
     "Hit",
+    "HttpReranker",
     "Index",
     "IndexLockedError",
     "IndexMismatchError",
@@ -35,17 +50,34 @@ __all__ = [
     "IndexReport",
     "IndexStatus",
     "ModelNotFoundError",
+    "OllamaReranker",
+    "Reranker",
+    "RerankerError",
+    "RerankerModelNotFoundError",
+    "RerankerTimeoutError",
+    "RerankerUnavailableError",
+    "RerankerUnsupportedError",
+    "SearchResult",
     "SemsearchError",
+    "StageTimings",
     "TextItem",
     "__version__",
+    "make_reranker",
 ]
 
 
+_RERANK = ("HttpReranker", "OllamaReranker", "Reranker", "make_reranker")
+
+
 def __getattr__(name: str):
-    # `Index` pulls in FAISS, numpy and the embedder client: load it on first use so that
-    # `semsearch --help` and code importing only the types stay fast.
+    # `Index` and the rerankers pull in FAISS, numpy and HTTP clients: load them on first use so
+    # that `semsearch --help` and code importing only the types stay fast.
     if name == "Index":
         from semsearch.index import Index
 
         return Index
+    if name in _RERANK:
+        from semsearch import rerank
+
+        return getattr(rerank, name)
     raise AttributeError(f"module 'semsearch' has no attribute {name!r}")

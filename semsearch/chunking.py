@@ -35,12 +35,12 @@ from __future__ import annotations
 import re
 import unicodedata
 import zlib
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 
 from semsearch.errors import ConfigError
 from semsearch.types import Chunk, Document, Heading
 
-__all__ = ["chunk", "estimate_tokens"]
+__all__ = ["chunk", "cut_to_tokens", "estimate_tokens"]
 
 # Hangul Jamo, CJK radicals … CJK unified ideographs (incl. CJK punctuation U+3000–303F, kana,
 # bopomofo, hangul compatibility jamo, extension A), hangul syllables, compatibility ideographs,
@@ -71,6 +71,24 @@ def estimate_tokens(text: str) -> int:
         other += length
         tokens += (length + 3) // 4
     return tokens + len(text) - other
+
+
+def cut_to_tokens(text: str, max_tokens: int) -> str:
+    """The longest prefix of `text` whose `estimate_tokens` is at most `max_tokens`.
+
+    For inputs that must fit a model context as a whole (a reranker prompt), where splitting
+    is not an option; the estimate only grows as text is appended, so a binary search finds it.
+    """
+    if estimate_tokens(text) <= max_tokens:
+        return text
+    low, high = 0, len(text)  # estimate(text[:low]) <= max_tokens < estimate(text[:high])
+    while high - low > 1:
+        middle = (low + high) // 2
+        if estimate_tokens(text[:middle]) <= max_tokens:
+            low = middle
+        else:
+            high = middle
+    return text[:low]
 
 
 # Levels at which an over-budget span is cut into units, coarsest first.
@@ -115,8 +133,9 @@ def chunk(document: Document, *, max_tokens: int = 400, overlap_tokens: int = 40
     limit = max_tokens - min(overlap_tokens, max_tokens // 4)
     radius = max(1, int(limit * _RADIUS_FRACTION))
     lines = _LineMap(text, document.source_lines)
+    parts = list(document.parts)
     chunks: list[Chunk] = []
-    for section_start, section_end, paths in _sections(text, document.headings):
+    for section_start, section_end, paths in _split_at_parts(_sections(text, document.headings), parts):
         start, end = _trim(text, section_start, section_end)
         if start >= end:
             continue
@@ -140,6 +159,7 @@ def chunk(document: Document, *, max_tokens: int = 400, overlap_tokens: int = 40
                     line_end=lines.line(piece_end - 1),
                     heading_path=heading_path,
                     tokens=estimate_tokens(body),
+                    part=bisect_right(parts, piece_start) if parts else None,
                 )
             )
             previous, previous_path = (piece_start, piece_end), heading_path
@@ -177,6 +197,20 @@ def _sections(text: str, headings: tuple[Heading, ...]) -> list[tuple[int, int, 
         carried = []
         sections.append((paths[0][0], end, paths))
     return sections
+
+
+def _split_at_parts(sections: list[tuple[int, int, _Paths]], parts: list[int]) -> list[tuple[int, int, _Paths]]:
+    """Cut sections again where a page or cell starts, so no chunk straddles two parts."""
+    if not parts:
+        return sections
+    out: list[tuple[int, int, _Paths]] = []
+    for start, end, paths in sections:
+        cuts = [p for p in parts if start < p < end]
+        for piece_start, piece_end in zip([start, *cuts], [*cuts, end]):
+            before = [(piece_start, path) for s, path in paths if s <= piece_start][-1:]
+            inside = before + [(s, path) for s, path in paths if piece_start < s < piece_end]
+            out.append((piece_start, piece_end, inside))
+    return out
 
 
 def _path_at(paths: _Paths, offset: int) -> tuple[str, ...]:

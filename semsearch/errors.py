@@ -2,6 +2,7 @@
 
     SemsearchError                      message says what happened and what to do next
     ├── ConfigError                     impossible options (bad glob, bad dimensions, ...)
+    │   └── MissingDependencyError      an optional extra is not installed (names the pip command)
     ├── IndexError_                     problems with the index directory
     │   ├── IndexNotFoundError          no index where one was expected
     │   ├── IndexLockedError            another process is writing to the index
@@ -13,7 +14,13 @@
     │   ├── ModelCapabilityError        the model cannot do what was asked (embed / generate)
     │   ├── InputTooLongError           a text is longer than the model's context
     │   └── EmbedderTimeoutError        the server did not answer in time
-    └── ExtractError                    one file could not be turned into text (reported, skipped)
+    ├── RerankerError                   anything that went wrong talking to a reranker
+    │   ├── RerankerUnavailableError    cannot reach the server (or it kept failing)
+    │   ├── RerankerModelNotFoundError  the reranker model is not pulled / unknown to the server
+    │   ├── RerankerUnsupportedError    the model or server cannot rerank this way (no generate, no logprobs)
+    │   └── RerankerTimeoutError        the server did not answer in time
+    └── ExtractError                    one file could not be turned into text (reported as failed)
+        └── NoTextError                 the file holds no text we may read: encrypted, scanned (skipped)
 
 Third-party exceptions are wrapped at the boundary (`raise ... from exc`); the CLI maps
 SemsearchError to exit code 1 with its message and never shows a traceback.
@@ -27,6 +34,10 @@ class SemsearchError(Exception):
 
 
 class ConfigError(SemsearchError):
+    pass
+
+
+class MissingDependencyError(ConfigError):
     pass
 
 
@@ -78,5 +89,29 @@ class EmbedderTimeoutError(EmbedderError):
     pass
 
 
+class RerankerError(SemsearchError):
+    pass
+
+
+class RerankerUnavailableError(RerankerError):
+    pass
+
+
+class RerankerModelNotFoundError(RerankerError):
+    pass
+
+
+class RerankerUnsupportedError(RerankerError):
+    pass
+
+
+class RerankerTimeoutError(RerankerError):
+    pass
+
+
 class ExtractError(SemsearchError):
     pass
+
+
+class NoTextError(ExtractError):
+    """A well-formed file without readable text (encrypted, image-only); reported and skipped."""

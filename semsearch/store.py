@@ -24,7 +24,17 @@ from semsearch.errors import IndexCorruptError
 from semsearch.options import DB_NAME
 from semsearch.types import Chunk
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 3
+# Each step brings a database from the version before it to its own number (PRAGMA user_version).
+_MIGRATIONS: dict[int, tuple[str, ...]] = {
+    # v2: paged formats — a document says what its parts are (pages, cells), a chunk which one it is in.
+    2: (
+        "ALTER TABLE documents ADD COLUMN part_kind TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE chunks ADD COLUMN part INTEGER",
+    ),
+    # v3: HNSW cannot remove vectors; ids deleted from SQLite but still in vectors.faiss.
+    3: ("CREATE TABLE IF NOT EXISTS faiss_tombstones (id INTEGER PRIMARY KEY)",),
+}
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -43,6 +53,7 @@ CREATE TABLE IF NOT EXISTS documents (
     extractor TEXT NOT NULL DEFAULT '',
     metadata TEXT NOT NULL DEFAULT '{}',
     indexed_at REAL NOT NULL,
+    part_kind TEXT NOT NULL DEFAULT '',
     UNIQUE (root, relpath)
 );
 CREATE TABLE IF NOT EXISTS chunks (
@@ -56,15 +67,16 @@ CREATE TABLE IF NOT EXISTS chunks (
     line_end INTEGER NOT NULL,
     heading_path TEXT NOT NULL DEFAULT '[]',
     text_sha256 TEXT NOT NULL,
-    vector BLOB NOT NULL
+    vector BLOB NOT NULL,
+    part INTEGER
 );
 CREATE INDEX IF NOT EXISTS chunks_document ON chunks(document_id);
 CREATE INDEX IF NOT EXISTS chunks_text_sha256 ON chunks(text_sha256);
 CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(terms, tokenize = 'unicode61 remove_diacritics 2');
+-- Chunk ids still present in an HNSW vectors.faiss but deleted here (HNSW cannot remove),
+-- written in the same transaction as the FAISS stamp.
+CREATE TABLE IF NOT EXISTS faiss_tombstones (id INTEGER PRIMARY KEY);
 """
-# Chunk ids still present in an HNSW vectors.faiss but deleted from SQLite (HNSW cannot remove);
-# written in the same transaction as the FAISS stamp. Created on open so older indexes gain it.
-_TOMBSTONES = "CREATE TABLE IF NOT EXISTS faiss_tombstones (id INTEGER PRIMARY KEY)"
 
 
 @dataclass(frozen=True)
@@ -95,6 +107,7 @@ class NewDocument:
     chunks: tuple[Chunk, ...]
     text_hashes: tuple[str, ...]
     vectors: np.ndarray  # (len(chunks), dims) float32, normalised
+    part_kind: str = ""
 
 
 @dataclass(frozen=True)
@@ -114,6 +127,8 @@ class ChunkRow:
     kind: str
     title: str
     metadata: dict[str, Any]
+    part_kind: str = ""
+    part: int | None = None
 
 
 @dataclass(frozen=True)
@@ -144,8 +159,8 @@ class Store:
                         if statement.strip():
                             conn.execute(statement)
                     conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-            if not conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'faiss_tombstones'").fetchone():
-                conn.execute(_TOMBSTONES)
+            elif self._user_version() < SCHEMA_VERSION:
+                self._migrate()
         except sqlite3.DatabaseError as exc:
             raise IndexCorruptError(f"cannot read the index database {self.path}: {exc}") from exc
         version = self._user_version()
@@ -154,6 +169,17 @@ class Store:
                 f"the index at {self.path.parent} was written by a newer semsearch (schema {version}); "
                 "upgrade semsearch to open it"
             )
+
+    def _migrate(self) -> None:
+        """Bring an index written by an older semsearch up to SCHEMA_VERSION, one step per transaction."""
+        for version in range(self._user_version() + 1, SCHEMA_VERSION + 1):
+            with self._transaction() as conn:
+                if self._user_version() >= version:  # another process migrated it meanwhile
+                    continue
+                for statement in _MIGRATIONS[version]:
+                    conn.execute(statement)
+                conn.execute(f"PRAGMA user_version={version}")
+                self._write_meta(conn, {"schema_version": version})
 
     # -- plumbing ------------------------------------------------------------------------------
 
@@ -267,26 +293,26 @@ class Store:
                     removed.extend(self._delete_chunks(conn, [document_id]))
                     conn.execute(
                         "UPDATE documents SET kind = ?, size = ?, mtime_ns = ?, sha256 = ?, title = ?, "
-                        "extractor = ?, metadata = ?, indexed_at = ? WHERE id = ?",
+                        "extractor = ?, metadata = ?, indexed_at = ?, part_kind = ? WHERE id = ?",
                         (doc.kind, doc.size, doc.mtime_ns, doc.sha256, doc.title, doc.extractor,
-                         json.dumps(doc.metadata, ensure_ascii=False), now, document_id),
+                         json.dumps(doc.metadata, ensure_ascii=False), now, doc.part_kind, document_id),
                     )
                 else:
                     document_id = int(
                         conn.execute(
                             "INSERT INTO documents (root, relpath, kind, size, mtime_ns, sha256, title, "
-                            "extractor, metadata, indexed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                            "extractor, metadata, indexed_at, part_kind) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                             (doc.root, doc.relpath, doc.kind, doc.size, doc.mtime_ns, doc.sha256, doc.title,
-                             doc.extractor, json.dumps(doc.metadata, ensure_ascii=False), now),
+                             doc.extractor, json.dumps(doc.metadata, ensure_ascii=False), now, doc.part_kind),
                         ).lastrowid
                     )
                 vectors = np.ascontiguousarray(doc.vectors, dtype="<f4")
                 conn.executemany(
                     "INSERT INTO chunks (document_id, ordinal, text, char_start, char_end, line_start, "
-                    "line_end, heading_path, text_sha256, vector) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "line_end, heading_path, text_sha256, vector, part) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [(document_id, chunk.ordinal, chunk.text, chunk.char_start, chunk.char_end,
                       chunk.line_start, chunk.line_end, json.dumps(list(chunk.heading_path), ensure_ascii=False),
-                      text_hash, vector.tobytes())
+                      text_hash, vector.tobytes(), chunk.part)
                      for chunk, text_hash, vector in zip(doc.chunks, doc.text_hashes, vectors)],
                 )
                 # The document's old chunks were deleted above, so its rows are exactly the new ones.
@@ -377,7 +403,7 @@ class Store:
             marks = ",".join("?" * len(part))
             rows = self._query(
                 "SELECT c.id, c.document_id, c.text, c.char_start, c.char_end, c.line_start, c.line_end, "
-                "c.heading_path, d.root, d.relpath, d.kind, d.title, d.metadata "
+                "c.heading_path, d.root, d.relpath, d.kind, d.title, d.metadata, d.part_kind, c.part "
                 f"FROM chunks c JOIN documents d ON d.id = c.document_id WHERE c.id IN ({marks})",
                 part,
             )
@@ -385,7 +411,8 @@ class Store:
                 out[r[0]] = ChunkRow(
                     chunk_id=r[0], document_id=r[1], text=r[2], char_start=r[3], char_end=r[4],
                     line_start=r[5], line_end=r[6], heading_path=tuple(json.loads(r[7])), root=r[8],
-                    relpath=r[9], kind=r[10], title=r[11], metadata=json.loads(r[12]),
+                    relpath=r[9], kind=r[10], title=r[11], metadata=json.loads(r[12]), part_kind=r[13],
+                    part=r[14],
                 )
         return out
 
@@ -414,7 +441,12 @@ class Store:
         return [(int(rowid), -float(score)) for rowid, score in rows]
 
     def chunk_ids_where(self, path_globs: Sequence[str] = (), metadata: dict[str, Any] | None = None) -> np.ndarray:
-        """Ids of chunks whose document matches every filter (path globs OR-ed, metadata AND-ed)."""
+        """Ids of chunks whose document matches every filter (path globs OR-ed, metadata keys AND-ed).
+
+        A metadata key matches when the document's value equals the wanted one, or is a list that
+        contains it; a list of wanted values matches any of them. Values compare as text, so
+        `year=2024` from the command line matches a YAML number and `draft=false` a boolean.
+        """
         clauses: list[str] = []
         params: list[Any] = []
         if path_globs:
@@ -424,8 +456,13 @@ class Store:
                 params.extend([glob, glob])
             clauses.append("(" + " OR ".join(ors) + ")")
         for key, value in (metadata or {}).items():
-            clauses.append("json_extract(d.metadata, ?) = ?")
-            params.extend([f"$.{key}", value])
+            wanted = [_filter_text(v) for v in (value if isinstance(value, (list, tuple, set)) else [value])]
+            clauses.append(
+                "EXISTS (SELECT 1 FROM json_each(d.metadata, ?) AS item WHERE "
+                "(CASE item.type WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' WHEN 'null' THEN 'null' "
+                f"ELSE CAST(item.value AS TEXT) END) IN ({','.join('?' * len(wanted))}))"
+            )
+            params.extend([f"$.{json.dumps(str(key), ensure_ascii=False)}", *wanted])
         where = " AND ".join(clauses) or "1"
         rows = self._query(f"SELECT c.id FROM chunks c JOIN documents d ON d.id = c.document_id WHERE {where}", params)
         return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
@@ -437,3 +474,12 @@ class Store:
         docs = self._query("SELECT count(*) FROM documents")[0][0]
         chunks = self._query("SELECT count(*) FROM chunks")[0][0]
         return int(docs), int(chunks)
+
+
+def _filter_text(value: Any) -> str:
+    """A wanted metadata value as the text SQLite shows for the stored JSON value."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    return str(value)

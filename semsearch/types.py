@@ -40,6 +40,9 @@ class Document:
     `headings` mark section starts inside `text`. `source_lines`, when set, maps each line of
     `text` (0-based index) to its 1-based line number in the original file, for formats whose
     extracted text is not the file itself (HTML); when None, lines of `text` are file lines.
+    For paged formats `parts` holds the offsets in `text` where part 1, 2, ... starts (PDF
+    pages, notebook cells; `part_kind` says which) and `source_lines` counts lines within each
+    part. An empty part starts where the next one does. Chunks never straddle two parts.
     """
 
     text: str
@@ -48,6 +51,8 @@ class Document:
     headings: tuple[Heading, ...] = ()
     source_lines: tuple[int, ...] | None = None
     metadata: dict[str, Any] = field(default_factory=dict, compare=False)
+    parts: tuple[int, ...] = ()
+    part_kind: str = ""  # "page" | "cell" when `parts` is set
 
 
 @dataclass(frozen=True)
@@ -62,6 +67,7 @@ class Chunk:
     line_end: int
     heading_path: tuple[str, ...] = ()
     tokens: int = 0  # token estimate (semsearch.chunking.estimate_tokens)
+    part: int | None = None  # 1-based page or cell number for paged documents
 
     @property
     def heading(self) -> str:
@@ -96,19 +102,32 @@ class Hit:
     metadata: dict[str, Any] = field(default_factory=dict, compare=False)
     title: str = ""
     is_file: bool = True
+    # `score` is whichever of these decided the order: the rerank score when reranked.
+    retrieval_score: float | None = None  # the vector, keyword or fused score; set on every hit
+    rerank_score: float | None = None  # None unless a reranker scored this hit
+    part_kind: str = ""  # "page" (PDF) or "cell" (notebook) when the document is paged
+    part: int | None = None
 
     @property
     def heading(self) -> str:
         return " › ".join(self.heading_path)
 
     @property
+    def page(self) -> int | None:
+        """The 1-based page of a paged document (PDF); lines then count within the page."""
+        return self.part if self.part_kind == "page" else None
+
+    @property
+    def cell(self) -> int | None:
+        """The 1-based cell of a notebook; lines then count within the cell."""
+        return self.part if self.part_kind == "cell" else None
+
+    @property
     def citation(self) -> str:
-        """`path:line-line` (or the caller id) for showing where a passage comes from."""
+        """`path:line-line`, `file.pdf#page=3:line-line`, `nb.ipynb#cell=4:line-line`, or the caller id."""
         if not self.is_file:
             return self.path
-        if self.line_start == self.line_end:
-            return f"{self.path}:{self.line_start}"
-        return f"{self.path}:{self.line_start}-{self.line_end}"
+        return cite(self.path, self.line_start, self.line_end, self.part_kind, self.part)
 
     def to_dict(self) -> dict[str, Any]:
         """The stable JSON shape of a hit (the `search --json` contract)."""
@@ -127,7 +146,50 @@ class Hit:
             "chunk_id": self.chunk_id,
             "document_id": self.document_id,
             "metadata": self.metadata,
+            "retrieval_score": self.retrieval_score,
+            "rerank_score": self.rerank_score,
+            "page": self.page,
+            "cell": self.cell,
         }
+
+
+def cite(path: str, line_start: int, line_end: int, part_kind: str = "", part: int | None = None) -> str:
+    """The one citation format: `path:12-18`, or `path#page=3:12-18` with lines inside the part."""
+    where = f"{path}#{part_kind}={part}" if part_kind and part is not None else path
+    lines = str(line_start) if line_start == line_end else f"{line_start}-{line_end}"
+    return f"{where}:{lines}"
+
+
+@dataclass(frozen=True)
+class StageTimings:
+    """Seconds one search spent in each stage (a stage that did not run counts 0)."""
+
+    embed: float = 0.0  # embedding the query
+    retrieve: float = 0.0  # FAISS and/or FTS5 candidate lists
+    fuse: float = 0.0  # reciprocal rank fusion and joining candidates with their chunk rows
+    rerank: float = 0.0  # the reranker's requests, including a failed attempt before a fallback
+
+    @property
+    def total(self) -> float:
+        return self.embed + self.retrieve + self.fuse + self.rerank
+
+    def to_dict(self) -> dict[str, float]:
+        return {"embed": self.embed, "retrieve": self.retrieve, "fuse": self.fuse, "rerank": self.rerank,
+                "total": self.total}
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """The hits of one search with how long each stage took.
+
+    `reranked` says whether the hits are in reranker order; `rerank_fallback` holds the reason
+    when reranking was asked for but failed and the hits are in retrieval order instead.
+    """
+
+    hits: tuple[Hit, ...]
+    timings: StageTimings
+    reranked: bool = False
+    rerank_fallback: str | None = None
 
 
 @dataclass(frozen=True)
@@ -201,6 +263,7 @@ class IndexStatus:
     schema_version: int
     faiss_type: str = "flat"  # the concrete type of vectors.faiss (index_type may be "auto")
     tombstones: int = 0  # deleted vectors an HNSW file still holds, hidden from search
+    base_url: str = ""  # the OpenAI-compatible server an openai: index was built with
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)

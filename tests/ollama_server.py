@@ -172,7 +172,11 @@ _memo_lock = threading.Lock()
 
 
 def _embed(texts: list[str]) -> np.ndarray:
-    routed = [_e5_input(t) for t in texts]
+    return _embed_routed([_e5_input(t) for t in texts])
+
+
+def _embed_routed(routed: list[tuple[bool, str]]) -> np.ndarray:
+    """e5 vectors for (is_query, text) pairs, memoised."""
     with _memo_lock:
         todo = list(dict.fromkeys(r for r in routed if r not in _memo))
     queries = [text for is_query, text in todo if is_query]
@@ -205,7 +209,8 @@ def _resize(vectors: np.ndarray, dims: int) -> np.ndarray:
 
 
 def _p_yes(query: str, document: str) -> float:
-    q, d = _with_e5(lambda e5: (e5.query(query), e5.passage(document)))
+    # Memoised like /api/embed: a document indexed through this server is not embedded again.
+    q, d = _embed_routed([(True, query), (False, document)])
     p = 1.0 / (1.0 + math.exp(-(float(q @ d) - RERANK_CENTRE) * RERANK_SLOPE))
     return min(max(p, 1e-6), 1.0 - 1e-6)
 

@@ -256,3 +256,10 @@ def test_python_dash_m_and_help_work(tmp_path):
     assert result.returncode == 0
     for command in ("index", "search", "status", "rebuild"):
         assert command in result.stdout
+
+
+def test_indexing_a_missing_path_is_a_usage_error(tmp_path, ollama_server):
+    result = run(["index", "no-such-folder"], cwd=tmp_path, host=ollama_server.url, check=False)
+    assert result.returncode == 2
+    assert "no-such-folder" in result.stderr and "does not exist" in result.stderr
+    assert not (tmp_path / ".semsearch").exists()

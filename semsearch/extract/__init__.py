@@ -1,10 +1,10 @@
 """SourceFile → Document: read a file, pick the extractor for its format, return its text and structure.
 
-One module per format family (text.py: plain text and code, markdown.py, rst.py, html.py),
-joined here by a registry keyed by file suffix (and by file name for README, Makefile, ...).
-A new format — PDF, DOCX, notebooks behind optional extras — is one more module that calls
-`register(Extractor(...))`; an extractor whose library is missing should raise ExtractError
-with the install hint from `parse_bytes`, so the file is reported and the run goes on.
+One module per format family (text.py: plain text and code, markdown.py, rst.py, html.py,
+pdf.py, docx.py, notebook.py), joined here by a registry keyed by file suffix (and by file name
+for README, Makefile, ...). PDF and DOCX need optional extras; their modules import the library
+only when a file is read and raise ExtractError with the install hint when it is missing, so
+the file is reported and the run goes on.
 """
 
 from __future__ import annotations
@@ -15,7 +15,10 @@ from typing import Callable
 
 from semsearch.errors import ConfigError, ExtractError
 from semsearch.extract.decoding import decode, normalize_newlines
+from semsearch.extract.docx import parse_docx
 from semsearch.extract.markdown import parse_markdown
+from semsearch.extract.notebook import parse_notebook
+from semsearch.extract.pdf import parse_pdf
 from semsearch.extract.rst import parse_rst
 from semsearch.extract.text import parse_code, parse_text
 from semsearch.types import Document, SourceFile
@@ -99,6 +102,9 @@ register(
         name="html", suffixes=(".html", ".htm", ".xhtml"), parse_text=_parse_html, parse_bytes=_parse_html_bytes
     )
 )
+register(Extractor(name="pdf", suffixes=(".pdf",), parse_bytes=parse_pdf))
+register(Extractor(name="docx", suffixes=(".docx",), parse_bytes=parse_docx))
+register(Extractor(name="notebook", suffixes=(".ipynb",), parse_bytes=parse_notebook))
 
 
 def is_supported(path: Path) -> bool:

@@ -21,6 +21,9 @@ _DROPPED = frozenset(
 )
 # Site banners and footers; kept inside <article>, where <header> usually holds the article's h1.
 _DROPPED_OUTSIDE_ARTICLE = frozenset({"header", "footer"})
+# The same chrome built from <div>s, marked with ARIA landmark roles instead of HTML5 elements.
+_DROPPED_ROLES = frozenset({"navigation", "search", "complementary", "menu", "menubar"})
+_DROPPED_ROLES_OUTSIDE_ARTICLE = frozenset({"banner", "contentinfo"})
 _BLOCKS = frozenset(
     {"address", "article", "blockquote", "body", "caption", "center", "dd", "details", "dialog",
      "div", "dl", "dt", "fieldset", "figcaption", "figure", "footer", "form", "header", "hgroup",
@@ -214,6 +217,9 @@ def _walk(soup: BeautifulSoup, builder: _Builder) -> None:
 def _is_dropped(tag: Tag) -> bool:
     if tag.name in _DROPPED or tag.has_attr("hidden") or tag.get("aria-hidden") == "true":
         return True
-    if tag.name in _DROPPED_OUTSIDE_ARTICLE:
+    role = str(tag.get("role") or "").strip().lower()
+    if role in _DROPPED_ROLES:
+        return True
+    if tag.name in _DROPPED_OUTSIDE_ARTICLE or role in _DROPPED_ROLES_OUTSIDE_ARTICLE:
         return tag.find_parent("article") is None
     return False

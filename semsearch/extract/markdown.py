@@ -1,10 +1,25 @@
-"""Markdown (.md, .markdown, .mdx): ATX and setext headings outside code; the text is kept unchanged."""
+"""Markdown (.md, .markdown, .mdx): ATX and setext headings outside code; the text is kept unchanged.
+
+Front matter (YAML between `---` lines, or TOML between `+++` lines) becomes the document's
+metadata, usable in search filters (`where={"tags": "python"}`, `--where tags=python`).
+"""
 
 from __future__ import annotations
 
+import datetime
 import re
+import sys
+from typing import Any
 
+import yaml
+
+from semsearch.extract.text import line_offsets
 from semsearch.types import Document, Heading
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
 
 __all__ = ["parse_markdown"]
 
@@ -22,20 +37,19 @@ def parse_markdown(text: str, name: str = "") -> Document:
 
     Title: the front matter `title:` if present, else the first level-1 heading, else `name`.
     """
-    lines = text.split("\n")
-    offsets = []
-    offset = 0
-    for line in lines:
-        offsets.append(offset)
-        offset += len(line) + 1
+    lines, offsets = line_offsets(text)
 
     headings: list[Heading] = []
     front_title = ""
+    metadata: dict[str, Any] = {}
     index = 0
     if lines and lines[0].strip() in ("---", "+++"):
         marker = lines[0].strip()
         for end in range(1, len(lines)):
             if lines[end].strip() in (marker, "..."):
+                metadata = front_matter("\n".join(lines[1:end]), toml=marker == "+++")
+                if isinstance(metadata.get("title"), str):
+                    front_title = " ".join(metadata["title"].split())
                 for line in lines[1:end]:
                     found = _FRONT_MATTER_TITLE.fullmatch(line.strip())
                     if found and not front_title:
@@ -79,7 +93,34 @@ def parse_markdown(text: str, name: str = "") -> Document:
         index += 1
 
     title = front_title or next((h.title for h in headings if h.level == 1), "") or name
-    return Document(text=text, title=title, extractor="markdown", headings=tuple(headings))
+    return Document(text=text, title=title, extractor="markdown", headings=tuple(headings), metadata=metadata)
+
+
+def front_matter(block: str, *, toml: bool = False) -> dict[str, Any]:
+    """Front matter text → a JSON-safe dict (dates as ISO strings); {} when it is not a mapping.
+
+    Front matter that does not parse is not an error: the Markdown is still indexed, without
+    metadata (the `title:` line is still recognised).
+    """
+    try:
+        data = tomllib.loads(block) if toml else yaml.safe_load(block)
+    except (yaml.YAMLError, tomllib.TOMLDecodeError, ValueError):
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    return {str(key): _json_safe(value) for key, value in data.items()}
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(key): _json_safe(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple, set)):
+        return [_json_safe(item) for item in value]
+    if isinstance(value, (datetime.date, datetime.datetime, datetime.time)):
+        return value.isoformat()
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return str(value)
 
 
 def _clean(title: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from semsearch.extract.text import line_offsets
 from semsearch.types import Document, Heading
 
 __all__ = ["parse_rst"]
@@ -20,12 +21,7 @@ def parse_rst(text: str, name: str = "") -> Document:
     Levels follow docutils: each adornment style (character, with or without overline) gets the
     next level the first time it appears. Title: the first top-level section title, else `name`.
     """
-    lines = text.split("\n")
-    offsets = []
-    offset = 0
-    for line in lines:
-        offsets.append(offset)
-        offset += len(line) + 1
+    lines, offsets = line_offsets(text)
 
     styles: dict[tuple[str, bool], int] = {}
     headings: list[Heading] = []

@@ -6,7 +6,7 @@ from pathlib import PurePath
 
 from semsearch.types import Document
 
-__all__ = ["parse_code", "parse_text"]
+__all__ = ["line_offsets", "parse_code", "parse_text"]
 
 
 def parse_text(text: str, name: str = "") -> Document:
@@ -21,3 +21,14 @@ def parse_code(text: str, name: str = "") -> Document:
         language = name.lower()  # Makefile, Dockerfile, ...
     metadata = {"language": language} if language else {}
     return Document(text=text, title=name, extractor="code", metadata=metadata)
+
+
+def line_offsets(text: str) -> tuple[list[str], list[int]]:
+    """The lines of `text` (split on "\\n") and the character offset where each starts."""
+    lines = text.split("\n")
+    offsets = []
+    offset = 0
+    for line in lines:
+        offsets.append(offset)
+        offset += len(line) + 1
+    return lines, offsets
