@@ -31,8 +31,9 @@ from semsearch.types import Chunk, Document, FileProblem, Hit, IndexReport, Sour
 # on a crash and the unit of progress shown.
 DEFAULT_BATCH_TEXTS = 64
 # Batches waiting for vectors at once. Ollama embeds one request at a time per model, so two keep
-# it busy: one being embedded, the next queued, while this process prepares and commits others.
-DEFAULT_IN_FLIGHT = 2
+# it busy (one being embedded, the next queued) while this process prepares and commits others;
+# a third absorbs pauses of this process on a busy machine.
+DEFAULT_IN_FLIGHT = 3
 _MIN_SPLIT_TOKENS = 16
 
 
