@@ -46,7 +46,8 @@ def machine() -> dict[str, Any]:
     return {
         "cpu": cpu, "cores": os.cpu_count(), "memory_gib": round(memory, 1),
         "python": platform.python_version(), "faiss": faiss.__version__, "numpy": numpy.__version__,
-        "load_average_1m": round(os.getloadavg()[0], 2), "commit": commit, "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "load_average_1m": round(os.getloadavg()[0], 2), "commit": commit,
+        "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
     }
 
 
@@ -73,7 +74,8 @@ def emit(title: str, data: dict[str, Any], body: str) -> None:
     info = data["machine"]
     header = (f"## {title}\n\n"
               f"Machine: {info['cpu']}, {info['cores']} cores, {info['memory_gib']} GiB; Python {info['python']}, "
-              f"faiss {info['faiss']}; load average {info.get('load_average_1m', '?')} at start (shared machine); commit {info['commit']}; {info['date']}.\n"
+              f"faiss {info['faiss']}; load average {info.get('load_average_1m', '?')} at start (shared machine); "
+              f"commit {info['commit']}; {info['date']}.\n"
               f"Reproduce: `{' '.join(['python', *sys.argv])}`\n\n")
     section = header + body.strip() + "\n"
     text = RESULTS.read_text() if RESULTS.exists() else "# semsearch benchmark results\n\n" \

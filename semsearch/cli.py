@@ -17,6 +17,7 @@ import click
 
 from semsearch import __version__
 from semsearch.embed import PRESETS
+from semsearch.embed.ollama import resolve_hosts
 from semsearch.errors import IndexNotFoundError, SemsearchError
 from semsearch.options import DB_NAME, DEFAULT_INDEX_DIR, INDEX_TYPES
 from semsearch.options import SEARCH_MODES as MODES
@@ -278,7 +279,7 @@ def _print_report(report: IndexReport, paths) -> None:
                    "for a list, contains it; repeat for more keys (all must match) or values (any may).")
 @click.option("-m", "--model", default=None, help="Fail unless the index was built with this model.")
 @click.option("--ef-search", type=click.IntRange(min=1), default=None, metavar="N",
-              help="HNSW candidate list size: higher is slower and more exact [default: 64].")
+              help="HNSW candidate list size: higher is slower and more exact [default: 128].")
 @click.option("--nprobe", type=click.IntRange(min=1), default=None, metavar="N",
               help="IVF lists scanned: higher is slower and more exact [default: 32].")
 @host_option
@@ -286,8 +287,8 @@ def _print_report(report: IndexReport, paths) -> None:
 @rerank_options
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array of hits.")
 def search_command(query, index_dir, k, mode, paths, where, model, ef_search, nprobe, base_url, ollama_host,
-                   timeout, rerank, rerank_model, rerank_top, rerank_url, rerank_api_key, rerank_timeout, rerank_concurrency,
-                   rerank_fallback, as_json) -> None:
+                   timeout, rerank, rerank_model, rerank_top, rerank_url, rerank_api_key, rerank_timeout,
+                   rerank_concurrency, rerank_fallback, as_json) -> None:
     """Search the index for QUERY and print the best passages."""
     filters = parse_where(where)
     with open_index(find_index(index_dir, for_writing=False), create=False, model=model,
@@ -296,8 +297,6 @@ def search_command(query, index_dir, k, mode, paths, where, model, ef_search, np
         reranker = None
         if rerank or rerank_model or rerank_url:
             # Reranking is one request per candidate to one server: the first Ollama host.
-            from semsearch.embed.ollama import resolve_hosts
-
             host = resolve_hosts(ollama_host or None)[0]
             reranker = make_reranker(rerank_model, url=rerank_url, api_key=rerank_api_key, host=host,
                                      timeout=rerank_timeout, concurrency=rerank_concurrency)

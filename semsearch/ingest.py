@@ -308,8 +308,8 @@ class Ingester:
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(max_workers=self.in_flight, thread_name_prefix="semsearch-embed")
             futures = [
-                self._pool.submit(self.embedder.embed, [texts[h] for h in missing[i : i + self.batch_texts]], "document")
-                for i in range(0, len(missing), self.batch_texts)
+                self._pool.submit(self.embedder.embed, [texts[h] for h in part], "document")
+                for part in (missing[i : i + self.batch_texts] for i in range(0, len(missing), self.batch_texts))
             ]
         return _Batch(batch, found, missing, borrowed, futures)
 

@@ -144,7 +144,9 @@ def search_by_vector(
         raise ConfigError(f"k must be at least 1, not {k}")
     query_vector = normalize(np.asarray(query_vector, dtype=np.float32).reshape(1, -1))[0]
     if query_vector.shape[0] != vectors.dimensions:
-        raise ConfigError(f"the query vector has {query_vector.shape[0]} dimensions; the index has {vectors.dimensions}")
+        raise ConfigError(
+            f"the query vector has {query_vector.shape[0]} dimensions; the index has {vectors.dimensions}"
+        )
     allowed = store.chunk_ids_where(paths, where) if (paths or where) else None
     return to_hits(store, vector_candidates(vectors, query_vector, k, allowed, tuning))
 
