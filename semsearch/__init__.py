@@ -9,6 +9,7 @@
 
 __version__ = "0.1.0"
 
+from semsearch.context import Context, Source  # noqa: E402
 from semsearch.errors import (  # noqa: E402
     ConfigError,
     EmbedderError,
@@ -38,6 +39,7 @@ from semsearch.types import (  # noqa: E402
 __all__ = [
     "Chunk",
     "ConfigError",
+    "Context",
     "Document",
     "EmbedderError",
     "EmbedderUnavailableError",
@@ -59,6 +61,7 @@ __all__ = [
     "RerankerUnsupportedError",
     "SearchResult",
     "SemsearchError",
+    "Source",
     "StageTimings",
     "TextItem",
     "__version__",

@@ -135,6 +135,56 @@ def rerank_options(fn):
     return fn
 
 
+def _keep_alive(ctx, param, value):
+    from semsearch.embed.ollama import parse_keep_alive
+
+    try:
+        return parse_keep_alive(value)
+    except SemsearchError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def keep_alive_option(fn):
+    return click.option(
+        "--keep-alive", metavar="DURATION", default=None, callback=_keep_alive,
+        help="How long Ollama keeps the model loaded after each request (e.g. 10m, 1h; seconds; -1 = always).",
+    )(fn)
+
+
+def query_options(fn):
+    """What search and context share: retrieval mode, filters, model check, servers, reranking."""
+    for option in reversed((
+        click.option("--mode", type=click.Choice(MODES), default="vector", show_default=True,
+                     help="Vector (meaning), keyword (FTS5 bm25) or hybrid (both, fused)."),
+        click.option("--path", "paths", multiple=True, metavar="GLOB", help="Only documents whose path matches GLOB."),
+        click.option("--where", "where", multiple=True, metavar="KEY=VALUE",
+                     help="Only documents whose metadata KEY (e.g. from Markdown front matter) equals VALUE or, "
+                          "for a list, contains it; repeat for more keys (all must match) or values (any may)."),
+        click.option("-m", "--model", default=None, help="Fail unless the index was built with this model."),
+        click.option("--ef-search", type=click.IntRange(min=1), default=None, metavar="N",
+                     help="HNSW candidate list size: higher is slower and more exact [default: 128]."),
+        click.option("--nprobe", type=click.IntRange(min=1), default=None, metavar="N",
+                     help="IVF lists scanned: higher is slower and more exact [default: 32]."),
+        host_option,
+        timeout_option,
+        keep_alive_option,
+        rerank_options,
+    )):
+        fn = option(fn)
+    return fn
+
+
+def _make_reranker(ollama_host, rerank, rerank_model, rerank_url, rerank_api_key, rerank_timeout,
+                   rerank_concurrency):
+    """The reranker the --rerank options ask for, or None."""
+    if not (rerank or rerank_model or rerank_url):
+        return None
+    # Reranking is one request per candidate to one server: the first Ollama host.
+    host = resolve_hosts(ollama_host or None)[0]
+    return make_reranker(rerank_model, url=rerank_url, api_key=rerank_api_key, host=host,
+                         timeout=rerank_timeout, concurrency=rerank_concurrency)
+
+
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="semsearch")
 def cli() -> None:
@@ -170,15 +220,16 @@ def cli() -> None:
               help="Texts per embedding batch; each batch is committed, so an interruption loses at most one.")
 @host_option
 @timeout_option
+@keep_alive_option
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def index_command(paths, index_dir, model, preset, dimensions, input_type, include, exclude, pull,
-                  query_instruction, chunk_tokens, index_type, batch, base_url, ollama_host, timeout,
+                  query_instruction, chunk_tokens, index_type, batch, base_url, ollama_host, timeout, keep_alive,
                   as_json) -> None:
     """Index folders (or files): add new, update changed, remove vanished files."""
     with open_index(find_index(index_dir, for_writing=True), model=model, ollama_host=ollama_host or None,
                     base_url=base_url, preset=preset, dimensions=dimensions, input_type=input_type,
                     query_instruction=query_instruction, chunk_tokens=chunk_tokens, timeout=timeout,
-                    index_type=index_type) as index:
+                    keep_alive=keep_alive, index_type=index_type) as index:
         if pull:
             _pull_if_missing(index)
         with _ProgressBar() as bar:
@@ -271,35 +322,18 @@ def _print_report(report: IndexReport, paths) -> None:
 @index_option
 @click.option("-k", "--top", "k", type=click.IntRange(min=1, max=1000), default=10, show_default=True,
               help="Number of results.")
-@click.option("--mode", type=click.Choice(MODES), default="vector", show_default=True,
-              help="Vector (meaning), keyword (FTS5 bm25) or hybrid (both, fused).")
-@click.option("--path", "paths", multiple=True, metavar="GLOB", help="Only documents whose path matches GLOB.")
-@click.option("--where", "where", multiple=True, metavar="KEY=VALUE",
-              help="Only documents whose metadata KEY (e.g. from Markdown front matter) equals VALUE or, "
-                   "for a list, contains it; repeat for more keys (all must match) or values (any may).")
-@click.option("-m", "--model", default=None, help="Fail unless the index was built with this model.")
-@click.option("--ef-search", type=click.IntRange(min=1), default=None, metavar="N",
-              help="HNSW candidate list size: higher is slower and more exact [default: 128].")
-@click.option("--nprobe", type=click.IntRange(min=1), default=None, metavar="N",
-              help="IVF lists scanned: higher is slower and more exact [default: 32].")
-@host_option
-@timeout_option
-@rerank_options
+@query_options
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array of hits.")
 def search_command(query, index_dir, k, mode, paths, where, model, ef_search, nprobe, base_url, ollama_host,
-                   timeout, rerank, rerank_model, rerank_top, rerank_url, rerank_api_key, rerank_timeout,
-                   rerank_concurrency, rerank_fallback, as_json) -> None:
+                   timeout, keep_alive, rerank, rerank_model, rerank_top, rerank_url, rerank_api_key,
+                   rerank_timeout, rerank_concurrency, rerank_fallback, as_json) -> None:
     """Search the index for QUERY and print the best passages."""
     filters = parse_where(where)
     with open_index(find_index(index_dir, for_writing=False), create=False, model=model,
-                    ollama_host=ollama_host or None, base_url=base_url, timeout=timeout, ef_search=ef_search,
-                    nprobe=nprobe) as index:
-        reranker = None
-        if rerank or rerank_model or rerank_url:
-            # Reranking is one request per candidate to one server: the first Ollama host.
-            host = resolve_hosts(ollama_host or None)[0]
-            reranker = make_reranker(rerank_model, url=rerank_url, api_key=rerank_api_key, host=host,
-                                     timeout=rerank_timeout, concurrency=rerank_concurrency)
+                    ollama_host=ollama_host or None, base_url=base_url, timeout=timeout,
+                    keep_alive=keep_alive, ef_search=ef_search, nprobe=nprobe) as index:
+        reranker = _make_reranker(ollama_host, rerank, rerank_model, rerank_url, rerank_api_key, rerank_timeout,
+                                  rerank_concurrency)
         try:
             result = index.search_detailed(query, k=k, mode=mode, paths=paths, where=filters or None,
                                            rerank=reranker or False, rerank_top=rerank_top,
@@ -353,6 +387,92 @@ def _print_hit(hit: Hit) -> None:
     click.echo(header)
     passage = " ".join(hit.text.split())
     click.echo(textwrap.indent(textwrap.shorten(passage, width=240, placeholder=" …"), "    "))
+
+
+# -- context, serve, mcp ---------------------------------------------------------------------
+
+@cli.command("context")
+@click.argument("query")
+@index_option
+@click.option("--max-tokens", type=click.IntRange(min=1), default=2000, show_default=True,
+              help="Budget for the whole block, citation lines included (the chunker's token estimate).")
+@click.option("-k", "--top", "k", type=click.IntRange(min=1, max=1000), default=10, show_default=True,
+              help="Number of search hits to pack.")
+@click.option("--neighbours", type=click.IntRange(min=0, max=10), default=1, show_default=True,
+              help="Chunks on each side of a hit to add while they fit the budget.")
+@query_options
+@click.option("--json", "as_json", is_flag=True, help="Print the block and its sources as JSON.")
+def context_command(query, index_dir, max_tokens, k, mode, neighbours, paths, where, model, ef_search, nprobe,
+                    base_url, ollama_host, timeout, keep_alive, rerank, rerank_model, rerank_top, rerank_url, rerank_api_key,
+                    rerank_timeout, rerank_concurrency, rerank_fallback, as_json) -> None:
+    """Print a prompt-ready block of cited passages for QUERY within --max-tokens.
+
+    File citations are relative to the current directory when the file is inside it.
+    """
+    filters = parse_where(where)
+    with open_index(find_index(index_dir, for_writing=False), create=False, model=model,
+                    ollama_host=ollama_host or None, base_url=base_url, timeout=timeout,
+                    keep_alive=keep_alive, ef_search=ef_search, nprobe=nprobe) as index:
+        reranker = _make_reranker(ollama_host, rerank, rerank_model, rerank_url, rerank_api_key, rerank_timeout,
+                                  rerank_concurrency)
+        try:
+            context = index.context(query, max_tokens=max_tokens, k=k, mode=mode, neighbours=neighbours,
+                                    relative_to=Path.cwd(), paths=paths, where=filters or None,
+                                    rerank=reranker or False, rerank_top=rerank_top, rerank_fallback=rerank_fallback)
+        finally:
+            if reranker is not None:
+                reranker.close()
+        if index.repaired:
+            click.echo(index.repaired, err=True)
+    if as_json:
+        _echo_json(context.to_dict())
+    elif not context.sources:
+        click.echo("No results.", err=True)
+    else:
+        click.echo(context.text)
+
+
+@cli.command("serve")
+@index_option
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on; anything but loopback exposes the index to the network.")
+@click.option("--port", type=click.IntRange(min=0, max=65535), default=8765, show_default=True,
+              help="Port to listen on (0 picks a free one).")
+@click.option("--token", envvar="SEMSEARCH_TOKEN", show_envvar=True, default=None,
+              help="Require `Authorization: Bearer TOKEN` on every request.")
+@click.option("-m", "--model", default=None, help="Embedding model for a new index [default: qwen3-embedding:0.6b].")
+@click.option("--dimensions", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Shorter (Matryoshka) vectors if the index is created by this server.")
+@click.option("--max-body", type=click.IntRange(min=1024), default=4 * 1024 * 1024, show_default=True,
+              metavar="BYTES", help="Largest request body accepted (larger ones get 413).")
+@host_option
+@timeout_option
+@keep_alive_option
+def serve_command(index_dir, host, port, token, model, dimensions, max_body, base_url, ollama_host, timeout,
+                  keep_alive) -> None:
+    """Serve search, context, status and text indexing as a JSON HTTP API (needs semsearch[serve])."""
+    from semsearch.serve import ServeSettings, run_server
+
+    settings = ServeSettings(
+        index_path=find_index(index_dir, for_writing=True), token=token or None, max_body=max_body, model=model,
+        dimensions=dimensions, ollama_host=ollama_host or None, base_url=base_url, timeout=timeout,
+        keep_alive=keep_alive,
+    )
+    run_server(settings, host=host, port=port, announce=lambda url: click.echo(
+        f"semsearch serving {settings.index_path} on {url} (OpenAPI at {url}/docs)", err=True))
+
+
+@cli.command("mcp")
+@index_option
+@host_option
+@timeout_option
+@keep_alive_option
+def mcp_command(index_dir, base_url, ollama_host, timeout, keep_alive) -> None:
+    """Serve search and context as tools of a Model Context Protocol server on stdio (needs semsearch[mcp])."""
+    from semsearch.mcp_server import run_stdio
+
+    run_stdio(find_index(index_dir, for_writing=False), ollama_host=ollama_host or None, base_url=base_url,
+              timeout=timeout, keep_alive=keep_alive)
 
 
 # -- status and rebuild ----------------------------------------------------------------------

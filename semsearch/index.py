@@ -8,14 +8,18 @@ the FAISS stamp and rebuilds from SQLite when it is stale, missing or truncated.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import threading
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
 import filelock
 
+from semsearch.context import DEFAULT_MAX_TOKENS, DEFAULT_NEIGHBOURS, Context, assemble, check_budget
 from semsearch.embed import (
     DEFAULT_MODEL,
     PRESETS,
@@ -36,6 +40,9 @@ from semsearch.store import DB_NAME, SCHEMA_VERSION, Store, WriteResult
 from semsearch.types import Hit, IndexReport, IndexStatus, SearchResult, StageTimings, TextItem
 from semsearch.vectors import FAISS_NAME, SearchTuning, VectorIndex, resolve_index_type
 
+# Worker threads behind asearch/acontext: Ollama embeds one request at a time, so more in flight
+# only queue there; a bound gives backpressure to a busy web app instead of a thread per call.
+DEFAULT_ASYNC_WORKERS = 16
 
 
 class Index:
@@ -64,6 +71,9 @@ class Index:
         self._rerankers: dict[str, BaseReranker] = {}  # the ones this index made (by model), closed with it
         self._rerankers_lock = threading.Lock()
         self.repaired: str | None = None  # set when opening found FAISS stale and rebuilt it
+        self.async_workers = DEFAULT_ASYNC_WORKERS
+        self._async_pool: ThreadPoolExecutor | None = None
+        self._async_pool_lock = threading.Lock()
 
     # -- opening -------------------------------------------------------------------------------
 
@@ -84,7 +94,7 @@ class Index:
         chunk_tokens: int | None = None,
         chunk_overlap: int | None = None,
         timeout: float | None = None,
-        keep_alive: str | None = None,
+        keep_alive: str | float | None = None,
         index_type: str | None = None,
         ef_search: int | None = None,
         nprobe: int | None = None,
@@ -104,11 +114,11 @@ class Index:
         query/document format from `semsearch.embed.PRESETS` instead of the one the model name
         suggests; `dimensions` asks the server for shorter vectors; `input_type` (openai) tells
         the server whether a text is a query or a document and leaves the prompt to it. These,
-        like the model, only apply when the index is new.
-        `index_type` (auto, flat, hnsw, hnsw-sq8, ivf, ivf-sq8; default auto) applies to a new
-        index — convert an existing one with `rebuild(index_type=...)`. `ef_search` / `nprobe`
-        override the approximate-search defaults for this handle.
-
+        like the model, only apply when the index is new; `dimensions` other than an existing
+        index's is an IndexMismatchError. `keep_alive` (e.g. "10m", or seconds) is sent to Ollama
+        with every request. `index_type` (auto, flat, hnsw, hnsw-sq8, ivf, ivf-sq8; default auto)
+        applies to a new index — convert an existing one with `rebuild(index_type=...)`.
+        `ef_search` / `nprobe` override the approximate-search defaults for this handle.
         """
         if index_type is not None:
             resolve_index_type(index_type, 0, 1)  # fail early on an unknown name
@@ -131,6 +141,13 @@ class Index:
                     f"the index at {path} was built with {recorded} ({meta.get('dimensions')} dimensions), "
                     f"not {model} — search it with -m {recorded}, or use another --index for {model}, "
                     "or delete the index directory to rebuild it with the new model"
+                )
+            if dimensions is not None and dimensions != int(meta["dimensions"]):
+                store.close()
+                raise IndexMismatchError(
+                    f"the index at {path} holds {meta['dimensions']}-dimension vectors of {recorded}, "
+                    f"not {dimensions} — leave out --dimensions to use it, or use another --index for "
+                    f"{dimensions} dimensions"
                 )
         options: dict[str, Any] = {"host": ollama_host, "base_url": base_url or meta.get("base_url") or None}
         if timeout is not None:
@@ -170,6 +187,8 @@ class Index:
         return "model" in self._store.meta()
 
     def close(self) -> None:
+        if self._async_pool is not None:
+            self._async_pool.shutdown(wait=True, cancel_futures=True)
         if self._embedder is not None and hasattr(self._embedder, "close"):
             self._embedder.close()
         for reranker in self._rerankers.values():
@@ -507,6 +526,47 @@ class Index:
                 host = resolve_hosts(self._embedder_options.get("host"))[0]
                 self._rerankers[key] = make_reranker(model, host=host)
             return self._rerankers[key]
+
+    def context(
+        self,
+        query: str,
+        *,
+        max_tokens: int = DEFAULT_MAX_TOKENS,
+        k: int = 10,
+        mode: str = "vector",
+        neighbours: int = DEFAULT_NEIGHBOURS,
+        relative_to: str | Path | None = None,
+        **search_options: Any,
+    ) -> Context:
+        """A prompt-ready block of the best passages for `query` within `max_tokens` (see `semsearch.context`).
+
+        The `k` hits of `search(query, k=k, mode=mode, **search_options)` (so `paths`, `where` and
+        `rerank=` apply) are packed best first, adjacent chunks merged and up to `neighbours`
+        chunks on each side of a hit added while they fit; the block is never over `max_tokens`
+        estimated tokens. Citations show file paths relative to `relative_to` when given and the
+        file is inside it.
+        """
+        check_budget(max_tokens, neighbours)
+        hits = self.search(query, k=k, mode=mode, **search_options)
+        return assemble(query, hits, self._store, max_tokens=max_tokens, neighbours=neighbours,
+                        relative_to=relative_to)
+
+    async def asearch(self, query: str, **options: Any) -> list[Hit]:
+        """`search` for asyncio code: runs in a bounded worker pool, so the event loop never waits on Ollama."""
+        return await self._in_worker(self.search, query, **options)
+
+    async def acontext(self, query: str, **options: Any) -> Context:
+        """`context` for asyncio code: runs in a bounded worker pool, so the event loop never waits on Ollama."""
+        return await self._in_worker(self.context, query, **options)
+
+    async def _in_worker(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        # One pool covers every blocking step of a search (embedding and reranking HTTP, SQLite,
+        # the FAISS scan, which releases the GIL), so the async path is the sync one by construction.
+        with self._async_pool_lock:
+            if self._async_pool is None:
+                self._async_pool = ThreadPoolExecutor(self.async_workers, thread_name_prefix="semsearch-async")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._async_pool, functools.partial(fn, *args, **kwargs))
 
     def status(self) -> IndexStatus:
         """What the index holds and whether FAISS agrees with SQLite; never calls the embedder."""

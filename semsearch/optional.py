@@ -12,6 +12,9 @@ EXTRAS = {
     "pdf": "reading PDF files",
     "docx": "reading Word (.docx) files",
     "local": "the local: embedding provider",
+    "serve": "semsearch serve",
+    "mcp": "semsearch mcp",
+    "langchain": "the LangChain retriever",
 }
 
 

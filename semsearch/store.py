@@ -129,6 +129,22 @@ class ChunkRow:
     metadata: dict[str, Any]
     part_kind: str = ""
     part: int | None = None
+    ordinal: int = -1  # position of the chunk in its document
+
+
+_CHUNK_ROW_COLUMNS = (
+    "c.id, c.document_id, c.text, c.char_start, c.char_end, c.line_start, c.line_end, c.heading_path, "
+    "d.root, d.relpath, d.kind, d.title, d.metadata, d.part_kind, c.part, c.ordinal"
+)
+
+
+def _chunk_row(r: tuple) -> ChunkRow:
+    """A ChunkRow from a row selected with _CHUNK_ROW_COLUMNS."""
+    return ChunkRow(
+        chunk_id=r[0], document_id=r[1], text=r[2], char_start=r[3], char_end=r[4], line_start=r[5],
+        line_end=r[6], heading_path=tuple(json.loads(r[7])), root=r[8], relpath=r[9], kind=r[10], title=r[11],
+        metadata=json.loads(r[12]), part_kind=r[13], part=r[14], ordinal=r[15],
+    )
 
 
 @dataclass(frozen=True)
@@ -402,18 +418,32 @@ class Store:
             part = ids[start : start + 500]
             marks = ",".join("?" * len(part))
             rows = self._query(
-                "SELECT c.id, c.document_id, c.text, c.char_start, c.char_end, c.line_start, c.line_end, "
-                "c.heading_path, d.root, d.relpath, d.kind, d.title, d.metadata, d.part_kind, c.part "
-                f"FROM chunks c JOIN documents d ON d.id = c.document_id WHERE c.id IN ({marks})",
+                f"SELECT {_CHUNK_ROW_COLUMNS} FROM chunks c JOIN documents d ON d.id = c.document_id "
+                f"WHERE c.id IN ({marks})",
                 part,
             )
-            for r in rows:
-                out[r[0]] = ChunkRow(
-                    chunk_id=r[0], document_id=r[1], text=r[2], char_start=r[3], char_end=r[4],
-                    line_start=r[5], line_end=r[6], heading_path=tuple(json.loads(r[7])), root=r[8],
-                    relpath=r[9], kind=r[10], title=r[11], metadata=json.loads(r[12]), part_kind=r[13],
-                    part=r[14],
-                )
+            out.update((r[0], _chunk_row(r)) for r in rows)
+        return out
+
+    def chunk_neighbourhood(self, chunk_ids: Sequence[int], radius: int) -> dict[int, ChunkRow]:
+        """The given chunks and those of the same document within `radius` ordinals of one, by id.
+
+        Rows carry their `ordinal`, so callers can tell which chunks are adjacent; ids that no
+        longer exist are absent.
+        """
+        out: dict[int, ChunkRow] = {}
+        ids = list(dict.fromkeys(int(i) for i in chunk_ids))
+        radius = max(0, int(radius))
+        for start in range(0, len(ids), 500):
+            part = ids[start : start + 500]
+            marks = ",".join("?" * len(part))
+            rows = self._query(
+                f"SELECT DISTINCT {_CHUNK_ROW_COLUMNS} FROM chunks h JOIN chunks c "
+                "ON c.document_id = h.document_id AND c.ordinal BETWEEN h.ordinal - ? AND h.ordinal + ? "
+                f"JOIN documents d ON d.id = c.document_id WHERE h.id IN ({marks})",
+                [radius, radius, *part],
+            )
+            out.update((r[0], _chunk_row(r)) for r in rows)
         return out
 
     def keyword_search(self, query: str, limit: int, allowed_ids: np.ndarray | None = None) -> list[tuple[int, float]]:

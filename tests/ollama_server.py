@@ -594,6 +594,9 @@ def _inputs(value: Any) -> list[str]:
 
 class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
+    # socketserver's default backlog of 5 drops the SYNs of a burst of new connections (a client
+    # retries after a full second); Ollama's Go server listens with the system's backlog.
+    request_queue_size = 128
 
     def __init__(self, address: tuple[str, int], handler: type, ollama: OllamaTestServer):
         self.ollama = ollama

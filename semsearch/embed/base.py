@@ -46,6 +46,18 @@ def normalize(vectors: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(array / norms, dtype=np.float32)
 
 
+def truncate_dimensions(vectors: np.ndarray, dimensions: int | None) -> np.ndarray:
+    """Keep the first `dimensions` numbers of each row (Matryoshka truncation); `normalize` must follow.
+
+    For servers that ignore a `dimensions` request (Ollama before 0.11.11, other providers):
+    Matryoshka-trained models put the most information first, so a prefix is a usable vector.
+    """
+    array = np.asarray(vectors, dtype=np.float32)
+    if dimensions and array.ndim == 2 and array.shape[1] > dimensions:
+        return array[:, :dimensions]
+    return array
+
+
 def send_locating_overflow(send: Callable[[list[str]], np.ndarray], batch: list[str], offset: int) -> np.ndarray:
     """`send(batch)`; if the server finds a text too long, raise InputTooLongError with its index.
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import random
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -20,9 +21,10 @@ import numpy as np
 import ollama
 from ollama._client import _parse_host  # the client's own OLLAMA_HOST parsing, so we agree with it
 
-from semsearch.embed.base import BaseEmbedder, EmbedderInfo, send_locating_overflow
+from semsearch.embed.base import BaseEmbedder, EmbedderInfo, send_locating_overflow, truncate_dimensions
 from semsearch.embed.presets import DEFAULT_MODEL, Preset, preset_for_model
 from semsearch.errors import (
+    ConfigError,
     EmbedderError,
     EmbedderTimeoutError,
     EmbedderUnavailableError,
@@ -36,6 +38,28 @@ _log = logging.getLogger(__name__)
 
 DEFAULT_HOST = "http://127.0.0.1:11434"
 _RETRY_STATUSES = frozenset({500, 502, 503, 504})
+
+
+_DURATION = re.compile(r"-?(\d+(\.\d*)?(ns|us|µs|ms|s|m|h))+")
+
+
+def parse_keep_alive(value: str | float | None) -> str | float | None:
+    """Ollama's `keep_alive` from user text: seconds as a number ("300", "-1") or a duration ("10m", "1h30m").
+
+    Raises ConfigError for anything Ollama would reject, before a request is sent.
+    """
+    if value is None or isinstance(value, (int, float)):
+        return value
+    text = value.strip()
+    try:
+        number = float(text)
+    except ValueError:
+        if _DURATION.fullmatch(text):
+            return text
+        raise ConfigError(
+            f"keep-alive {value!r} is not a duration — use seconds (300, -1 for always) or e.g. 10m, 1h"
+        ) from None
+    return int(number) if number.is_integer() else number
 
 
 def resolve_host(host: str | None) -> str:
@@ -160,6 +184,7 @@ class OllamaEmbedder(BaseEmbedder):
         else:
             parts = self._embed_spread(texts, starts)
         vectors = np.concatenate(parts, axis=0) if parts else np.zeros((0, dims), dtype=np.float32)
+        vectors = truncate_dimensions(vectors, self.dimensions)  # a server that ignored `dimensions`
         if vectors.shape != (len(texts), dims):
             raise EmbedderError(
                 f"Ollama returned vectors of shape {vectors.shape} for {len(texts)} texts of "

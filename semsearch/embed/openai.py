@@ -24,7 +24,7 @@ from typing import Any
 import httpx
 import numpy as np
 
-from semsearch.embed.base import BaseEmbedder, EmbedderInfo, send_locating_overflow
+from semsearch.embed.base import BaseEmbedder, EmbedderInfo, send_locating_overflow, truncate_dimensions
 from semsearch.embed.presets import PRESETS, Preset, context_length_for, preset_for_model
 from semsearch.errors import (
     EmbedderError,
@@ -146,7 +146,7 @@ class OpenAIEmbedder(BaseEmbedder):
             ) from exc
         if vectors.ndim != 2 or len(vectors) != len(batch):
             raise EmbedderError(f"{self.base_url}/embeddings returned {len(vectors)} vectors for {len(batch)} texts")
-        return vectors
+        return truncate_dimensions(vectors, self.dimensions)  # a server that ignored `dimensions`
 
     def _call(self, send: Callable[[], httpx.Response]) -> httpx.Response:
         """Send with retry on transient failures (429, 5xx, dropped connections); map errors to ours."""

@@ -1,0 +1,330 @@
+"""`semsearch serve`: an index as a JSON HTTP API (search, context, status, texts) on FastAPI + uvicorn.
+
+Endpoints: `GET /status`, `POST /search`, `POST /context`, `POST /texts` (add or replace texts by
+id), `POST /texts/delete`; the OpenAPI schema is at `/openapi.json`, its browsable form at `/docs`.
+
+Safety: it listens on 127.0.0.1 unless told otherwise. With a token, every request (the schema
+too) needs `Authorization: Bearer TOKEN`, else 401. A request body over `max_body` bytes gets
+413 before anything parses it; `k`, `max_tokens` and list sizes are bounded by the request
+models (422). Library errors become JSON `{"detail": message}` with a fitting status.
+
+Concurrency: handlers are plain functions that FastAPI runs in worker threads. Reads share one
+Index (searching from several threads is safe). Writes go, one at a time, through a second Index
+on the same directory: it takes the index's file lock and changes its own FAISS copy, so no
+search ever scans vectors while they change; the reading Index sees the new generation in
+SQLite (WAL: readers never wait for the writer) and reloads its vectors.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import socket
+import threading
+import time
+from collections.abc import Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from semsearch import __version__
+from semsearch.context import DEFAULT_MAX_TOKENS, DEFAULT_NEIGHBOURS
+from semsearch.errors import (
+    ConfigError,
+    EmbedderError,
+    EmbedderTimeoutError,
+    EmbedderUnavailableError,
+    IndexLockedError,
+    IndexMismatchError,
+    IndexNotFoundError,
+    RerankerError,
+    RerankerTimeoutError,
+    SemsearchError,
+)
+from semsearch.index import Index
+from semsearch.optional import require
+from semsearch.types import TextItem
+
+require("fastapi", "serve")
+require("uvicorn", "serve")
+
+from fastapi import FastAPI, Request  # noqa: E402
+from fastapi.responses import JSONResponse  # noqa: E402
+from pydantic import BaseModel, Field  # noqa: E402
+
+MAX_K = 100
+MAX_CONTEXT_TOKENS = 32_000
+MAX_QUERY_CHARS = 4_000
+MAX_TEXTS_PER_REQUEST = 1_000
+# A writer from another process may hold the lock; so may this server's reader for the moment
+# it saves a rebuilt FAISS file. Wait this long for it before answering 409.
+WRITE_LOCK_WAIT_SECONDS = 10.0
+# An over-limit body is read and discarded up to this size so the client receives the 413 instead
+# of a connection reset mid-upload; anything larger is cut off.
+DRAIN_LIMIT = 64 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    """How to open the index and how to guard the API."""
+
+    index_path: Path
+    token: str | None = None
+    max_body: int = 4 * 1024 * 1024
+    model: str | None = None
+    dimensions: int | None = None
+    ollama_host: str | Sequence[str] | None = None
+    base_url: str | None = None
+    timeout: float | None = None
+    keep_alive: str | float | None = None
+
+
+# -- request models (their constraints are the API's bounds, and its OpenAPI schema) -------------
+
+class SearchRequest(BaseModel):
+    query: str = Field(min_length=1, max_length=MAX_QUERY_CHARS, description="What to look for.")
+    k: int = Field(10, ge=1, le=MAX_K, description="Number of hits.")
+    mode: Literal["vector", "keyword", "hybrid"] = Field("vector", description="Retrieval mode.")
+    paths: list[str] = Field(default_factory=list, max_length=100,
+                             description="Only documents whose path matches one of these globs.")
+    where: dict[str, str | int | float | bool | list[str | int | float | bool]] | None = Field(
+        None, description="Metadata filter: each key must equal the value (or one of a list of values); "
+                          "a document whose value is a list matches when the list contains it.")
+    rerank: bool = Field(False, description="Rerank the best candidates with the index's Ollama reranker.")
+
+
+class ContextRequest(SearchRequest):
+    max_tokens: int = Field(DEFAULT_MAX_TOKENS, ge=1, le=MAX_CONTEXT_TOKENS,
+                            description="Budget for the whole block, citation lines included.")
+    neighbours: int = Field(DEFAULT_NEIGHBOURS, ge=0, le=10,
+                            description="Chunks on each side of a hit to add while they fit.")
+
+
+class TextIn(BaseModel):
+    id: str = Field(min_length=1, max_length=1_000, description="Your id; adding it again replaces the text.")
+    text: str = Field(description="The text to index.")
+    title: str = ""
+    metadata: dict[str, Any] = Field(default_factory=dict, description="Returned with hits; filterable by `where`.")
+
+
+class AddTextsRequest(BaseModel):
+    texts: list[TextIn] = Field(min_length=1, max_length=MAX_TEXTS_PER_REQUEST)
+
+
+class DeleteTextsRequest(BaseModel):
+    ids: list[str] = Field(min_length=1, max_length=MAX_TEXTS_PER_REQUEST)
+
+
+# -- the application ---------------------------------------------------------------------------
+
+class _Indexes:
+    """The shared reading Index and the lazily opened, serialised writing one."""
+
+    def __init__(self, settings: ServeSettings):
+        self.settings = settings
+        self.reader = Index.open(settings.index_path, model=settings.model, dimensions=settings.dimensions,
+                                 **self._common())
+        self._writer: Index | None = None
+        self._write_lock = threading.Lock()
+
+    def _common(self) -> dict[str, Any]:
+        s = self.settings
+        return {"ollama_host": s.ollama_host, "base_url": s.base_url, "timeout": s.timeout,
+                "keep_alive": s.keep_alive}
+
+    def write(self, fn: Callable[[Index], Any]) -> Any:
+        with self._write_lock:
+            if self._writer is None:
+                self._writer = Index.open(self.settings.index_path, model=self.settings.model,
+                                          dimensions=self.settings.dimensions, **self._common())
+            deadline = time.monotonic() + WRITE_LOCK_WAIT_SECONDS
+            while True:
+                try:
+                    return fn(self._writer)
+                except IndexLockedError:
+                    if time.monotonic() >= deadline:
+                        raise
+                    time.sleep(0.05)
+
+    def close(self) -> None:
+        with self._write_lock:
+            if self._writer is not None:
+                self._writer.close()
+        self.reader.close()
+
+
+def _status_for(error: SemsearchError) -> int:
+    if isinstance(error, ConfigError):
+        return 400
+    if isinstance(error, IndexNotFoundError):
+        return 404
+    if isinstance(error, (IndexLockedError, IndexMismatchError)):
+        return 409
+    if isinstance(error, (EmbedderTimeoutError, RerankerTimeoutError)):
+        return 504
+    if isinstance(error, (EmbedderUnavailableError, EmbedderError, RerankerError)):
+        return 502
+    return 500
+
+
+def create_app(settings: ServeSettings) -> GuardMiddleware:
+    """The ASGI application for `settings` (opens the index; closed when the app shuts down)."""
+    indexes = _Indexes(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        yield
+        indexes.close()
+
+    app = FastAPI(
+        title="semsearch",
+        version=__version__,
+        description="Semantic search over a local semsearch index: ranked, citable passages and "
+                    "prompt-ready context for RAG applications.",
+        lifespan=lifespan,
+    )
+    app.state.indexes = indexes
+
+    @app.exception_handler(SemsearchError)
+    async def semsearch_error(request: Request, exc: SemsearchError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=_status_for(exc))
+
+    @app.get("/status", summary="What the index holds")
+    def status() -> dict[str, Any]:
+        return indexes.reader.status().to_dict()
+
+    @app.post("/search", summary="The best passages for a query")
+    def search(request: SearchRequest) -> dict[str, Any]:
+        hits = indexes.reader.search(request.query, k=request.k, mode=request.mode, paths=request.paths,
+                                     where=request.where, rerank=request.rerank)
+        return {"query": request.query, "hits": [hit.to_dict() for hit in hits]}
+
+    @app.post("/context", summary="A prompt-ready block of cited passages within a token budget")
+    def context(request: ContextRequest) -> dict[str, Any]:
+        result = indexes.reader.context(request.query, max_tokens=request.max_tokens, k=request.k,
+                                        mode=request.mode, neighbours=request.neighbours, paths=request.paths,
+                                        where=request.where, rerank=request.rerank)
+        return result.to_dict()
+
+    @app.post("/texts", summary="Add or replace texts by id")
+    def add_texts(request: AddTextsRequest) -> dict[str, Any]:
+        items = [TextItem(id=t.id, text=t.text, metadata=t.metadata, title=t.title) for t in request.texts]
+        return indexes.write(lambda index: index.add_texts(items)).to_dict()
+
+    @app.post("/texts/delete", summary="Delete texts by id")
+    def delete_texts(request: DeleteTextsRequest) -> dict[str, Any]:
+        return {"deleted": indexes.write(lambda index: index.delete_texts(request.ids))}
+
+    return GuardMiddleware(app, token=settings.token, max_body=settings.max_body)
+
+
+class GuardMiddleware:
+    """Bearer-token check and request-body bound, in front of everything (the schema included).
+
+    The body is read here, up to `max_body` bytes, before the application sees the request; a
+    larger one is answered 413 without being parsed.
+    """
+
+    def __init__(self, app: Any, *, token: str | None, max_body: int):
+        self.app = app
+        self.token = token
+        self.max_body = max_body
+
+    def __getattr__(self, name: str) -> Any:  # `state`, `openapi()`, ... of the wrapped app
+        return getattr(self.app, name)
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {key.decode("latin-1").lower(): value.decode("latin-1") for key, value in scope["headers"]}
+        if self.token is not None and not self._authorized(headers.get("authorization", "")):
+            await _send_json(send, 401, {"detail": "missing or wrong bearer token — send "
+                                                   "`Authorization: Bearer <token>`"},
+                             [(b"www-authenticate", b"Bearer")])
+            return
+        declared = headers.get("content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.max_body):
+            await self._too_large(receive, send, int(declared) if declared.isdigit() else None)
+            return
+        parts: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            body = message.get("body", b"")
+            size += len(body)
+            if size > self.max_body:
+                await self._too_large(receive, send, None, already=size)
+                return
+            parts.append(body)
+            if not message.get("more_body"):
+                break
+        replayed = False
+
+        async def replay() -> dict:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": b"".join(parts), "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+    def _authorized(self, header: str) -> bool:
+        scheme, _, credentials = header.partition(" ")
+        return scheme.lower() == "bearer" and hmac.compare_digest(credentials.strip().encode(), self.token.encode())
+
+    async def _too_large(self, receive: Callable, send: Callable, declared: int | None, already: int = 0) -> None:
+        # Read what the client is still sending (bounded), so it gets to read our answer.
+        drained = already
+        if declared is None or declared <= DRAIN_LIMIT:
+            while drained <= DRAIN_LIMIT:
+                message = await receive()
+                if message["type"] != "http.request":
+                    break
+                drained += len(message.get("body", b""))
+                if not message.get("more_body"):
+                    break
+        await _send_json(send, 413, {"detail": f"request body over the {self.max_body}-byte limit "
+                                               "(raise it with serve --max-body)"},
+                         [(b"connection", b"close")])
+
+
+async def _send_json(send: Callable, status: int, payload: dict, extra_headers: list[tuple[bytes, bytes]]) -> None:
+    body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+               *extra_headers]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket on (host, port); port 0 picks a free one. Raises ConfigError if it cannot bind."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc} — choose another --port") from exc
+    sock.listen(128)
+    return sock
+
+
+def run_server(settings: ServeSettings, *, host: str = "127.0.0.1", port: int = 8765,
+               announce: Callable[[str], None] | None = None) -> None:
+    """Serve until interrupted; `announce` is told the URL once the socket listens."""
+    import uvicorn
+
+    app = create_app(settings)
+    sock = bind(host, port)
+    bound_host, bound_port = sock.getsockname()[:2]
+    shown = f"[{bound_host}]" if ":" in bound_host else bound_host
+    if announce is not None:
+        announce(f"http://{shown}:{bound_port}")
+    config = uvicorn.Config(app, log_level="warning", lifespan="on", timeout_graceful_shutdown=5)
+    uvicorn.Server(config).run(sockets=[sock])
