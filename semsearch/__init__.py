@@ -25,9 +25,6 @@ from semsearch.errors import (  # noqa: E402
     RerankerUnsupportedError,
     SemsearchError,
 )
-from semsearch.evaluate import EvalReport, evaluate_dataset  # noqa: E402
-from semsearch.index import Index  # noqa: E402
-from semsearch.rerank import HttpReranker, OllamaReranker, Reranker, make_reranker  # noqa: E402
 from semsearch.types import (  # noqa: E402
     Chunk,
     Document,
@@ -72,3 +69,24 @@ __all__ = [
     "evaluate_dataset",
     "make_reranker",
 ]
+
+
+_RERANK = ("HttpReranker", "OllamaReranker", "Reranker", "make_reranker")
+
+
+def __getattr__(name: str):
+    # `Index` and the rerankers pull in FAISS, numpy and HTTP clients: load them on first use so
+    # that `semsearch --help` and code importing only the types stay fast.
+    if name == "Index":
+        from semsearch.index import Index
+
+        return Index
+    if name in ("EvalReport", "evaluate_dataset"):
+        from semsearch import evaluate
+
+        return getattr(evaluate, name)
+    if name in _RERANK:
+        from semsearch import rerank
+
+        return getattr(rerank, name)
+    raise AttributeError(f"module 'semsearch' has no attribute {name!r}")

@@ -10,7 +10,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -18,13 +18,15 @@ from semsearch import __version__
 from semsearch.embed import PRESETS
 from semsearch.embed.ollama import resolve_hosts
 from semsearch.errors import IndexNotFoundError, SemsearchError
-from semsearch.index import DEFAULT_INDEX_DIR, Index
+from semsearch.options import DB_NAME, DEFAULT_INDEX_DIR, INDEX_TYPES
+from semsearch.options import SEARCH_MODES as MODES
 from semsearch.rerank import DEFAULT_CONCURRENCY, DEFAULT_RERANK_MODEL, DEFAULT_RERANK_TOP, make_reranker
 from semsearch.rerank import DEFAULT_TIMEOUT as DEFAULT_RERANK_TIMEOUT
 from semsearch.rerank.http import API_KEY_ENV
-from semsearch.search import MODES
-from semsearch.store import DB_NAME
 from semsearch.types import Hit, IndexReport, cite
+
+if TYPE_CHECKING:
+    from semsearch.index import Index
 
 INDEX_ENV = "SEMSEARCH_INDEX"
 
@@ -55,6 +57,13 @@ def find_index(explicit: str | None, *, for_writing: bool) -> Path:
         f"no {DEFAULT_INDEX_DIR} index in {cwd} or its parents — create one with `semsearch index FOLDER`, "
         f"or point -i/--index or {INDEX_ENV} at one"
     )
+
+
+def open_index(path: Path, **options: Any) -> Index:
+    """`Index.open`, imported on first use so `semsearch --help` never loads FAISS or the embedder client."""
+    from semsearch.index import Index
+
+    return Index.open(path, **options)
 
 
 def display_path(path: str) -> str:
@@ -151,6 +160,10 @@ def query_options(fn):
                      help="Only documents whose metadata KEY (e.g. from Markdown front matter) equals VALUE or, "
                           "for a list, contains it; repeat for more keys (all must match) or values (any may)."),
         click.option("-m", "--model", default=None, help="Fail unless the index was built with this model."),
+        click.option("--ef-search", type=click.IntRange(min=1), default=None, metavar="N",
+                     help="HNSW candidate list size: higher is slower and more exact [default: 128]."),
+        click.option("--nprobe", type=click.IntRange(min=1), default=None, metavar="N",
+                     help="IVF lists scanned: higher is slower and more exact [default: 32]."),
         host_option,
         timeout_option,
         keep_alive_option,
@@ -199,6 +212,9 @@ def cli() -> None:
               help="Task instruction for queries (instruction models) or query prefix (others).")
 @click.option("--chunk-tokens", type=click.IntRange(min=16), default=None,
               help="Chunk budget in estimated tokens for a new index [default: 400].")
+@click.option("--index-type", type=click.Choice(INDEX_TYPES), default=None,
+              help="FAISS index type for a new index [default: auto: exact flat while fast, HNSW above]; "
+                   "convert an existing one with `semsearch rebuild --index-type`.")
 @click.option("--batch", type=click.IntRange(min=1), default=64, show_default=True,
               help="Texts per embedding batch; each batch is committed, so an interruption loses at most one.")
 @host_option
@@ -206,13 +222,13 @@ def cli() -> None:
 @keep_alive_option
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def index_command(paths, index_dir, model, preset, dimensions, input_type, include, exclude, pull,
-                  query_instruction, chunk_tokens, batch, base_url, ollama_host, timeout, keep_alive,
+                  query_instruction, chunk_tokens, index_type, batch, base_url, ollama_host, timeout, keep_alive,
                   as_json) -> None:
     """Index folders (or files): add new, update changed, remove vanished files."""
-    with Index.open(find_index(index_dir, for_writing=True), model=model, ollama_host=ollama_host or None,
+    with open_index(find_index(index_dir, for_writing=True), model=model, ollama_host=ollama_host or None,
                     base_url=base_url, preset=preset, dimensions=dimensions, input_type=input_type,
                     query_instruction=query_instruction, chunk_tokens=chunk_tokens, timeout=timeout,
-                    keep_alive=keep_alive) as index:
+                    keep_alive=keep_alive, index_type=index_type) as index:
         if pull:
             _pull_if_missing(index)
         with _ProgressBar() as bar:
@@ -307,14 +323,14 @@ def _print_report(report: IndexReport, paths) -> None:
               help="Number of results.")
 @query_options
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array of hits.")
-def search_command(query, index_dir, k, mode, paths, where, model, base_url, ollama_host, timeout, keep_alive,
-                   rerank, rerank_model, rerank_top, rerank_url, rerank_api_key, rerank_timeout, rerank_concurrency,
-                   rerank_fallback, as_json) -> None:
+def search_command(query, index_dir, k, mode, paths, where, model, ef_search, nprobe, base_url, ollama_host,
+                   timeout, keep_alive, rerank, rerank_model, rerank_top, rerank_url, rerank_api_key,
+                   rerank_timeout, rerank_concurrency, rerank_fallback, as_json) -> None:
     """Search the index for QUERY and print the best passages."""
     filters = parse_where(where)
-    with Index.open(find_index(index_dir, for_writing=False), create=False, model=model,
+    with open_index(find_index(index_dir, for_writing=False), create=False, model=model,
                     ollama_host=ollama_host or None, base_url=base_url, timeout=timeout,
-                    keep_alive=keep_alive) as index:
+                    keep_alive=keep_alive, ef_search=ef_search, nprobe=nprobe) as index:
         reranker = _make_reranker(ollama_host, rerank, rerank_model, rerank_url, rerank_api_key, rerank_timeout,
                                   rerank_concurrency)
         try:
@@ -398,17 +414,17 @@ def _print_hit(hit: Hit, query: str) -> None:
               help="Chunks on each side of a hit to add while they fit the budget.")
 @query_options
 @click.option("--json", "as_json", is_flag=True, help="Print the block and its sources as JSON.")
-def context_command(query, index_dir, max_tokens, k, mode, neighbours, paths, where, model, base_url, ollama_host,
-                    timeout, keep_alive, rerank, rerank_model, rerank_top, rerank_url, rerank_api_key,
+def context_command(query, index_dir, max_tokens, k, mode, neighbours, paths, where, model, ef_search, nprobe,
+                    base_url, ollama_host, timeout, keep_alive, rerank, rerank_model, rerank_top, rerank_url, rerank_api_key,
                     rerank_timeout, rerank_concurrency, rerank_fallback, as_json) -> None:
     """Print a prompt-ready block of cited passages for QUERY within --max-tokens.
 
     File citations are relative to the current directory when the file is inside it.
     """
     filters = parse_where(where)
-    with Index.open(find_index(index_dir, for_writing=False), create=False, model=model,
+    with open_index(find_index(index_dir, for_writing=False), create=False, model=model,
                     ollama_host=ollama_host or None, base_url=base_url, timeout=timeout,
-                    keep_alive=keep_alive) as index:
+                    keep_alive=keep_alive, ef_search=ef_search, nprobe=nprobe) as index:
         reranker = _make_reranker(ollama_host, rerank, rerank_model, rerank_url, rerank_api_key, rerank_timeout,
                                   rerank_concurrency)
         try:
@@ -549,7 +565,7 @@ class _CountBar:
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
 def status_command(index_dir, as_json) -> None:
     """Show what the index holds and whether its FAISS file agrees with SQLite."""
-    with Index.open(find_index(index_dir, for_writing=False), create=False) as index:
+    with open_index(find_index(index_dir, for_writing=False), create=False) as index:
         status = index.status()
     if as_json:
         _echo_json(status.to_dict())
@@ -563,13 +579,20 @@ def status_command(index_dir, as_json) -> None:
         ("Chunking", f"{status.chunk_tokens} tokens, {status.chunk_overlap} overlap"),
         ("Documents", str(status.documents)),
         ("Chunks", str(status.chunks)),
-        ("Index type", status.index_type),
+        ("Index type", _index_type_line(status)),
         ("On disk", _human_bytes(status.bytes_on_disk)),
         ("Generation", f"{status.generation} (FAISS file at {status.faiss_generation}, {status.faiss_vectors} vectors)"),
         ("In sync", "yes" if status.in_sync else "no — the next search or `semsearch rebuild` repairs it"),
     ]
     for label, value in rows:
         click.echo(f"{label + ':':<19}{value}")
+
+
+def _index_type_line(status) -> str:
+    line = status.index_type if status.index_type == status.faiss_type else f"{status.index_type} ({status.faiss_type})"
+    if status.tombstones:
+        line += f", {status.tombstones} deleted vectors hidden until the next rebuild"
+    return line
 
 
 def _human_bytes(size: int) -> str:
@@ -583,15 +606,18 @@ def _human_bytes(size: int) -> str:
 
 @cli.command("rebuild")
 @index_option
+@click.option("--index-type", type=click.Choice(INDEX_TYPES), default=None,
+              help="Convert to this FAISS index type (recorded for later writes) [default: keep].")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-def rebuild_command(index_dir, as_json) -> None:
+def rebuild_command(index_dir, index_type, as_json) -> None:
     """Rebuild vectors.faiss from the vectors stored in SQLite (no embedding calls)."""
-    with Index.open(find_index(index_dir, for_writing=False), create=False) as index:
-        count = index.rebuild()
+    with open_index(find_index(index_dir, for_writing=False), create=False) as index:
+        count = index.rebuild(index_type=index_type)
+        kind = index.status().faiss_type
     if as_json:
-        _echo_json({"vectors": count})
+        _echo_json({"vectors": count, "index_type": kind})
     else:
-        click.echo(f"Rebuilt vectors.faiss from SQLite: {count} vectors.")
+        click.echo(f"Rebuilt vectors.faiss ({kind}) from SQLite: {count} vectors.")
 
 
 def main() -> None:

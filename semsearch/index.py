@@ -32,15 +32,14 @@ from semsearch.embed import (
 from semsearch.embed.base import Embedder, EmbedderInfo
 from semsearch.errors import ConfigError, IndexLockedError, IndexMismatchError, IndexNotFoundError
 from semsearch.ingest import DEFAULT_BATCH_TEXTS, ChunkSettings, Ingester, Progress
-from semsearch.embed.ollama import resolve_hosts
-from semsearch.rerank import DEFAULT_RERANK_TOP, BaseReranker, Reranker, make_reranker
+from semsearch.options import DEFAULT_INDEX_DIR, LOCK_NAME
+from semsearch.rerank.base import DEFAULT_RERANK_TOP, BaseReranker, Reranker
+from semsearch.search import search_by_vector
 from semsearch.search import search_detailed as run_search
 from semsearch.store import DB_NAME, SCHEMA_VERSION, Store, WriteResult
 from semsearch.types import Hit, IndexReport, IndexStatus, SearchResult, StageTimings, TextItem
-from semsearch.vectors import FAISS_NAME, VectorIndex
+from semsearch.vectors import FAISS_NAME, SearchTuning, VectorIndex, resolve_index_type
 
-DEFAULT_INDEX_DIR = ".semsearch"
-LOCK_NAME = "write.lock"
 # Worker threads behind asearch/acontext: Ollama embeds one request at a time, so more in flight
 # only queue there; a bound gives backpressure to a busy web app instead of a thread per call.
 DEFAULT_ASYNC_WORKERS = 16
@@ -54,7 +53,8 @@ class Index:
     """
 
     def __init__(self, path: Path, store: Store, embedder: Embedder | None, embedder_options: dict[str, Any],
-                 model: str | None, preset: Preset | None, settings: ChunkSettings | None):
+                 model: str | None, preset: Preset | None, settings: ChunkSettings | None,
+                 index_type: str | None = None, tuning: SearchTuning = SearchTuning()):
         self.path = path
         self._store = store
         self._embedder = embedder
@@ -62,6 +62,8 @@ class Index:
         self._requested_model = model
         self._requested_preset = preset
         self._requested_settings = settings
+        self._requested_type = index_type
+        self.tuning = tuning
         self._vectors: VectorIndex | None = None
         self._vectors_generation = -1
         self._vectors_lock = threading.Lock()
@@ -93,6 +95,9 @@ class Index:
         chunk_overlap: int | None = None,
         timeout: float | None = None,
         keep_alive: str | float | None = None,
+        index_type: str | None = None,
+        ef_search: int | None = None,
+        nprobe: int | None = None,
     ) -> Index:
         """Open the index at `path`, creating the directory if `create` and it does not exist.
 
@@ -111,8 +116,12 @@ class Index:
         the server whether a text is a query or a document and leaves the prompt to it. These,
         like the model, only apply when the index is new; `dimensions` other than an existing
         index's is an IndexMismatchError. `keep_alive` (e.g. "10m", or seconds) is sent to Ollama
-        with every request.
+        with every request. `index_type` (auto, flat, hnsw, hnsw-sq8, ivf, ivf-sq8; default auto)
+        applies to a new index — convert an existing one with `rebuild(index_type=...)`.
+        `ef_search` / `nprobe` override the approximate-search defaults for this handle.
         """
+        if index_type is not None:
+            resolve_index_type(index_type, 0, 1)  # fail early on an unknown name
         path = Path(path).expanduser()
         db_path = path / DB_NAME
         if not db_path.exists():
@@ -166,7 +175,8 @@ class Index:
             defaults = ChunkSettings()
             settings = ChunkSettings(chunk_tokens or defaults.max_tokens,
                                      defaults.overlap_tokens if chunk_overlap is None else chunk_overlap)
-        index = cls(path, store, embedder, options, model, chosen, settings)
+        index = cls(path, store, embedder, options, model, chosen, settings, index_type,
+                    SearchTuning(ef_search=ef_search, nprobe=nprobe))
         if embedder is not None and "model" in meta:
             index._check_embedder(embedder.info(), meta)
         return index
@@ -238,7 +248,7 @@ class Index:
             "task": info.preset.task,
             "chunk_tokens": budget,
             "chunk_overlap": min(requested.overlap_tokens, budget // 4),
-            "index_type": "flat",
+            "index_type": self._requested_type or "auto",
             "generation": self._store.generation(),
             # How to reach the same vector space again: the server's address (openai) and the
             # dimensions asked for, if any. Ollama hosts are not recorded (flag or OLLAMA_HOST).
@@ -276,18 +286,29 @@ class Index:
             and meta.get("faiss_vectors") == str(chunks)
         )
 
-    def vectors(self) -> VectorIndex:
-        """The loaded FAISS index, checked against SQLite and rebuilt from it if stale."""
+    def _wanted_type(self, meta: dict[str, str], chunks: int) -> str:
+        return resolve_index_type(meta.get("index_type", "flat"), chunks, int(meta.get("dimensions", 0) or 1))
+
+    def vectors(self, *, writable: bool = False) -> VectorIndex:
+        """The FAISS index, checked against SQLite and rebuilt from it if stale.
+
+        Readers get flat and HNSW files memory-mapped; `writable` loads them into memory.
+        """
         with self._vectors_lock:
             generation = self._store.generation()
-            if self._vectors is not None and self._vectors_generation == generation:
-                return self._vectors
+            current = self._vectors
+            if current is not None and self._vectors_generation == generation and not (writable and current.mapped):
+                return current
             meta = self._store.meta()
             dims = int(meta.get("dimensions", 0) or 0)
             chunks = self._store.counts()[1]
-            loaded = VectorIndex.load(self._faiss_path(), dims) if self._stamp_ok(meta, chunks) else None
+            kind = meta.get("faiss_type") or self._wanted_type(meta, chunks)
+            loaded = None
+            if dims and self._stamp_ok(meta, chunks):
+                loaded = VectorIndex.load(self._faiss_path(), dims, kind, self._store.faiss_tombstones(),
+                                          mmap=not writable)
             if loaded is None or loaded.ntotal != chunks:
-                loaded = VectorIndex.from_batches(dims, self._store.iter_vectors()) if dims else VectorIndex(1)
+                loaded = self._build(meta, chunks) if dims else VectorIndex(1)
                 self.repaired = (
                     f"vectors.faiss was missing or stale; rebuilt it from SQLite ({loaded.ntotal} vectors)"
                     if dims else None
@@ -298,6 +319,11 @@ class Index:
                 self._vectors, self._vectors_generation = loaded, generation
             return self._vectors
 
+    def _build(self, meta: dict[str, str], chunks: int) -> VectorIndex:
+        """A new FAISS index of the wanted type from the vectors in SQLite (no embedder calls)."""
+        return VectorIndex.build(self._wanted_type(meta, chunks), int(meta["dimensions"]), self._store.iter_vectors,
+                                 chunks)
+
     def _try_persist_vectors(self) -> None:
         """Save a rebuilt FAISS file if no writer holds the lock (a reader never waits)."""
         try:
@@ -306,15 +332,35 @@ class Index:
         except filelock.Timeout:
             pass
 
-    def _persist_vectors(self) -> None:
+    def _persist_vectors(self, *, force: bool = False) -> None:
         if self._vectors is None or not self.is_initialized:
             return
+        meta = self._store.meta()
+        if (not force and meta.get("faiss_generation") == str(self._vectors_generation)
+                and meta.get("faiss_type") == self._vectors.kind and self._stamp_ok(meta, self._vectors.ntotal)):
+            return  # the file already holds this generation (e.g. re-indexing found nothing to do)
         size = self._vectors.save(self._faiss_path())
-        self._store.set_meta({
+        self._store.stamp_faiss({
             "faiss_generation": self._vectors_generation,
             "faiss_bytes": size,
             "faiss_vectors": self._vectors.ntotal,
-        })
+            "faiss_type": self._vectors.kind,
+        }, self._vectors.tombstones)
+
+    def _maintain_vectors(self) -> bool:
+        """After writes: rebuild from SQLite when HNSW tombstones pile up, IVF lists no longer fit
+        the size, or `auto` has outgrown exact search."""
+        vectors = self._vectors
+        if vectors is None or not self.is_initialized:
+            return False
+        meta = self._store.meta()
+        chunks = self._store.counts()[1]
+        if not (vectors.needs_rebuild or vectors.kind != self._wanted_type(meta, chunks)):
+            return False
+        with self._vectors_lock:
+            self._vectors = self._build(meta, chunks)
+            self._vectors_generation = self._store.generation()
+        return True
 
     def _check_keyword_analysis(self) -> None:
         """Re-analyse the keyword table of an index written by an older version, if no writer is busy.
@@ -349,11 +395,11 @@ class Index:
             self._initialize()
             if not self._store.keyword_analysis_current():
                 self._store.reanalyze_keywords()
-            self.vectors()
+            self.vectors(writable=True)
             try:
                 yield
             finally:
-                self._persist_vectors()
+                self._persist_vectors(force=self._maintain_vectors())
         finally:
             self._write_lock.release()
 
@@ -393,13 +439,19 @@ class Index:
                 self._apply(self._store.delete_documents(document_ids))
             return len(document_ids)
 
-    def rebuild(self) -> int:
-        """Rebuild vectors.faiss from the vectors stored in SQLite (no embedder calls); returns its size."""
+    def rebuild(self, index_type: str | None = None) -> int:
+        """Rebuild vectors.faiss from the vectors stored in SQLite (no embedder calls), converting
+        it to `index_type` (recorded for later writes) when given; returns the number of vectors."""
+        if index_type is not None:
+            resolve_index_type(index_type, 0, 1)
         with self._writing():
+            if index_type is not None:
+                self._store.set_meta({"index_type": index_type})
             meta = self._store.meta()
             with self._vectors_lock:
-                self._vectors = VectorIndex.from_batches(int(meta["dimensions"]), self._store.iter_vectors())
+                self._vectors = self._build(meta, self._store.counts()[1])
                 self._vectors_generation = self._store.generation()
+            self._persist_vectors(force=True)
             return self._vectors.ntotal
 
     # -- reading -------------------------------------------------------------------------------
@@ -415,10 +467,13 @@ class Index:
         rerank: bool | str | Reranker = False,
         rerank_top: int = DEFAULT_RERANK_TOP,
         rerank_fallback: bool = False,
+        ef_search: int | None = None,
+        nprobe: int | None = None,
     ) -> list[Hit]:
         """The `k` best passages for `query` (see `search_detailed` for the options)."""
         return list(self.search_detailed(query, k=k, mode=mode, paths=paths, where=where, rerank=rerank,
-                                         rerank_top=rerank_top, rerank_fallback=rerank_fallback).hits)
+                                         rerank_top=rerank_top, rerank_fallback=rerank_fallback,
+                                         ef_search=ef_search, nprobe=nprobe).hits)
 
     def search_detailed(
         self,
@@ -431,6 +486,8 @@ class Index:
         rerank: bool | str | Reranker = False,
         rerank_top: int = DEFAULT_RERANK_TOP,
         rerank_fallback: bool = False,
+        ef_search: int | None = None,
+        nprobe: int | None = None,
     ) -> SearchResult:
         """The `k` best passages for `query` with per-stage timings (`SearchResult`).
 
@@ -438,7 +495,9 @@ class Index:
         Ollama model name, or any `Reranker` (e.g. `semsearch.rerank.HttpReranker(url)`). The top
         `rerank_top` candidates are reranked; hits then carry `rerank_score` and `score` equals it.
         With `rerank_fallback`, a reranker timeout or outage yields retrieval order instead of an
-        error (`SearchResult.rerank_fallback` says why). See `semsearch.search.search_detailed`.
+        error (`SearchResult.rerank_fallback` says why). `ef_search` (HNSW) and `nprobe` (IVF)
+        trade speed for recall; the defaults meet recall@10 ≥ 0.95 in benchmarks/bench_query.py.
+        See `semsearch.search.search_detailed`.
         """
         if not self.is_initialized:
             return SearchResult(hits=(), timings=StageTimings())
@@ -446,7 +505,27 @@ class Index:
             self._check_keyword_analysis()
         return run_search(self._store, self.vectors(), self.embedder(), query, k=k, mode=mode, paths=paths,
                           where=where, reranker=self.reranker(rerank), rerank_top=rerank_top,
-                          rerank_fallback=rerank_fallback)
+                          rerank_fallback=rerank_fallback, tuning=self._tuning(ef_search, nprobe))
+
+    def search_vector(
+        self,
+        vector: Sequence[float] | Any,
+        *,
+        k: int = 10,
+        paths: Sequence[str] = (),
+        where: dict[str, Any] | None = None,
+        ef_search: int | None = None,
+        nprobe: int | None = None,
+    ) -> list[Hit]:
+        """The `k` passages nearest to an already embedded query `vector` (normalised here), with
+        the filters of `search`; for callers that embed queries themselves."""
+        if not self.is_initialized:
+            return []
+        return search_by_vector(self._store, self.vectors(), vector, k=k, paths=paths, where=where,
+                                tuning=self._tuning(ef_search, nprobe))
+
+    def _tuning(self, ef_search: int | None, nprobe: int | None) -> SearchTuning:
+        return SearchTuning(ef_search=ef_search or self.tuning.ef_search, nprobe=nprobe or self.tuning.nprobe)
 
     def reranker(self, rerank: bool | str | Reranker | None = True) -> Reranker | None:
         """The reranker a `rerank=` option names: None for False, one made (and kept) for True or a model name."""
@@ -454,6 +533,9 @@ class Index:
             return None
         if not isinstance(rerank, (bool, str)):
             return rerank
+        from semsearch.embed.ollama import resolve_hosts
+        from semsearch.rerank import make_reranker
+
         model = None if rerank is True else rerank
         with self._rerankers_lock:
             key = model or ""
@@ -529,6 +611,8 @@ class Index:
             documents=documents,
             chunks=chunks,
             index_type=meta.get("index_type", "flat"),
+            faiss_type=meta.get("faiss_type") or self._wanted_type(meta, chunks),
+            tombstones=len(self._store.faiss_tombstones()),
             bytes_on_disk=bytes_on_disk,
             generation=int(meta.get("generation", 0) or 0),
             faiss_generation=int(meta.get("faiss_generation", -1)),

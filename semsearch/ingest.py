@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +30,10 @@ from semsearch.types import Chunk, Document, FileProblem, Hit, IndexReport, Sour
 # How many texts to collect before embedding and committing; a batch is the unit of work lost
 # on a crash and the unit of progress shown.
 DEFAULT_BATCH_TEXTS = 64
+# Batches waiting for vectors at once. Ollama embeds one request at a time per model, so two keep
+# it busy (one being embedded, the next queued) while this process prepares and commits others;
+# a third absorbs pauses of this process on a busy machine.
+DEFAULT_IN_FLIGHT = 3
 _MIN_SPLIT_TOKENS = 16
 
 
@@ -64,6 +70,28 @@ class _Pending:
     max_tokens: int
     display: str
     existed: bool
+    texts: tuple[str, ...] = ()  # what is sent to the embedder for each chunk
+    hashes: tuple[str, ...] = ()  # their sha256, the embedding-cache key
+
+    def __post_init__(self) -> None:
+        self.set_chunks(self.chunks)
+
+    def set_chunks(self, chunks: list[Chunk]) -> None:
+        self.chunks = chunks
+        self.texts = tuple(embed_text(c) for c in chunks)
+        self.hashes = tuple(text_hash(t) for t in self.texts)
+
+
+@dataclass
+class _Batch:
+    """Documents submitted together: cached vectors found, texts being embedded (`futures`, in
+    order of `missing`), and texts an earlier in-flight batch embeds (`borrowed`)."""
+
+    documents: list[_Pending]
+    vectors: dict[str, np.ndarray]
+    missing: list[str]
+    borrowed: set[str]
+    futures: list[Future]
 
 
 @dataclass
@@ -102,6 +130,7 @@ class Ingester:
         *,
         on_progress: Callable[[Progress], None] | None = None,
         batch_texts: int = DEFAULT_BATCH_TEXTS,
+        in_flight: int = DEFAULT_IN_FLIGHT,
     ):
         self.store = store
         self.embedder = embedder
@@ -110,7 +139,10 @@ class Ingester:
         self.on_progress = on_progress
         self.batch_texts = batch_texts
         self._tally = _Tally()
+        self.in_flight = max(1, in_flight)
         self._pending: list[_Pending] = []
+        self._inflight: deque[_Batch] = deque()
+        self._pool: ThreadPoolExecutor | None = None
         self._files_done = 0
         self._files_total = 0
 
@@ -135,15 +167,24 @@ class Ingester:
                     self._process_file(source, existing.get(source.relpath))
                     if self._pending_texts() >= self.batch_texts:
                         self._flush()
-            self._flush()
+            self._drain()
         except KeyboardInterrupt:
             interrupted = True
+        finally:
+            self._stop()
         return self._report(time.perf_counter() - started, interrupted)
 
     def add_texts(self, items: Sequence[TextItem]) -> IndexReport:
         """Insert or replace caller-supplied texts, keyed by their ids."""
         started = time.perf_counter()
         self._files_total = len(items)
+        try:
+            self._add_texts(items)
+        finally:
+            self._stop()
+        return self._report(time.perf_counter() - started, False)
+
+    def _add_texts(self, items: Sequence[TextItem]) -> None:
         for item in items:
             data = item.text.encode("utf-8")
             sha = hashlib.sha256(data).hexdigest()
@@ -159,8 +200,7 @@ class Ingester:
             self._queue(("", item.id), "text", len(data), 0, sha, document, item.id, existing is not None)
             if self._pending_texts() >= self.batch_texts:
                 self._flush()
-        self._flush()
-        return self._report(time.perf_counter() - started, False)
+        self._drain()
 
     # -- planning ------------------------------------------------------------------------------
 
@@ -232,28 +272,80 @@ class Ingester:
             self.on_commit(self.store.delete_documents([stored.id]))
 
     # -- embedding and committing --------------------------------------------------------------
+    #
+    # A batch is submitted as soon as it is chunked: its cached vectors are looked up and its
+    # missing texts go to embedding threads, while this thread goes on reading, extracting and
+    # chunking, and commits earlier batches (SQLite, then FAISS) as their vectors arrive. At most
+    # `in_flight` batches wait for vectors, so memory stays bounded; commits keep input order.
 
     def _pending_texts(self) -> int:
         return sum(len(p.chunks) for p in self._pending)
 
     def _flush(self) -> None:
-        if not self._pending:
-            return
-        batch, self._pending = self._pending, []
-        vectors_by_hash, batch = self._vectors_for(batch)
+        """Submit the pending documents as one batch; commit the oldest while too many are in flight."""
+        if self._pending:
+            batch, self._pending = self._pending, []
+            self._inflight.append(self._submit(batch))
+        while len(self._inflight) > self.in_flight:
+            self._commit(self._inflight.popleft())
+
+    def _drain(self) -> None:
+        self._flush()
+        while self._inflight:
+            self._commit(self._inflight.popleft())
+
+    def _submit(self, batch: list[_Pending]) -> _Batch:
+        texts: dict[str, str] = {}
+        for pending in batch:
+            for text, digest in zip(pending.texts, pending.hashes):
+                texts.setdefault(digest, text)
+        found = self.store.cached_vectors(texts)
+        # Texts an earlier, uncommitted batch is embedding already: read from the cache once it commits.
+        borrowed = {h for earlier in self._inflight for h in earlier.missing if h in texts and h not in found}
+        missing = [h for h in texts if h not in found and h not in borrowed]
+        futures = []
+        if missing:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=self.in_flight, thread_name_prefix="semsearch-embed")
+            futures = [
+                self._pool.submit(self.embedder.embed, [texts[h] for h in part], "document")
+                for part in (missing[i : i + self.batch_texts] for i in range(0, len(missing), self.batch_texts))
+            ]
+        return _Batch(batch, found, missing, borrowed, futures)
+
+    def _commit(self, item: _Batch) -> None:
+        try:
+            embedded = [future.result() for future in item.futures]
+        except InputTooLongError:
+            embedded = None
+        vectors = item.vectors
+        if item.borrowed:
+            vectors.update(self.store.cached_vectors(item.borrowed))
+        if embedded is None or not item.borrowed.issubset(vectors):
+            # Rare: a text was too long for the model (re-chunk its document and embed again), or
+            # an earlier batch re-chunked a text this one expected from it.
+            vectors, batch = self._vectors_for(item.documents)
+        else:
+            batch = item.documents
+            vectors.update(zip(item.missing, (row for part in embedded for row in part)))
+            fresh = set(item.missing)
+            self._tally.embedded += len(fresh)
+            self._tally.reused += sum(1 for pending in batch for digest in pending.hashes if digest not in fresh)
+        self._write(batch, vectors)
+
+    def _write(self, batch: list[_Pending], vectors_by_hash: dict[str, np.ndarray]) -> None:
         documents = []
         for pending in batch:
-            texts = [embed_text(c) for c in pending.chunks]
-            hashes = tuple(text_hash(t) for t in texts)
             vectors = (
-                np.stack([vectors_by_hash[h] for h in hashes]) if hashes else np.zeros((0, 1), np.float32)
+                np.stack([vectors_by_hash[h] for h in pending.hashes]) if pending.hashes
+                else np.zeros((0, 1), np.float32)
             )
             root, relpath = pending.key
             documents.append(
                 NewDocument(
                     root=root, relpath=relpath, kind=pending.kind, size=pending.size, mtime_ns=pending.mtime_ns,
                     sha256=pending.sha256, title=pending.document.title, extractor=pending.document.extractor,
-                    metadata=pending.document.metadata, chunks=tuple(pending.chunks), text_hashes=hashes,
+                    metadata=pending.document.metadata, chunks=tuple(pending.chunks), text_hashes=pending.hashes,
                     vectors=vectors, part_kind=pending.document.part_kind,
                 )
             )
@@ -266,6 +358,13 @@ class Ingester:
                 self._tally.added += 1
             self._advance(pending.display)
 
+    def _stop(self) -> None:
+        """Abandon embedding that was not committed (after an error or Ctrl-C)."""
+        self._inflight.clear()
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+
     def _vectors_for(self, batch: list[_Pending]) -> tuple[dict[str, np.ndarray], list[_Pending]]:
         """Vectors for every chunk of the batch: cached ones reused, the rest embedded.
 
@@ -275,14 +374,11 @@ class Ingester:
         while True:
             texts_by_hash: dict[str, str] = {}
             for pending in batch:
-                for piece in pending.chunks:
-                    text = embed_text(piece)
-                    texts_by_hash.setdefault(text_hash(text), text)
+                for text, digest in zip(pending.texts, pending.hashes):
+                    texts_by_hash.setdefault(digest, text)
             found = self.store.cached_vectors(texts_by_hash)
             missing = [h for h in texts_by_hash if h not in found]
-            reused = sum(
-                1 for pending in batch for piece in pending.chunks if text_hash(embed_text(piece)) in found
-            )
+            reused = sum(1 for pending in batch for digest in pending.hashes if digest in found)
             try:
                 embedded = self.embedder.embed([texts_by_hash[h] for h in missing], "document")
             except InputTooLongError as exc:
@@ -298,13 +394,13 @@ class Ingester:
     def _rechunk_offender(self, batch: list[_Pending], text: str) -> list[_Pending]:
         kept = []
         for pending in batch:
-            if any(embed_text(piece) == text for piece in pending.chunks):
+            if text in pending.texts:
                 budget = pending.max_tokens // 2
                 if budget < _MIN_SPLIT_TOKENS:
                     self._fail(pending.display, "a passage is longer than the model's context even when split")
                     continue
-                pending.chunks = chunk(pending.document, max_tokens=budget,
-                                       overlap_tokens=min(self.settings.overlap_tokens, budget // 4))
+                pending.set_chunks(chunk(pending.document, max_tokens=budget,
+                                         overlap_tokens=min(self.settings.overlap_tokens, budget // 4)))
                 pending.max_tokens = budget
             kept.append(pending)
         return kept

@@ -36,6 +36,7 @@ _CJK_TERM = re.compile(rf"[{_CJK}]+")
 def is_cjk(term: str) -> bool:
     """Whether a term is made of CJK characters (a bigram or a single character)."""
     return bool(_CJK_TERM.fullmatch(term))
+_WORD = re.compile(r"[^\W_]+")
 
 
 def _cjk_terms(run: str, *, with_singles: bool) -> list[str]:
@@ -52,10 +53,11 @@ def terms(text: str, *, for_query: bool = False) -> list[str]:
     of runs longer than one character (a single character only when the run is one character),
     so a two-character query is one exact term rather than two common characters.
     """
+    if text.isascii():  # NFKC leaves ASCII alone and it holds no CJK: words only (the common case)
+        return _WORD.findall(text.lower())
     normalized = unicodedata.normalize("NFKC", text).lower()
     out: list[str] = []
-    for match in _TOKEN.finditer(normalized):
-        cjk, word = match.groups()
+    for cjk, word in _TOKEN.findall(normalized):
         if cjk:
             out.extend(_cjk_terms(cjk, with_singles=not for_query))
         else:

@@ -17,15 +17,16 @@ from typing import Any, Literal
 
 import numpy as np
 
-from semsearch.embed.base import Embedder
+from semsearch.embed.base import Embedder, normalize
 from semsearch.errors import ConfigError, RerankerTimeoutError, RerankerUnavailableError
+from semsearch.options import SEARCH_MODES
 from semsearch.rerank.base import DEFAULT_RERANK_TOP, Reranker, rerank_hits
 from semsearch.store import ChunkRow, Store
 from semsearch.types import Hit, SearchResult, StageTimings
-from semsearch.vectors import VectorIndex
+from semsearch.vectors import SearchTuning, VectorIndex
 
 Mode = Literal["vector", "keyword", "hybrid"]
-MODES: tuple[str, ...] = ("vector", "keyword", "hybrid")
+MODES = SEARCH_MODES
 RRF_K = 60
 
 
@@ -47,9 +48,10 @@ def rrf(*ranked_lists: Sequence[Candidate], k: int = RRF_K) -> list[Candidate]:
 
 
 def vector_candidates(
-    vectors: VectorIndex, query_vector: np.ndarray, limit: int, allowed_ids: np.ndarray | None
+    vectors: VectorIndex, query_vector: np.ndarray, limit: int, allowed_ids: np.ndarray | None,
+    tuning: SearchTuning = SearchTuning(),
 ) -> list[Candidate]:
-    scores, ids = vectors.search(query_vector, limit, allowed_ids)
+    scores, ids = vectors.search(query_vector, limit, allowed_ids, tuning)
     return [Candidate(int(i), float(s)) for s, i in zip(scores, ids)]
 
 
@@ -76,6 +78,7 @@ def search_detailed(
     reranker: Reranker | None = None,
     rerank_top: int = DEFAULT_RERANK_TOP,
     rerank_fallback: bool = False,
+    tuning: SearchTuning = SearchTuning(),
 ) -> SearchResult:
     """The top `k` hits for `query`, with the seconds each stage took.
 
@@ -104,7 +107,7 @@ def search_detailed(
     query_vector = embedder.embed([query], "query")[0] if mode in ("vector", "hybrid") else None
     embedded = time.perf_counter()
     if query_vector is not None:
-        lists.append(vector_candidates(vectors, query_vector, pool, allowed))
+        lists.append(vector_candidates(vectors, query_vector, pool, allowed, tuning))
     if mode in ("keyword", "hybrid"):
         lists.append(keyword_candidates(store, query, pool, allowed))
     retrieved = time.perf_counter()
@@ -124,6 +127,28 @@ def search_detailed(
     timings = StageTimings(embed=embedded - started, retrieve=retrieved - embedded, fuse=fused - retrieved,
                            rerank=finished - fused if reranker is not None else 0.0)
     return SearchResult(hits=tuple(hits[:k]), timings=timings, reranked=reranked, rerank_fallback=fallback)
+
+
+def search_by_vector(
+    store: Store,
+    vectors: VectorIndex,
+    query_vector: np.ndarray,
+    *,
+    k: int = 10,
+    paths: Sequence[str] = (),
+    where: dict[str, Any] | None = None,
+    tuning: SearchTuning = SearchTuning(),
+) -> list[Hit]:
+    """The top `k` hits for a query vector the caller embedded (vector mode, same filters)."""
+    if k < 1:
+        raise ConfigError(f"k must be at least 1, not {k}")
+    query_vector = normalize(np.asarray(query_vector, dtype=np.float32).reshape(1, -1))[0]
+    if query_vector.shape[0] != vectors.dimensions:
+        raise ConfigError(
+            f"the query vector has {query_vector.shape[0]} dimensions; the index has {vectors.dimensions}"
+        )
+    allowed = store.chunk_ids_where(paths, where) if (paths or where) else None
+    return to_hits(store, vector_candidates(vectors, query_vector, k, allowed, tuning))
 
 
 def to_hits(store: Store, ranked: Sequence[Candidate]) -> list[Hit]:

@@ -18,13 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import sqlite_utils
 
 from semsearch import keyword
 from semsearch.errors import IndexCorruptError
+from semsearch.options import DB_NAME
 from semsearch.types import Chunk
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 # Each step brings a database from the version before it to its own number (PRAGMA user_version).
 _MIGRATIONS: dict[int, tuple[str, ...]] = {
     # v2: paged formats — a document says what its parts are (pages, cells), a chunk which one it is in.
@@ -32,8 +32,9 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
         "ALTER TABLE documents ADD COLUMN part_kind TEXT NOT NULL DEFAULT ''",
         "ALTER TABLE chunks ADD COLUMN part INTEGER",
     ),
+    # v3: HNSW cannot remove vectors; ids deleted from SQLite but still in vectors.faiss.
+    3: ("CREATE TABLE IF NOT EXISTS faiss_tombstones (id INTEGER PRIMARY KEY)",),
 }
-DB_NAME = "semsearch.db"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -71,6 +72,9 @@ CREATE TABLE IF NOT EXISTS chunks (
 );
 CREATE INDEX IF NOT EXISTS chunks_document ON chunks(document_id);
 CREATE INDEX IF NOT EXISTS chunks_text_sha256 ON chunks(text_sha256);
+-- Chunk ids still present in an HNSW vectors.faiss but deleted here (HNSW cannot remove),
+-- written in the same transaction as the FAISS stamp.
+CREATE TABLE IF NOT EXISTS faiss_tombstones (id INTEGER PRIMARY KEY);
 """
 _FTS_TABLE = f"CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(terms, tokenize = '{keyword.FTS_TOKENIZER}')"
 
@@ -165,7 +169,7 @@ class Store:
         self.path = Path(path)
         try:
             conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
-            self.db = sqlite_utils.Database(conn)
+            self._conn = conn
             self._lock = threading.RLock()
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
@@ -204,7 +208,7 @@ class Store:
 
     @property
     def conn(self) -> sqlite3.Connection:
-        return self.db.conn
+        return self._conn
 
     def _user_version(self) -> int:
         return int(self.conn.execute("PRAGMA user_version").fetchone()[0])
@@ -250,6 +254,17 @@ class Store:
             "INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
             [(key, str(value)) for key, value in values.items()],
         )
+
+    def stamp_faiss(self, values: dict[str, Any], tombstones: Iterable[int]) -> None:
+        """Record what vectors.faiss reflects (meta values) and its tombstones, in one transaction."""
+        with self._transaction() as conn:
+            self._write_meta(conn, values)
+            conn.execute("DELETE FROM faiss_tombstones")
+            conn.executemany("INSERT INTO faiss_tombstones (id) VALUES (?)", ((int(i),) for i in tombstones))
+
+    def faiss_tombstones(self) -> np.ndarray:
+        rows = self._query("SELECT id FROM faiss_tombstones")
+        return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
 
     def generation(self) -> int:
         rows = self._query("SELECT value FROM meta WHERE key = 'generation'")
@@ -315,22 +330,23 @@ class Store:
                         ).lastrowid
                     )
                 vectors = np.ascontiguousarray(doc.vectors, dtype="<f4")
-                for chunk, text_hash, vector in zip(doc.chunks, doc.text_hashes, vectors):
-                    chunk_id = int(
-                        conn.execute(
-                            "INSERT INTO chunks (document_id, ordinal, text, char_start, char_end, line_start, "
-                            "line_end, heading_path, text_sha256, vector, part) "
-                            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                            (document_id, chunk.ordinal, chunk.text, chunk.char_start, chunk.char_end,
-                             chunk.line_start, chunk.line_end, json.dumps(list(chunk.heading_path), ensure_ascii=False),
-                             text_hash, vector.tobytes(), chunk.part),
-                        ).lastrowid
-                    )
-                    conn.execute(
-                        "INSERT INTO chunks_fts (rowid, terms) VALUES (?, ?)",
-                        (chunk_id, _keyword_terms(chunk.heading_path, chunk.text)),
-                    )
-                    added_ids.append(chunk_id)
+                conn.executemany(
+                    "INSERT INTO chunks (document_id, ordinal, text, char_start, char_end, line_start, "
+                    "line_end, heading_path, text_sha256, vector, part) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [(document_id, chunk.ordinal, chunk.text, chunk.char_start, chunk.char_end,
+                      chunk.line_start, chunk.line_end, json.dumps(list(chunk.heading_path), ensure_ascii=False),
+                      text_hash, vector.tobytes(), chunk.part)
+                     for chunk, text_hash, vector in zip(doc.chunks, doc.text_hashes, vectors)],
+                )
+                # The document's old chunks were deleted above, so its rows are exactly the new ones.
+                chunk_ids = [row[0] for row in conn.execute(
+                    "SELECT id FROM chunks WHERE document_id = ? ORDER BY id", (document_id,))]
+                conn.executemany(
+                    "INSERT INTO chunks_fts (rowid, terms) VALUES (?, ?)",
+                    [(chunk_id, _keyword_terms(chunk.heading_path, chunk.text))
+                     for chunk_id, chunk in zip(chunk_ids, doc.chunks)],
+                )
+                added_ids.extend(chunk_ids)
                 if len(doc.chunks):
                     added_vectors.append(vectors)
             generation = self._bump_generation(conn)

@@ -261,6 +261,8 @@ class IndexStatus:
     faiss_vectors: int
     in_sync: bool
     schema_version: int
+    faiss_type: str = "flat"  # the concrete type of vectors.faiss (index_type may be "auto")
+    tombstones: int = 0  # deleted vectors an HNSW file still holds, hidden from search
     base_url: str = ""  # the OpenAI-compatible server an openai: index was built with
 
     def to_dict(self) -> dict[str, Any]:

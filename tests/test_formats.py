@@ -14,6 +14,7 @@ from semsearch.chunking import chunk
 from semsearch.errors import ExtractError, NoTextError
 from semsearch.extract import extract, is_supported
 from semsearch.extract.markdown import parse_markdown
+from semsearch.store import SCHEMA_VERSION
 from semsearch.types import SourceFile
 from tests.documents import (
     FRONT_MATTER_MD,
@@ -213,7 +214,7 @@ def test_an_index_from_before_pages_is_migrated_and_keeps_answering(tmp_path, ol
         db.execute("ALTER TABLE documents DROP COLUMN part_kind")
         db.execute("PRAGMA user_version=1")
     with Index.open(tmp_path / "idx", ollama_host=ollama_server.url) as index:
-        assert index.status().schema_version == 2
+        assert index.status().schema_version == SCHEMA_VERSION
         before = index.search("when were lighthouse keepers replaced by automation", k=1)[0]
         assert before.path.endswith("lighthouses.pdf") and before.page is None  # old rows have no page
         (folder / "lighthouses.pdf").touch()

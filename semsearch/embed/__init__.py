@@ -14,8 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from semsearch.embed.base import BaseEmbedder, Embedder, EmbedderInfo, normalize
-from semsearch.embed.ollama import DEFAULT_MODEL, OllamaEmbedder, resolve_host, resolve_hosts
-from semsearch.embed.presets import PRESETS, Preset, custom_preset, preset_for_model
+from semsearch.embed.presets import DEFAULT_MODEL, PRESETS, Preset, custom_preset, preset_for_model
 from semsearch.errors import ConfigError
 
 __all__ = [
@@ -47,6 +46,15 @@ _OPTIONS = {
 }
 
 
+def __getattr__(name: str):
+    # The Ollama provider imports the `ollama` client (pydantic, httpx): load it when first used.
+    if name in ("OllamaEmbedder", "resolve_host", "resolve_hosts"):
+        from semsearch.embed import ollama
+
+        return getattr(ollama, name)
+    raise AttributeError(f"module 'semsearch.embed' has no attribute {name!r}")
+
+
 def provider_of(model: str) -> tuple[str, str]:
     """Split `provider:model` into its parts; a name without a known prefix is an Ollama model."""
     prefix, _, rest = model.partition(":")
@@ -66,6 +74,8 @@ def make_embedder(model: str, **options: Any) -> BaseEmbedder:
     provider, name = provider_of(model)
     taken = {key: value for key, value in options.items() if key in _OPTIONS[provider] and value is not None}
     if provider == "ollama":
+        from semsearch.embed.ollama import OllamaEmbedder
+
         return OllamaEmbedder(name, **taken)
     if provider == "openai":
         from semsearch.embed.openai import OpenAIEmbedder

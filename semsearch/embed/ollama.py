@@ -22,7 +22,7 @@ import ollama
 from ollama._client import _parse_host  # the client's own OLLAMA_HOST parsing, so we agree with it
 
 from semsearch.embed.base import BaseEmbedder, EmbedderInfo, send_locating_overflow, truncate_dimensions
-from semsearch.embed.presets import Preset, preset_for_model
+from semsearch.embed.presets import DEFAULT_MODEL, Preset, preset_for_model
 from semsearch.errors import (
     ConfigError,
     EmbedderError,
@@ -36,7 +36,6 @@ from semsearch.types import EmbedKind
 
 _log = logging.getLogger(__name__)
 
-DEFAULT_MODEL = "qwen3-embedding:0.6b"
 DEFAULT_HOST = "http://127.0.0.1:11434"
 _RETRY_STATUSES = frozenset({500, 502, 503, 504})
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+DEFAULT_MODEL = "qwen3-embedding:0.6b"
 QWEN3_DEFAULT_TASK = "Given a web search query, retrieve relevant passages that answer the query"
 BGE_EN_QUERY_INSTRUCTION = "Represent this sentence for searching relevant passages: "
 

@@ -16,7 +16,6 @@ from typing import Callable
 from semsearch.errors import ConfigError, ExtractError
 from semsearch.extract.decoding import decode, normalize_newlines
 from semsearch.extract.docx import parse_docx
-from semsearch.extract.html import parse_html, parse_html_bytes
 from semsearch.extract.markdown import parse_markdown
 from semsearch.extract.notebook import parse_notebook
 from semsearch.extract.pdf import parse_pdf
@@ -47,6 +46,18 @@ class Extractor:
             return self.parse_bytes(data, name)
         assert self.parse_text is not None, f"extractor {self.name} can parse nothing"
         return self.parse_text(decode(data), name)
+
+
+def _parse_html(text: str, name: str) -> Document:
+    from semsearch.extract.html import parse_html  # BeautifulSoup loads only when HTML is met
+
+    return parse_html(text, name)
+
+
+def _parse_html_bytes(data: bytes, name: str) -> Document:
+    from semsearch.extract.html import parse_html_bytes
+
+    return parse_html_bytes(data, name)
 
 
 SUFFIXES: dict[str, str] = {}  # ".md" → "markdown"
@@ -88,7 +99,7 @@ register(Extractor(name="markdown", suffixes=(".md", ".markdown", ".mdx"), parse
 register(Extractor(name="rst", suffixes=(".rst",), parse_text=parse_rst))
 register(
     Extractor(
-        name="html", suffixes=(".html", ".htm", ".xhtml"), parse_text=parse_html, parse_bytes=parse_html_bytes
+        name="html", suffixes=(".html", ".htm", ".xhtml"), parse_text=_parse_html, parse_bytes=_parse_html_bytes
     )
 )
 register(Extractor(name="pdf", suffixes=(".pdf",), parse_bytes=parse_pdf))
