@@ -21,7 +21,7 @@ HIT_FIELDS = {"rank", "score", "path", "line_start", "line_end", "char_start", "
               "chunk_id", "document_id"}
 
 
-def run(args, *, cwd, host, check=True, env=None, timeout=120):
+def run(args, *, cwd, host, check=True, env=None, timeout=600):
     full_env = {key: value for key, value in os.environ.items() if key != "SEMSEARCH_INDEX"}
     full_env.update({"OLLAMA_HOST": host, **(env or {})})
     result = subprocess.run([sys.executable, "-m", "semsearch", *args], cwd=cwd, env=full_env,
