@@ -505,19 +505,27 @@ def mcp_command(index_dir, base_url, ollama_host, timeout, keep_alive) -> None:
               help="Chunk budget for a new eval index [default: 512].")
 @host_option
 @timeout_option
+@rerank_options
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def eval_command(dataset_dir, index_dir, model, mode, k, max_queries, chunk_tokens, base_url, ollama_host, timeout,
-                 as_json) -> None:
+                 rerank, rerank_model, rerank_top, rerank_url, rerank_api_key, rerank_timeout, rerank_concurrency,
+                 rerank_fallback, as_json) -> None:
     """Measure retrieval quality on a BEIR-layout dataset (corpus.jsonl, queries.jsonl, qrels/test.tsv)."""
     from semsearch.evaluate import evaluate_dataset
 
-    with _CountBar("indexing", "doc") as index_bar, _CountBar("queries", "query") as query_bar:
-        report = evaluate_dataset(
-            dataset_dir, index_dir=index_dir, model=model, mode=mode, k=k, max_queries=max_queries,
-            chunk_tokens=chunk_tokens, ollama_host=ollama_host or None, base_url=base_url, timeout=timeout,
-            on_index_progress=lambda p: index_bar.update(p.documents_done, p.documents_total),
-            on_query=query_bar.update,
-        )
+    reranker = _make_reranker(ollama_host, rerank, rerank_model, rerank_url, rerank_api_key, rerank_timeout,
+                              rerank_concurrency)
+    try:
+        with _CountBar("indexing", "doc") as index_bar, _CountBar("queries", "query") as query_bar:
+            report = evaluate_dataset(
+                dataset_dir, index_dir=index_dir, model=model, mode=mode, k=k, max_queries=max_queries,
+                chunk_tokens=chunk_tokens, ollama_host=ollama_host or None, base_url=base_url, timeout=timeout,
+                on_index_progress=lambda p: index_bar.update(p.documents_done, p.documents_total),
+                on_query=query_bar.update, rerank=reranker or False, rerank_top=rerank_top,
+            )
+    finally:
+        if reranker is not None:
+            reranker.close()
     if as_json:
         _echo_json(report.to_dict())
         return

@@ -152,6 +152,23 @@ def test_eval_hybrid_reports_the_fuse_stage(tmp_path, ollama_server):
     assert 0.0 <= report.metrics["MRR@10"] <= 1.0
 
 
+def test_eval_rerank_reranks_the_top_candidates_and_reports_its_latency(tmp_path, ollama_server):
+    index_dir = tmp_path / "idx"
+    plain = evaluate_dataset(MINI, index_dir=index_dir, ollama_host=ollama_server.url, max_queries=3)
+    ollama_server.reset()
+    result = CliRunner().invoke(cli, ["eval", str(MINI), "-i", str(index_dir), "--max-queries", "3", "--rerank",
+                                      "--rerank-top", "4", "--ollama-host", ollama_server.url, "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    generate_calls = [body for path, body in ollama_server.requests if path == "/api/generate"]
+    assert len(generate_calls) == 3 * 4  # one request per reranked candidate, for each query
+    assert set(report["latency"]) == {"embed", "retrieve", "fuse", "total", "rerank"}
+    assert report["latency"]["rerank"]["p50_ms"] > 0
+    assert report["queries"] == plain.queries == 3
+    assert set(report["metrics"]) == set(METRICS)
+    assert report["metrics"]["Recall@100"] == pytest.approx(plain.metrics["Recall@100"])  # the tail is kept
+
+
 def test_eval_refuses_an_index_chunked_differently(tmp_path, ollama_server):
     index_dir = tmp_path / "idx"
     evaluate_dataset(MINI, index_dir=index_dir, ollama_host=ollama_server.url, max_queries=1, chunk_tokens=256)
