@@ -28,7 +28,7 @@ def rerank_prompt(query: str, document: str) -> str:
 
 @pytest.fixture
 def client(ollama_host):
-    return ollama.Client(host=ollama_host, timeout=10)
+    return ollama.Client(host=ollama_host, timeout=60)
 
 
 def rerank(client, query, document, **kwargs):
