@@ -92,7 +92,7 @@ def populate(path: Path, count: int, dimensions: int) -> float:
             vectors = clustered(n, dimensions, seed=written)
             chunks = tuple(Chunk(i, f"synthetic passage {written + i}", 0, 20, i + 1, i + 1) for i in range(n))
             documents.append(NewDocument(
-                root=str(path), relpath=f"doc{written // CHUNKS_PER_DOCUMENT:07d}.md", kind="file", size=0,
+                path=f"doc{written // CHUNKS_PER_DOCUMENT:07d}.md", kind="file", size=0,
                 mtime_ns=0, sha256="", title="", extractor="synthetic", metadata={}, chunks=chunks,
                 text_hashes=tuple(f"h{written + i}" for i in range(n)), vectors=vectors))
             written += n

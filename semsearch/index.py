@@ -434,7 +434,7 @@ class Index:
     def delete_texts(self, ids: Iterable[str]) -> int:
         """Delete caller-supplied texts by id; returns how many existed."""
         with self._writing():
-            document_ids = self._store.document_ids_by_key("", ids)
+            document_ids = self._store.document_ids_by_key(ids, "text")
             if document_ids:
                 self._apply(self._store.delete_documents(document_ids))
             return len(document_ids)

@@ -24,7 +24,7 @@ from semsearch.embed.base import Embedder
 from semsearch.errors import ExtractError, InputTooLongError, NoTextError
 from semsearch.extract import extract, extract_text
 from semsearch.sources import WalkSkip, walk
-from semsearch.store import NewDocument, Store, WriteResult
+from semsearch.store import NewDocument, Store, StoredDocument, WriteResult
 from semsearch.types import Chunk, Document, FileProblem, Hit, IndexReport, SourceFile, TextItem
 
 # How many texts to collect before embedding and committing; a batch is the unit of work lost
@@ -60,7 +60,7 @@ class Progress:
 class _Pending:
     """A document extracted and chunked, waiting for vectors."""
 
-    key: tuple[str, str]
+    key: str  # the file's key (Store.file_key) or the text's id
     kind: str
     size: int
     mtime_ns: int
@@ -145,6 +145,7 @@ class Ingester:
         self._pool: ThreadPoolExecutor | None = None
         self._files_done = 0
         self._files_total = 0
+        self._planned: set[str] = set()  # file keys already planned in this run
 
     # -- entry points --------------------------------------------------------------------------
 
@@ -161,10 +162,10 @@ class Ingester:
         interrupted = False
         try:
             plans = [self._plan(Path(p), include, exclude, skip_dirs) for p in paths]
-            self._files_total = sum(len(changed) for _, changed in plans)
-            for existing, changed in plans:
-                for source in changed:
-                    self._process_file(source, existing.get(source.relpath))
+            self._files_total = sum(len(changed) for changed in plans)
+            for changed in plans:
+                for source, stored in changed:
+                    self._process_file(source, stored)
                     if self._pending_texts() >= self.batch_texts:
                         self._flush()
             self._drain()
@@ -188,7 +189,7 @@ class Ingester:
         for item in items:
             data = item.text.encode("utf-8")
             sha = hashlib.sha256(data).hexdigest()
-            existing = self.store.document("", item.id)
+            existing = self.store.document(item.id, "text")
             if existing is not None and existing.sha256 == sha:
                 self._tally.unchanged += 1
                 continue
@@ -197,39 +198,47 @@ class Ingester:
                 text=document.text, title=item.title or document.title, extractor=document.extractor,
                 headings=document.headings, source_lines=document.source_lines, metadata=dict(item.metadata),
             )
-            self._queue(("", item.id), "text", len(data), 0, sha, document, item.id, existing is not None)
+            self._queue(item.id, "text", len(data), 0, sha, document, item.id, existing is not None)
             if self._pending_texts() >= self.batch_texts:
                 self._flush()
         self._drain()
 
     # -- planning ------------------------------------------------------------------------------
 
-    def _plan(self, path: Path, include, exclude, skip_dirs):
-        """Walk one path; delete vanished documents; return (stored docs, files needing work)."""
+    def _plan(self, path: Path, include, exclude, skip_dirs) -> list[tuple[SourceFile, StoredDocument | None]]:
+        """Walk one path; delete documents under it that vanished; return the files needing work
+        with their stored documents.
+
+        A file is one document however it was reached, so a file already planned by an earlier
+        path of this run is not planned again, and only documents under `path` can vanish.
+        """
         if not path.exists():
             self._fail(str(path), "no such file or directory", advance=False)
-            return {}, []
+            return []
         is_folder = path.is_dir()
-        root = str(path.resolve() if is_folder else path.resolve().parent)
-        existing = self.store.documents_under(root)
+        existing = self.store.files_in(path) if is_folder else {}
         seen: set[str] = set()
-        changed: list[SourceFile] = []
+        changed: list[tuple[SourceFile, StoredDocument | None]] = []
         for item in walk(path, include=include, exclude=exclude, skip_dirs=skip_dirs):
             if isinstance(item, WalkSkip):
                 self._fail(item.problem.path, item.problem.reason, advance=False)
                 continue
-            seen.add(item.relpath)
-            stored = existing.get(item.relpath)
+            key = self.store.file_key(item.path)
+            seen.add(key)
+            if key in self._planned:
+                continue
+            self._planned.add(key)
+            # A file reached through a symlink may be stored outside this folder's keys.
+            stored = existing[key] if key in existing else self.store.document(key)
             if stored is not None and stored.size == item.size and stored.mtime_ns == item.mtime_ns:
                 self._tally.unchanged += 1
             else:
-                changed.append(item)
-        if is_folder:
-            vanished = [doc.id for relpath, doc in existing.items() if relpath not in seen]
-            if vanished:
-                self.on_commit(self.store.delete_documents(vanished))
-                self._tally.removed += len(vanished)
-        return existing, changed
+                changed.append((item, stored))
+        vanished = [doc.id for key, doc in existing.items() if key not in seen]
+        if vanished:
+            self.on_commit(self.store.delete_documents(vanished))
+            self._tally.removed += len(vanished)
+        return changed
 
     def _process_file(self, source: SourceFile, stored) -> None:
         display = str(source.path)
@@ -258,7 +267,7 @@ class Ingester:
             self._skip(display, "empty: no text to index")
             self._forget(stored)
             return
-        self._queue((str(source.root), source.relpath), "file", source.size, source.mtime_ns, sha, document,
+        self._queue(self.store.file_key(source.path), "file", source.size, source.mtime_ns, sha, document,
                     display, stored is not None)
 
     def _queue(self, key, kind, size, mtime_ns, sha, document, display, existed) -> None:
@@ -340,10 +349,9 @@ class Ingester:
                 np.stack([vectors_by_hash[h] for h in pending.hashes]) if pending.hashes
                 else np.zeros((0, 1), np.float32)
             )
-            root, relpath = pending.key
             documents.append(
                 NewDocument(
-                    root=root, relpath=relpath, kind=pending.kind, size=pending.size, mtime_ns=pending.mtime_ns,
+                    path=pending.key, kind=pending.kind, size=pending.size, mtime_ns=pending.mtime_ns,
                     sha256=pending.sha256, title=pending.document.title, extractor=pending.document.extractor,
                     metadata=pending.document.metadata, chunks=tuple(pending.chunks), text_hashes=pending.hashes,
                     vectors=vectors, part_kind=pending.document.part_kind,

@@ -82,7 +82,8 @@ def search_detailed(
 ) -> SearchResult:
     """The top `k` hits for `query`, with the seconds each stage took.
 
-    `paths` are globs over document paths (relative to their indexed folder, or absolute);
+    `paths` are globs over file paths, relative to the index home (the directory holding the
+    index directory) or absolute (`*` also crosses `/`), or over the ids of added texts;
     `where` filters on document metadata: {key: value} keeps documents whose value equals it
     or, for a list, contains it; {key: [values]} any of them; keys all match; values compare as
     text (see `Store.chunk_ids_where`). With a `reranker`, the best max(`rerank_top`, `k`)
@@ -165,7 +166,7 @@ def to_hits(store: Store, ranked: Sequence[Candidate]) -> list[Hit]:
 
 def _hit(row: ChunkRow, *, rank: int, score: float) -> Hit:
     is_file = row.kind == "file"
-    path = f"{row.root.rstrip('/')}/{row.relpath}" if is_file else row.relpath
+    path = row.path
     return Hit(
         rank=rank, score=score, retrieval_score=score, text=row.text, path=path, document_id=row.document_id,
         chunk_id=row.chunk_id,

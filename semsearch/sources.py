@@ -46,6 +46,32 @@ def matches(relpath: str, globs: Sequence[str]) -> bool:
     return False
 
 
+def document_key(path: Path, home: Path) -> str:
+    """The key a file is stored under: its real path relative to the index home (POSIX) when it
+    is inside the home, else its real absolute path.
+
+    One file is one key however it was reached (a parent folder, a sub-folder, the file itself,
+    a symlink), and keys relative to the home survive moving the whole project folder.
+    `home` must already be resolved.
+    """
+    real = Path(os.path.realpath(path))
+    try:
+        return real.relative_to(home).as_posix()
+    except ValueError:
+        return real.as_posix()
+
+
+def absolute_path(key: str, home: Path) -> str:
+    """The absolute path of a file stored under `key` (see `document_key`)."""
+    return key if os.path.isabs(key) else (home / key).as_posix()
+
+
+def keys_prefix(path: Path, home: Path) -> str:
+    """The key prefix of the documents under a folder: its key with a trailing `/` ('' for the home)."""
+    key = document_key(path, home)
+    return "" if key == "." else key.rstrip("/") + "/"
+
+
 def walk(
     root: Path,
     *,

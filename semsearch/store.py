@@ -4,6 +4,10 @@ SQLite is the source of truth (DESIGN §2): documents, chunks, their vectors (fl
 already normalised) and the FTS5 keyword table. Chunk ids are AUTOINCREMENT so an id is never
 reused, and each chunk id is also its FAISS id. Every write happens in one transaction that also
 bumps `meta.generation`, which the FAISS file is stamped with.
+
+A file is one document however it was reached, stored under its real path relative to the
+index home (the directory holding the index directory) when inside it, else absolute; rows
+read back carry the absolute path again (`semsearch.sources.document_key`).
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import os
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -22,11 +27,58 @@ import numpy as np
 from semsearch import keyword
 from semsearch.errors import IndexCorruptError
 from semsearch.options import DB_NAME
+from semsearch.sources import absolute_path, document_key, keys_prefix
 from semsearch.types import Chunk
 
-SCHEMA_VERSION = 3
-# Each step brings a database from the version before it to its own number (PRAGMA user_version).
-_MIGRATIONS: dict[int, tuple[str, ...]] = {
+SCHEMA_VERSION = 4
+
+_DOCUMENTS_TABLE = """
+CREATE TABLE IF NOT EXISTS {name} (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind TEXT NOT NULL,
+    path TEXT NOT NULL,
+    size INTEGER NOT NULL DEFAULT 0,
+    mtime_ns INTEGER NOT NULL DEFAULT 0,
+    sha256 TEXT NOT NULL,
+    title TEXT NOT NULL DEFAULT '',
+    extractor TEXT NOT NULL DEFAULT '',
+    metadata TEXT NOT NULL DEFAULT '{{}}',
+    indexed_at REAL NOT NULL,
+    part_kind TEXT NOT NULL DEFAULT '',
+    UNIQUE (kind, path)
+)"""
+
+
+def _key_documents_by_path(conn: sqlite3.Connection, home: Path) -> None:
+    """v4: documents were keyed by (indexed root, path relative to it), so a file indexed through
+    a folder and a sub-folder was stored twice. Key each file by its real path (relative to the
+    home when inside it) and keep, of duplicates, the copy indexed last with its chunks and
+    vectors; the others' chunks go, and the generation bump makes FAISS follow SQLite."""
+    rows = conn.execute("SELECT id, kind, root, relpath FROM documents ORDER BY indexed_at, id").fetchall()
+    kept: dict[tuple[str, str], int] = {}
+    for document_id, kind, root, relpath in rows:
+        key = document_key(Path(root, relpath), home) if kind == "file" else relpath
+        kept[(kind, key)] = document_id  # a later row replaces an earlier one
+    survivors = set(kept.values())
+    Store._delete_chunks(conn, [row[0] for row in rows if row[0] not in survivors])
+    conn.execute(_DOCUMENTS_TABLE.format(name="documents_v4"))
+    conn.execute("CREATE TEMP TABLE document_keys (id INTEGER PRIMARY KEY, path TEXT NOT NULL)")
+    conn.executemany("INSERT INTO document_keys (id, path) VALUES (?, ?)",
+                     [(document_id, key) for (_, key), document_id in kept.items()])
+    conn.execute(
+        "INSERT INTO documents_v4 (id, kind, path, size, mtime_ns, sha256, title, extractor, metadata, indexed_at, "
+        "part_kind) SELECT d.id, d.kind, k.path, d.size, d.mtime_ns, d.sha256, d.title, d.extractor, d.metadata, "
+        "d.indexed_at, d.part_kind FROM documents d JOIN document_keys k ON k.id = d.id"
+    )
+    conn.execute("DROP TABLE temp.document_keys")
+    conn.execute("DROP TABLE documents")
+    conn.execute("ALTER TABLE documents_v4 RENAME TO documents")
+    Store._bump_generation(conn)
+
+
+# Each step brings a database from the version before it to its own number (PRAGMA user_version):
+# SQL statements, or a function of (connection, index home) for steps that rebuild a table.
+_MIGRATIONS: dict[int, Any] = {
     # v2: paged formats — a document says what its parts are (pages, cells), a chunk which one it is in.
     2: (
         "ALTER TABLE documents ADD COLUMN part_kind TEXT NOT NULL DEFAULT ''",
@@ -34,6 +86,7 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
     ),
     # v3: HNSW cannot remove vectors; ids deleted from SQLite but still in vectors.faiss.
     3: ("CREATE TABLE IF NOT EXISTS faiss_tombstones (id INTEGER PRIMARY KEY)",),
+    4: _key_documents_by_path,
 }
 
 _SCHEMA = """
@@ -41,21 +94,7 @@ CREATE TABLE IF NOT EXISTS meta (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL
 );
-CREATE TABLE IF NOT EXISTS documents (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    root TEXT NOT NULL,
-    relpath TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    size INTEGER NOT NULL DEFAULT 0,
-    mtime_ns INTEGER NOT NULL DEFAULT 0,
-    sha256 TEXT NOT NULL,
-    title TEXT NOT NULL DEFAULT '',
-    extractor TEXT NOT NULL DEFAULT '',
-    metadata TEXT NOT NULL DEFAULT '{}',
-    indexed_at REAL NOT NULL,
-    part_kind TEXT NOT NULL DEFAULT '',
-    UNIQUE (root, relpath)
-);
+""" + _DOCUMENTS_TABLE.format(name="documents") + """;
 CREATE TABLE IF NOT EXISTS chunks (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     document_id INTEGER NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
@@ -86,11 +125,10 @@ def _keyword_terms(heading_path: Sequence[str], text: str) -> str:
 
 @dataclass(frozen=True)
 class StoredDocument:
-    """A documents row, as change detection needs it."""
+    """A documents row, as change detection needs it (`path` is the stored key)."""
 
     id: int
-    root: str
-    relpath: str
+    path: str
     size: int
     mtime_ns: int
     sha256: str
@@ -100,8 +138,7 @@ class StoredDocument:
 class NewDocument:
     """A document ready to be written: its identity, stat, and its chunks with vectors."""
 
-    root: str
-    relpath: str
+    path: str  # a file's key (`semsearch.sources.document_key`) or a text's id
     kind: str  # "file" | "text"
     size: int
     mtime_ns: int
@@ -127,8 +164,7 @@ class ChunkRow:
     line_start: int
     line_end: int
     heading_path: tuple[str, ...]
-    root: str
-    relpath: str
+    path: str  # absolute file path, or the caller's id for a text
     kind: str
     title: str
     metadata: dict[str, Any]
@@ -139,16 +175,17 @@ class ChunkRow:
 
 _CHUNK_ROW_COLUMNS = (
     "c.id, c.document_id, c.text, c.char_start, c.char_end, c.line_start, c.line_end, c.heading_path, "
-    "d.root, d.relpath, d.kind, d.title, d.metadata, d.part_kind, c.part, c.ordinal"
+    "d.path, d.kind, d.title, d.metadata, d.part_kind, c.part, c.ordinal"
 )
 
 
-def _chunk_row(r: tuple) -> ChunkRow:
-    """A ChunkRow from a row selected with _CHUNK_ROW_COLUMNS."""
+def _chunk_row(r: tuple, home: Path) -> ChunkRow:
+    """A ChunkRow from a row selected with _CHUNK_ROW_COLUMNS, its file path made absolute."""
     return ChunkRow(
         chunk_id=r[0], document_id=r[1], text=r[2], char_start=r[3], char_end=r[4], line_start=r[5],
-        line_end=r[6], heading_path=tuple(json.loads(r[7])), root=r[8], relpath=r[9], kind=r[10], title=r[11],
-        metadata=json.loads(r[12]), part_kind=r[13], part=r[14], ordinal=r[15],
+        line_end=r[6], heading_path=tuple(json.loads(r[7])),
+        path=absolute_path(r[8], home) if r[9] == "file" else r[8], kind=r[9], title=r[10],
+        metadata=json.loads(r[11]), part_kind=r[12], part=r[13], ordinal=r[14],
     )
 
 
@@ -167,6 +204,8 @@ class Store:
 
     def __init__(self, path: Path):
         self.path = Path(path)
+        # File paths are stored relative to this (the directory holding the index directory).
+        self.home = Path(os.path.realpath(self.path.parent.parent))
         try:
             conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
             self._conn = conn
@@ -196,13 +235,24 @@ class Store:
     def _migrate(self) -> None:
         """Bring an index written by an older semsearch up to SCHEMA_VERSION, one step per transaction."""
         for version in range(self._user_version() + 1, SCHEMA_VERSION + 1):
-            with self._transaction() as conn:
-                if self._user_version() >= version:  # another process migrated it meanwhile
-                    continue
-                for statement in _MIGRATIONS[version]:
-                    conn.execute(statement)
-                conn.execute(f"PRAGMA user_version={version}")
-                self._write_meta(conn, {"schema_version": version})
+            step = _MIGRATIONS[version]
+            if callable(step):
+                # A table rebuild drops the old table: without this its chunks would cascade away.
+                # The pragma is a no-op inside a transaction, so it is set around it.
+                self.conn.execute("PRAGMA foreign_keys=OFF")
+            try:
+                with self._transaction() as conn:
+                    if self._user_version() >= version:  # another process migrated it meanwhile
+                        continue
+                    if callable(step):
+                        step(conn, self.home)
+                    else:
+                        for statement in step:
+                            conn.execute(statement)
+                    conn.execute(f"PRAGMA user_version={version}")
+                    self._write_meta(conn, {"schema_version": version})
+            finally:
+                self.conn.execute("PRAGMA foreign_keys=ON")
 
     # -- plumbing ------------------------------------------------------------------------------
 
@@ -279,17 +329,36 @@ class Store:
 
     # -- documents -----------------------------------------------------------------------------
 
-    def documents_under(self, root: str) -> dict[str, StoredDocument]:
-        """All documents recorded for `root`, by relpath."""
-        rows = self._query(
-            "SELECT id, root, relpath, size, mtime_ns, sha256 FROM documents WHERE root = ?", (root,)
-        )
-        return {row[2]: StoredDocument(*row) for row in rows}
+    def file_key(self, path: Path) -> str:
+        """The key a file is stored under in this index (see `semsearch.sources.document_key`)."""
+        return document_key(path, self.home)
 
-    def document(self, root: str, relpath: str) -> StoredDocument | None:
+    def files_in(self, folder: Path) -> dict[str, StoredDocument]:
+        """Stored files inside `folder` (by its real path, at any depth), by key."""
+        found = self._files_under(keys_prefix(folder, self.home))
+        real = Path(os.path.realpath(folder))
+        if real != self.home and self.home.is_relative_to(real):  # the home's files are stored relative to it
+            found.update(self._files_under(""))
+        return found
+
+    def _files_under(self, prefix: str) -> dict[str, StoredDocument]:
+        """Stored files whose key starts with `prefix` (a folder key ending in `/`; '' for every
+        file inside the home), by key."""
+        if prefix:
+            rows = self._query(
+                "SELECT id, path, size, mtime_ns, sha256 FROM documents WHERE kind = 'file' "
+                "AND substr(path, 1, ?) = ?", (len(prefix), prefix),
+            )
+        else:
+            rows = self._query(
+                "SELECT id, path, size, mtime_ns, sha256 FROM documents WHERE kind = 'file' AND path NOT LIKE '/%'"
+            )
+        return {row[1]: StoredDocument(*row) for row in rows}
+
+    def document(self, path: str, kind: str = "file") -> StoredDocument | None:
+        """The document stored under a file key or, with kind "text", a text id."""
         rows = self._query(
-            "SELECT id, root, relpath, size, mtime_ns, sha256 FROM documents WHERE root = ? AND relpath = ?",
-            (root, relpath),
+            "SELECT id, path, size, mtime_ns, sha256 FROM documents WHERE kind = ? AND path = ?", (kind, path),
         )
         return StoredDocument(*rows[0]) if rows else None
 
@@ -309,7 +378,7 @@ class Store:
             now = time.time()
             for doc in documents:
                 row = conn.execute(
-                    "SELECT id FROM documents WHERE root = ? AND relpath = ?", (doc.root, doc.relpath)
+                    "SELECT id FROM documents WHERE kind = ? AND path = ?", (doc.kind, doc.path)
                 ).fetchone()
                 if row:
                     document_id = int(row[0])
@@ -323,9 +392,9 @@ class Store:
                 else:
                     document_id = int(
                         conn.execute(
-                            "INSERT INTO documents (root, relpath, kind, size, mtime_ns, sha256, title, "
-                            "extractor, metadata, indexed_at, part_kind) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                            (doc.root, doc.relpath, doc.kind, doc.size, doc.mtime_ns, doc.sha256, doc.title,
+                            "INSERT INTO documents (path, kind, size, mtime_ns, sha256, title, "
+                            "extractor, metadata, indexed_at, part_kind) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                            (doc.path, doc.kind, doc.size, doc.mtime_ns, doc.sha256, doc.title,
                              doc.extractor, json.dumps(doc.metadata, ensure_ascii=False), now, doc.part_kind),
                         ).lastrowid
                     )
@@ -380,10 +449,10 @@ class Store:
             removed.extend(ids)
         return removed
 
-    def document_ids_by_key(self, root: str, relpaths: Iterable[str]) -> list[int]:
+    def document_ids_by_key(self, keys: Iterable[str], kind: str = "file") -> list[int]:
         ids = []
-        for relpath in relpaths:
-            doc = self.document(root, relpath)
+        for key in keys:
+            doc = self.document(key, kind)
             if doc is not None:
                 ids.append(doc.id)
         return ids
@@ -429,7 +498,7 @@ class Store:
                 f"WHERE c.id IN ({marks})",
                 part,
             )
-            out.update((r[0], _chunk_row(r)) for r in rows)
+            out.update((r[0], _chunk_row(r, self.home)) for r in rows)
         return out
 
     def chunk_neighbourhood(self, chunk_ids: Sequence[int], radius: int) -> dict[int, ChunkRow]:
@@ -450,7 +519,7 @@ class Store:
                 f"JOIN documents d ON d.id = c.document_id WHERE h.id IN ({marks})",
                 [radius, radius, *part],
             )
-            out.update((r[0], _chunk_row(r)) for r in rows)
+            out.update((r[0], _chunk_row(r, self.home)) for r in rows)
         return out
 
     def keyword_analysis_current(self) -> bool:
@@ -507,10 +576,13 @@ class Store:
         clauses: list[str] = []
         params: list[Any] = []
         if path_globs:
+            # A glob matches the stored path (relative to the home, or absolute outside it; a
+            # text's id) or the file's absolute path under the home's current location.
+            absolute = "(CASE WHEN d.kind = 'file' AND substr(d.path, 1, 1) != '/' THEN ? || d.path ELSE d.path END)"
             ors = []
             for glob in path_globs:
-                ors.append("(d.relpath GLOB ? OR (d.root || '/' || d.relpath) GLOB ?)")
-                params.extend([glob, glob])
+                ors.append(f"(d.path GLOB ? OR {absolute} GLOB ?)")
+                params.extend([glob, self.home.as_posix().rstrip("/") + "/", glob])
             clauses.append("(" + " OR ".join(ors) + ")")
         for key, value in (metadata or {}).items():
             wanted = [_filter_text(v) for v in (value if isinstance(value, (list, tuple, set)) else [value])]
@@ -536,11 +608,9 @@ class Store:
         return out
 
     def chunk_document_keys(self) -> dict[int, str]:
-        """Chunk id → its document's key: the caller's id for added texts, root/relpath for files."""
-        rows = self._query(
-            "SELECT c.id, d.kind, d.root, d.relpath FROM chunks c JOIN documents d ON d.id = c.document_id"
-        )
-        return {cid: relpath if kind == "text" else f"{root.rstrip('/')}/{relpath}" for cid, kind, root, relpath in rows}
+        """Chunk id → its document's key: the caller's id for added texts, the absolute path for files."""
+        rows = self._query("SELECT c.id, d.kind, d.path FROM chunks c JOIN documents d ON d.id = c.document_id")
+        return {cid: path if kind == "text" else absolute_path(path, self.home) for cid, kind, path in rows}
 
     # -- status --------------------------------------------------------------------------------
 

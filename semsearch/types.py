@@ -19,7 +19,7 @@ class SourceFile:
 
     path: Path  # absolute
     root: Path  # absolute root folder it was found under
-    relpath: str  # POSIX-style path relative to root; the document key within the root
+    relpath: str  # POSIX-style path relative to root, what include/exclude globs match
     size: int
     mtime_ns: int
 

@@ -86,9 +86,9 @@ def test_context_never_exceeds_budget_and_cites_every_passage(rag, query, max_to
 
 def test_adjacent_hits_are_merged_into_one_passage(rag):
     index, corpus = rag
-    hits = index.search("how to fix a flat bicycle tire", k=12, paths=["cycling/*"])
+    hits = index.search("how to fix a flat bicycle tire", k=12, paths=["corpus/cycling/*"])
     context = index.context("how to fix a flat bicycle tire", max_tokens=2000, k=12, neighbours=0,
-                            paths=["cycling/*"])
+                            paths=["corpus/cycling/*"])
     assert_well_formed(context, index, corpus)
     assert len(context.sources) < len(hits)
     merged = max(context.sources, key=lambda s: len(s.chunk_ids))

@@ -57,10 +57,10 @@ def test_every_type_finds_the_right_document_and_honours_filters(tmp_path, corpu
         for query, expected in EXAMPLE_QUERIES:
             assert Path(index.search(query, k=3)[0].path).relative_to(corpus.resolve()).as_posix() == expected
         # A filter matching few chunks still yields k hits when at least k are allowed.
-        allowed = [hit for hit in index.search("tea", k=50, paths=["tea/*", "coffee/*"])]
+        allowed = [hit for hit in index.search("tea", k=50, paths=["data/tea/*", "data/coffee/*"])]
         assert allowed and all("/tea/" in hit.path or "/coffee/" in hit.path for hit in allowed)
         total = len(allowed)
-        hits = index.search("bicycle tire", k=min(3, total), paths=["tea/*", "coffee/*"])
+        hits = index.search("bicycle tire", k=min(3, total), paths=["data/tea/*", "data/coffee/*"])
         assert len(hits) == min(3, total)
         assert all("/tea/" in hit.path or "/coffee/" in hit.path for hit in hits)
 

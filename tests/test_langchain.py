@@ -24,7 +24,7 @@ def rag_index(tmp_path, ollama_server):
 
 def test_retriever_returns_documents_with_citable_metadata(rag_index):
     index, corpus = rag_index
-    retriever = SemsearchRetriever(index=index, k=3, search_options={"paths": ["tea/*", "cooking/*"]})
+    retriever = SemsearchRetriever(index=index, k=3, search_options={"paths": ["corpus/tea/*", "corpus/cooking/*"]})
     assert isinstance(retriever, BaseRetriever)
     docs = retriever.invoke("why does Japanese green tea taste grassy")
     assert len(docs) == 3 and all(isinstance(doc, Document) for doc in docs)
