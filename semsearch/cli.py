@@ -150,12 +150,26 @@ def keep_alive_option(fn):
     )(fn)
 
 
+def _path_globs(ctx, param, globs: tuple[str, ...]) -> tuple[str, ...]:
+    """Each --path glob as given (home-relative or absolute, for the library) and, when relative,
+    also made absolute from the current directory, so it matches the path the output prints."""
+    out: list[str] = []
+    for glob in globs:
+        out.append(glob)
+        if not os.path.isabs(glob):
+            out.append(os.path.normpath(os.path.join(os.getcwd(), glob)) + ("/" if glob.endswith("/") else ""))
+    return tuple(out)
+
+
 def query_options(fn):
     """What search and context share: retrieval mode, filters, model check, servers, reranking."""
     for option in reversed((
         click.option("--mode", type=click.Choice(MODES), default="vector", show_default=True,
                      help="Vector (meaning), keyword (FTS5 bm25) or hybrid (both, fused)."),
-        click.option("--path", "paths", multiple=True, metavar="GLOB", help="Only documents whose path matches GLOB."),
+        click.option("--path", "paths", multiple=True, metavar="GLOB", callback=_path_globs,
+                     help="Only files whose path matches GLOB, as printed (relative to the current directory), "
+                          "relative to the index's home (the folder holding .semsearch) or absolute; `*` also "
+                          "matches `/` (e.g. 'docs/*', '*.md'); repeat for more (any may match)."),
         click.option("--where", "where", multiple=True, metavar="KEY=VALUE",
                      help="Only documents whose metadata KEY (e.g. from Markdown front matter) equals VALUE or, "
                           "for a list, contains it; repeat for more keys (all must match) or values (any may)."),

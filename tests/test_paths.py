@@ -1,18 +1,21 @@
-"""Document identity and paths: one document per real file, relocatable indexes, path globs.
+"""Document identity and paths: one document per real file, relocatable indexes, --path globs.
 
-Runs the library against the Ollama-protocol test server, on a small corpus of one-chunk files
-so each test indexes quickly.
+Runs the library and the `semsearch` command (in-process, through click's runner) against the
+Ollama-protocol test server, on a small corpus of one-chunk files so each test indexes quickly.
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 import sqlite3
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from semsearch import Index
+from semsearch.cli import cli
 
 FIXTURE = Path(__file__).resolve().parent / "data" / "index-v3"
 # Where tests/data/index-v3 was indexed by semsearch 0.1.0 (schema 3, before documents were keyed
@@ -153,3 +156,24 @@ def test_library_path_globs_match_home_relative_and_absolute_paths(home, open_in
         assert all("/notes/sub/" in h.path or h.path.endswith(".txt") for h in hits), glob
     assert len(index.search("tea", k=2, paths=["notes/sub/*"])) == 2  # k hits when k documents match
     assert index.search("tea", k=5, paths=["sub/*"]) == []  # relative to the home, not to notes/
+
+
+def invoke(args, cwd: Path, monkeypatch, host: str):
+    monkeypatch.chdir(cwd)
+    monkeypatch.delenv("SEMSEARCH_INDEX", raising=False)
+    monkeypatch.setenv("OLLAMA_HOST", host)
+    return CliRunner().invoke(cli, args, catch_exceptions=False)
+
+
+def test_cli_path_glob_matches_the_printed_path(home, monkeypatch, ollama_host):
+    assert invoke(["index", "notes"], home, monkeypatch, ollama_host).exit_code == 0
+    result = invoke(["search", "tea", "--path", "notes/sub/*", "--json"], home, monkeypatch, ollama_host)
+    assert result.exit_code == 0, result.output
+    assert sorted(h["path"] for h in json.loads(result.stdout)) == ["notes/sub/bicycle.md", "notes/sub/stars.txt"]
+    # From inside notes/, the printed path is sub/...: the same glob form works there.
+    result = invoke(["search", "tea", "--path", "sub/*"], home / "notes", monkeypatch, ollama_host)
+    assert result.exit_code == 0, result.output
+    cited = [line.split()[2] for line in result.stdout.splitlines() if line[:3].strip().rstrip(".").isdigit()]
+    assert sorted(c.split(":")[0] for c in cited) == ["sub/bicycle.md", "sub/stars.txt"]
+    help_text = invoke(["search", "--help"], home, monkeypatch, ollama_host).stdout
+    assert "current directory" in help_text
