@@ -400,6 +400,8 @@ def _print_hit(hit: Hit, query: str) -> None:
     else:
         scores = f"{hit.score:.4f}"
     header = f"{hit.rank:>2}. {scores}  {click.style(location, fg='cyan')}"
+    if hit.stale:
+        header += "  " + click.style("[stale: changed or deleted since indexing]", fg="red")
     if hit.heading:
         header += f"  {click.style(hit.heading, bold=True)}"
     click.echo(header)
@@ -586,7 +588,8 @@ class _CountBar:
 @index_option
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
 def status_command(index_dir, as_json) -> None:
-    """Show what the index holds and whether its FAISS file agrees with SQLite."""
+    """Show what the index holds, whether its FAISS file agrees with SQLite, and how many indexed
+    files changed or vanished since indexing (a stat per file, nothing read)."""
     with open_index(find_index(index_dir, for_writing=False), create=False) as index:
         status = index.status()
     if as_json:
@@ -604,10 +607,19 @@ def status_command(index_dir, as_json) -> None:
         ("Index type", _index_type_line(status)),
         ("On disk", _human_bytes(status.bytes_on_disk)),
         ("Generation", f"{status.generation} (FAISS file at {status.faiss_generation}, {status.faiss_vectors} vectors)"),
-        ("In sync", "yes" if status.in_sync else "no — the next search or `semsearch rebuild` repairs it"),
+        ("Vectors", "FAISS file matches SQLite" if status.in_sync
+         else "FAISS file behind SQLite — the next search or `semsearch rebuild` repairs it"),
     ]
     for label, value in rows:
         click.echo(f"{label + ':':<19}{value}")
+    click.echo(_files_line(status))
+
+
+def _files_line(status) -> str:
+    line = f"Files changed since indexing: {status.files_changed}, missing: {status.files_missing}"
+    if status.files_changed or status.files_missing:
+        line += " — run `semsearch index` on their folders to bring the index up to date"
+    return line
 
 
 def _index_type_line(status) -> str:

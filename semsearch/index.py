@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -36,6 +37,7 @@ from semsearch.options import DEFAULT_INDEX_DIR, LOCK_NAME
 from semsearch.rerank.base import DEFAULT_RERANK_TOP, BaseReranker, Reranker
 from semsearch.search import search_by_vector
 from semsearch.search import search_detailed as run_search
+from semsearch.sources import CHANGED, MISSING, disk_state
 from semsearch.store import DB_NAME, SCHEMA_VERSION, Store, WriteResult
 from semsearch.types import Hit, IndexReport, IndexStatus, SearchResult, StageTimings, TextItem
 from semsearch.vectors import FAISS_NAME, SearchTuning, VectorIndex, resolve_index_type
@@ -595,7 +597,9 @@ class Index:
         return self._store.chunk_vectors(chunk_ids)
 
     def status(self) -> IndexStatus:
-        """What the index holds and whether FAISS agrees with SQLite; never calls the embedder."""
+        """What the index holds, whether FAISS agrees with SQLite, and how many indexed files
+        changed or vanished since (one stat per file, nothing read); never calls the embedder."""
+        states = Counter(disk_state(f.path, f.size, f.mtime_ns) for f in self._store.file_stats())
         meta = self._store.meta()
         documents, chunks = self._store.counts()
         bytes_on_disk = sum(p.stat().st_size for p in self.path.iterdir() if p.is_file())
@@ -620,6 +624,8 @@ class Index:
             in_sync=self._stamp_ok(meta, chunks) or (chunks == 0 and "faiss_generation" not in meta),
             schema_version=int(meta.get("schema_version", SCHEMA_VERSION)),
             base_url=meta.get("base_url", ""),
+            files_changed=states[CHANGED],
+            files_missing=states[MISSING],
         )
 
 

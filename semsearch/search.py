@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -21,6 +21,7 @@ from semsearch.embed.base import Embedder, normalize
 from semsearch.errors import ConfigError, RerankerTimeoutError, RerankerUnavailableError
 from semsearch.options import SEARCH_MODES
 from semsearch.rerank.base import DEFAULT_RERANK_TOP, Reranker, rerank_hits
+from semsearch.sources import CURRENT, disk_state
 from semsearch.store import ChunkRow, Store
 from semsearch.types import Hit, SearchResult, StageTimings
 from semsearch.vectors import SearchTuning, VectorIndex
@@ -127,7 +128,8 @@ def search_detailed(
     finished = time.perf_counter()
     timings = StageTimings(embed=embedded - started, retrieve=retrieved - embedded, fuse=fused - retrieved,
                            rerank=finished - fused if reranker is not None else 0.0)
-    return SearchResult(hits=tuple(hits[:k]), timings=timings, reranked=reranked, rerank_fallback=fallback)
+    return SearchResult(hits=mark_stale(store, hits[:k]), timings=timings, reranked=reranked,
+                        rerank_fallback=fallback)
 
 
 def search_by_vector(
@@ -149,7 +151,15 @@ def search_by_vector(
             f"the query vector has {query_vector.shape[0]} dimensions; the index has {vectors.dimensions}"
         )
     allowed = store.chunk_ids_where(paths, where) if (paths or where) else None
-    return to_hits(store, vector_candidates(vectors, query_vector, k, allowed, tuning))
+    return list(mark_stale(store, to_hits(store, vector_candidates(vectors, query_vector, k, allowed, tuning))))
+
+
+def mark_stale(store: Store, hits: Sequence[Hit]) -> tuple[Hit, ...]:
+    """The hits with `stale` set where the file changed or vanished since indexing: one stat per
+    returned hit's file, so only the hits a caller gets are checked."""
+    stale = {f.document_id for f in store.file_stats(h.document_id for h in hits)
+             if disk_state(f.path, f.size, f.mtime_ns) != CURRENT}
+    return tuple(replace(hit, stale=True) if hit.document_id in stale else hit for hit in hits)
 
 
 def to_hits(store: Store, ranked: Sequence[Candidate]) -> list[Hit]:

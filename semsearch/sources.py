@@ -72,6 +72,21 @@ def keys_prefix(path: Path, home: Path) -> str:
     return "" if key == "." else key.rstrip("/") + "/"
 
 
+CURRENT, CHANGED, MISSING = "current", "changed", "missing"
+
+
+def disk_state(path: str, size: int, mtime_ns: int) -> str:
+    """CURRENT, CHANGED or MISSING: how a file compares with its stored (size, mtime_ns).
+
+    One stat, no reading: a file touched without an edit counts as changed until re-indexed.
+    """
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return MISSING
+    return CURRENT if (stat.st_size, stat.st_mtime_ns) == (size, mtime_ns) else CHANGED
+
+
 def walk(
     root: Path,
     *,

@@ -135,6 +135,16 @@ class StoredDocument:
 
 
 @dataclass(frozen=True)
+class FileStat:
+    """A file document's absolute path and the (size, mtime_ns) it had when indexed."""
+
+    document_id: int
+    path: str
+    size: int
+    mtime_ns: int
+
+
+@dataclass(frozen=True)
 class NewDocument:
     """A document ready to be written: its identity, stat, and its chunks with vectors."""
 
@@ -611,6 +621,16 @@ class Store:
         """Chunk id → its document's key: the caller's id for added texts, the absolute path for files."""
         rows = self._query("SELECT c.id, d.kind, d.path FROM chunks c JOIN documents d ON d.id = c.document_id")
         return {cid: path if kind == "text" else absolute_path(path, self.home) for cid, kind, path in rows}
+
+    def file_stats(self, document_ids: Iterable[int] | None = None) -> list[FileStat]:
+        """The stored stat of file documents (the given ones, or all), with absolute paths."""
+        sql = "SELECT id, path, size, mtime_ns FROM documents WHERE kind = 'file'"
+        if document_ids is None:
+            rows = self._query(sql)
+        else:
+            ids = list(dict.fromkeys(int(i) for i in document_ids))
+            rows = self._query(f"{sql} AND id IN ({','.join('?' * len(ids))})", ids) if ids else []
+        return [FileStat(i, absolute_path(path, self.home), size, mtime_ns) for i, path, size, mtime_ns in rows]
 
     # -- status --------------------------------------------------------------------------------
 

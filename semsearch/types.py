@@ -107,6 +107,7 @@ class Hit:
     rerank_score: float | None = None  # None unless a reranker scored this hit
     part_kind: str = ""  # "page" (PDF) or "cell" (notebook) when the document is paged
     part: int | None = None
+    stale: bool = False  # the file changed or vanished since it was indexed (checked when the hit is returned)
 
     @property
     def heading(self) -> str:
@@ -150,6 +151,7 @@ class Hit:
             "rerank_score": self.rerank_score,
             "page": self.page,
             "cell": self.cell,
+            "stale": self.stale,
         }
 
 
@@ -264,6 +266,8 @@ class IndexStatus:
     faiss_type: str = "flat"  # the concrete type of vectors.faiss (index_type may be "auto")
     tombstones: int = 0  # deleted vectors an HNSW file still holds, hidden from search
     base_url: str = ""  # the OpenAI-compatible server an openai: index was built with
+    files_changed: int = 0  # indexed files whose size or mtime differs now (not re-indexed yet)
+    files_missing: int = 0  # indexed files that no longer exist
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)

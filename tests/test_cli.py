@@ -93,7 +93,7 @@ def test_status_reports_model_counts_and_sync(workdir, ollama_server):
     assert status["documents"] >= 14 and status["chunks"] >= status["documents"]
     assert status["in_sync"] is True and status["index_type"] == "auto" and status["faiss_type"] == "flat"
     human = run(["status"], cwd=workdir, host=ollama_server.url).stdout
-    assert "qwen3-embedding:0.6b" in human and "In sync:" in human
+    assert "qwen3-embedding:0.6b" in human and "FAISS file matches SQLite" in human
 
 
 def test_index_found_from_a_subdirectory_and_by_env(workdir, ollama_server):

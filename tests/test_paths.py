@@ -1,4 +1,4 @@
-"""Document identity and paths: one document per real file, relocatable indexes, --path globs.
+"""Document identity and paths: one document per real file, relocatable indexes, --path globs, stale hints.
 
 Runs the library and the `semsearch` command (in-process, through click's runner) against the
 Ollama-protocol test server, on a small corpus of one-chunk files so each test indexes quickly.
@@ -177,3 +177,34 @@ def test_cli_path_glob_matches_the_printed_path(home, monkeypatch, ollama_host):
     assert sorted(c.split(":")[0] for c in cited) == ["sub/bicycle.md", "sub/stars.txt"]
     help_text = invoke(["search", "--help"], home, monkeypatch, ollama_host).stdout
     assert "current directory" in help_text
+
+
+def test_status_reports_files_changed_or_missing_since_indexing(home, monkeypatch, ollama_host):
+    assert invoke(["index", "notes"], home, monkeypatch, ollama_host).exit_code == 0
+    (home / "notes" / "bread.md").write_text("# Rye bread\n\nRye needs a sour starter.\n", encoding="utf-8")
+    (home / "notes" / "sub" / "stars.txt").unlink()
+    data = json.loads(invoke(["status", "--json"], home, monkeypatch, ollama_host).stdout)
+    assert data["files_changed"] == 1 and data["files_missing"] == 1
+    human = invoke(["status"], home, monkeypatch, ollama_host).stdout
+    assert "Files changed since indexing: 1, missing: 1" in human and "semsearch index" in human
+    assert "In sync" not in human
+    invoke(["index", "notes"], home, monkeypatch, ollama_host)
+    data = json.loads(invoke(["status", "--json"], home, monkeypatch, ollama_host).stdout)
+    assert data["files_changed"] == data["files_missing"] == 0
+    assert "Files changed since indexing: 0, missing: 0" in invoke(["status"], home, monkeypatch, ollama_host).stdout
+
+
+def test_hits_from_changed_or_deleted_files_are_marked_stale(home, open_index, monkeypatch, ollama_host):
+    assert invoke(["index", "notes"], home, monkeypatch, ollama_host).exit_code == 0
+    (home / "notes" / "green-tea.md").write_text("# Green tea\n\nNow about matcha.\n", encoding="utf-8")
+    (home / "notes" / "bread.md").unlink()
+    index = open_index()
+    stale = {Path(h.path).name: h.stale for h in index.search("tea", k=10)}
+    assert stale == {"green-tea.md": True, "bread.md": True, "bicycle.md": False, "stars.txt": False}
+    hits = json.loads(invoke(["search", "tea", "--json"], home, monkeypatch, ollama_host).stdout)
+    assert {Path(h["path"]).name: h["stale"] for h in hits} == stale
+    out = invoke(["search", "tea"], home, monkeypatch, ollama_host).stdout
+    headers = [line for line in out.splitlines() if line[:3].strip().rstrip(".").isdigit()]
+    assert len(headers) == 4
+    for line in headers:
+        assert ("stale" in line) == ("green-tea.md" in line or "bread.md" in line), line
