@@ -73,6 +73,16 @@ def test_reindexing_a_subfolder_or_a_file_updates_the_same_documents(home, open_
     assert index.search("Pleiades binoculars", k=10, mode="keyword") == []
 
 
+def test_a_folder_reached_through_a_symlink_is_the_same_documents(home, open_index):
+    index = open_index()
+    index.index([home / "notes"])
+    (home / "shortcut").symlink_to(home / "notes" / "sub", target_is_directory=True)
+    report = index.index([home / "shortcut"])
+    assert (report.files_added, report.files_unchanged, report.files_removed) == (0, 2, 0)
+    assert index.status().documents == 4
+    assert index.search("fixing a flat tyre", k=1)[0].path == str(home / "notes" / "sub" / "bicycle.md")
+
+
 def test_reindexing_a_subfolder_removes_only_what_vanished_under_it(home, open_index):
     index = open_index()
     index.index([home / "notes"])
