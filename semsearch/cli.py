@@ -29,6 +29,8 @@ if TYPE_CHECKING:
     from semsearch.index import Index
 
 INDEX_ENV = "SEMSEARCH_INDEX"
+COLOR_CHOICES = ("auto", "always", "never")
+NO_RESULTS_EXIT = 1  # grep's convention: nothing found is not success, and not an error either
 
 
 class _Group(click.Group):
@@ -150,11 +152,22 @@ def keep_alive_option(fn):
     )(fn)
 
 
+def _query_text(ctx, param, value: str) -> str:
+    """An empty or blank query is bad usage (exit 2), like a missing one."""
+    if not value.strip():
+        raise click.BadParameter("the query is empty — give some words to search for")
+    return value
+
+
 def query_options(fn):
     """What search and context share: retrieval mode, filters, model check, servers, reranking."""
     for option in reversed((
         click.option("--mode", type=click.Choice(MODES), default="vector", show_default=True,
                      help="Vector (meaning), keyword (FTS5 bm25) or hybrid (both, fused)."),
+        click.option("--min-score", type=float, default=None, metavar="SCORE",
+                     help="Only hits scoring at least SCORE on the mode's scale: vector cosine (-1..1, "
+                          "e.g. 0.8), keyword bm25 (0 and up), hybrid fused (0..1), the rerank score "
+                          "(0..1) with --rerank."),
         click.option("--path", "paths", multiple=True, metavar="GLOB", help="Only documents whose path matches GLOB."),
         click.option("--where", "where", multiple=True, metavar="KEY=VALUE",
                      help="Only documents whose metadata KEY (e.g. from Markdown front matter) equals VALUE or, "
@@ -316,17 +329,33 @@ def _print_report(report: IndexReport, paths) -> None:
 
 # -- search ----------------------------------------------------------------------------------
 
-@cli.command("search")
-@click.argument("query")
+@cli.command("search", short_help="Print the passages that best answer QUERY.")
+@click.argument("query", callback=_query_text)
 @index_option
 @click.option("-k", "--top", "k", type=click.IntRange(min=1, max=1000), default=10, show_default=True,
               help="Number of results.")
 @query_options
+@click.option("--color", type=click.Choice(COLOR_CHOICES), default="auto", show_default=True,
+              help="Colour and bold in the output: auto = only on a terminal and when NO_COLOR is unset.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array of hits.")
-def search_command(query, index_dir, k, mode, paths, where, model, ef_search, nprobe, base_url, ollama_host,
-                   timeout, keep_alive, rerank, rerank_model, rerank_top, rerank_url, rerank_api_key,
-                   rerank_timeout, rerank_concurrency, rerank_fallback, as_json) -> None:
-    """Search the index for QUERY and print the best passages."""
+def search_command(query, index_dir, k, mode, min_score, paths, where, model, ef_search, nprobe, base_url,
+                   ollama_host, timeout, keep_alive, rerank, rerank_model, rerank_top, rerank_url, rerank_api_key,
+                   rerank_timeout, rerank_concurrency, rerank_fallback, color, as_json) -> None:
+    """Search the index for QUERY and print the best passages.
+
+    Each hit shows its rank, score, `path:line` of its best sentences, heading, and those
+    sentences with the query's words highlighted. Scores are larger-is-better, on the mode's
+    scale: vector = cosine similarity (-1..1), keyword = bm25 (0 and up), hybrid = fused rank
+    score (0..1; 1 = first in both lists); with --rerank, the reranker's score (0..1).
+
+    Exit status: 0 with results, 1 when nothing is found (the reason on stderr; --json prints
+    []) or on an error, 2 for bad usage (e.g. an empty QUERY).
+
+    \b
+    Examples:
+      semsearch search "invention of paper in China" -k 3
+      semsearch search "红烧肉怎么炒糖色" --mode hybrid --min-score 0.5 --json
+    """
     filters = parse_where(where)
     with open_index(find_index(index_dir, for_writing=False), create=False, model=model,
                     ollama_host=ollama_host or None, base_url=base_url, timeout=timeout,
@@ -336,22 +365,40 @@ def search_command(query, index_dir, k, mode, paths, where, model, ef_search, np
         try:
             result = index.search_detailed(query, k=k, mode=mode, paths=paths, where=filters or None,
                                            rerank=reranker or False, rerank_top=rerank_top,
-                                           rerank_fallback=rerank_fallback)
+                                           rerank_fallback=rerank_fallback, min_score=min_score)
         finally:
             if reranker is not None:
                 reranker.close()
         if index.repaired:
             click.echo(index.repaired, err=True)
+        reason = None if result.hits else index.explain_no_results(paths=paths, where=filters or None,
+                                                                   min_score=min_score)
     if result.rerank_fallback:
         click.echo(f"reranking skipped, results are in retrieval order: {result.rerank_fallback}", err=True)
     hits = result.hits
     if as_json:
         _echo_json([_hit_json(hit) for hit in hits])
-        return
-    if not hits:
-        click.echo("No results.", err=True)
-    for hit in hits:
-        _print_hit(hit, query)
+    else:
+        use_color = _use_color(color)
+        for hit in hits:
+            _print_hit(hit, query, color=use_color)
+    if reason is not None:
+        _exit_no_results(reason)
+
+
+def _use_color(choice: str) -> bool | None:
+    """click's `color=`: forced on or off, or None to colour only a terminal (https://no-color.org)."""
+    if choice == "always":
+        return True
+    if choice == "never" or os.environ.get("NO_COLOR"):
+        return False
+    return None
+
+
+def _exit_no_results(reason: str) -> None:
+    """Nothing found: the reason on stderr and exit status 1, as grep does."""
+    click.echo(f"No results: {reason}", err=True)
+    sys.exit(NO_RESULTS_EXIT)
 
 
 def parse_where(items: tuple[str, ...]) -> dict[str, list[str]]:
@@ -373,38 +420,50 @@ def _hit_json(hit: Hit) -> dict[str, Any]:
     return data
 
 
-def _print_hit(hit: Hit, query: str) -> None:
+def format_score(score: float) -> str:
+    """A score with four decimals, or four significant digits when it is that close to zero
+    (bm25 of a term found in most chunks), so a score is never shown as 0.0000."""
+    if score == 0 or abs(score) >= 0.001:
+        return f"{score:.4f}"
+    return f"{score:.4g}"
+
+
+def _print_hit(hit: Hit, query: str, *, color: bool | None = None) -> None:
     """Rank, score(s), the citation of the snippet's own line, heading; then the best-matching
-    sentence(s), query terms in bold (click drops the styling on a pipe)."""
-    from semsearch.snippets import snippet
+    sentence(s) without Markdown markup, query terms in bold (unless colour is off)."""
+    from semsearch.snippets import display, snippet
 
     best = snippet(hit.text, query, line_start=hit.line_start)
     location = cite(display_path(hit.path), best.line, best.line, hit.part_kind, hit.part) if hit.is_file \
         else hit.path
     if hit.rerank_score is not None:
-        scores = f"rerank {hit.rerank_score:.4f}  retrieval {hit.retrieval_score:.4f}"
+        scores = f"rerank {format_score(hit.rerank_score)}  retrieval {format_score(hit.retrieval_score)}"
     else:
-        scores = f"{hit.score:.4f}"
+        scores = format_score(hit.score)
     header = f"{hit.rank:>2}. {scores}  {click.style(location, fg='cyan')}"
     if hit.heading:
-        header += f"  {click.style(hit.heading, bold=True)}"
-    click.echo(header)
+        header += f" — {click.style(hit.heading, bold=True)}"
+    click.echo(header, color=color)
+    markdown = hit.is_file and Path(hit.path).suffix.lower() in MARKDOWN_SUFFIXES
+    text, spans = display(best.text, query, markdown=markdown, headings=hit.heading_path)
     pieces, position = [], 0
-    text = best.text.replace("\n", " ")  # same length, so highlight offsets still hold
-    for start, end in best.highlights:
+    for start, end in spans:
         pieces.append(text[position:start])
         pieces.append(click.style(text[start:end], bold=True, fg="yellow"))
         position = end
     pieces.append(text[position:])
     prefix = "…" if best.char_start > 0 else ""
     suffix = "…" if best.char_end < len(hit.text.rstrip()) else ""
-    click.echo("    " + prefix + "".join(pieces) + suffix)
+    click.echo("    " + prefix + "".join(pieces) + suffix, color=color)
+
+
+MARKDOWN_SUFFIXES = (".md", ".markdown", ".mdx")
 
 
 # -- context, serve, mcp ---------------------------------------------------------------------
 
-@cli.command("context")
-@click.argument("query")
+@cli.command("context", short_help="Print a prompt-ready block of cited passages.")
+@click.argument("query", callback=_query_text)
 @index_option
 @click.option("--max-tokens", type=click.IntRange(min=1), default=2000, show_default=True,
               help="Budget for the whole block, citation lines included (the chunker's token estimate).")
@@ -414,7 +473,7 @@ def _print_hit(hit: Hit, query: str) -> None:
               help="Chunks on each side of a hit to add while they fit the budget.")
 @query_options
 @click.option("--json", "as_json", is_flag=True, help="Print the block and its sources as JSON.")
-def context_command(query, index_dir, max_tokens, k, mode, neighbours, paths, where, model, ef_search, nprobe,
+def context_command(query, index_dir, max_tokens, k, mode, min_score, neighbours, paths, where, model, ef_search, nprobe,
                     base_url, ollama_host, timeout, keep_alive, rerank, rerank_model, rerank_top, rerank_url, rerank_api_key,
                     rerank_timeout, rerank_concurrency, rerank_fallback, as_json) -> None:
     """Print a prompt-ready block of cited passages for QUERY within --max-tokens.
@@ -430,18 +489,21 @@ def context_command(query, index_dir, max_tokens, k, mode, neighbours, paths, wh
         try:
             context = index.context(query, max_tokens=max_tokens, k=k, mode=mode, neighbours=neighbours,
                                     relative_to=Path.cwd(), paths=paths, where=filters or None,
-                                    rerank=reranker or False, rerank_top=rerank_top, rerank_fallback=rerank_fallback)
+                                    rerank=reranker or False, rerank_top=rerank_top, rerank_fallback=rerank_fallback,
+                                    min_score=min_score)
         finally:
             if reranker is not None:
                 reranker.close()
         if index.repaired:
             click.echo(index.repaired, err=True)
+        reason = None if context.sources else index.explain_no_results(paths=paths, where=filters or None,
+                                                                       min_score=min_score)
     if as_json:
         _echo_json(context.to_dict())
-    elif not context.sources:
-        click.echo("No results.", err=True)
-    else:
+    elif context.sources:
         click.echo(context.text)
+    if reason is not None:
+        _exit_no_results(reason)
 
 
 @cli.command("serve")

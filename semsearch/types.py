@@ -107,6 +107,8 @@ class Hit:
     rerank_score: float | None = None  # None unless a reranker scored this hit
     part_kind: str = ""  # "page" (PDF) or "cell" (notebook) when the document is paged
     part: int | None = None
+    # What `score` measures: "cosine" (vector), "bm25" (keyword), "fused" (hybrid, 0..1) or "rerank".
+    score_kind: str = ""
 
     @property
     def heading(self) -> str:
@@ -150,6 +152,7 @@ class Hit:
             "rerank_score": self.rerank_score,
             "page": self.page,
             "cell": self.cell,
+            "score_kind": self.score_kind,
         }
 
 
