@@ -92,7 +92,8 @@ def host_option(fn):
     fn = click.option(
         "--base-url", metavar="URL", envvar="SEMSEARCH_BASE_URL", show_envvar=True,
         help="OpenAI-compatible server for openai: models, its /v1 address (a new index remembers it) "
-             "[default: https://api.openai.com/v1]; API key from SEMSEARCH_API_KEY or OPENAI_API_KEY.",
+             "[default: $OPENAI_BASE_URL, else https://api.openai.com/v1]; API key from SEMSEARCH_API_KEY "
+             "or OPENAI_API_KEY.",
     )(fn)
     return click.option(
         "--ollama-host", "ollama_host", metavar="URL", multiple=True, envvar="OLLAMA_HOST", show_envvar=True,
@@ -200,12 +201,41 @@ def _make_reranker(ollama_host, rerank, rerank_model, rerank_url, rerank_api_key
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="semsearch")
 def cli() -> None:
-    """Search your own documents by meaning, through Ollama embeddings."""
+    """Search your own documents by meaning, through Ollama embeddings.
+
+    \b
+    Examples:
+      semsearch index data/
+      semsearch search "invention of paper in China"
+      semsearch COMMAND --help
+
+    \b
+    Exit status:
+      0    success (search and context: something was found)
+      1    an error, or search/context found nothing (the reason on stderr)
+      2    bad usage, including an empty query
+      130  interrupted (Ctrl-C); committed work is kept
+
+    \b
+    Environment:
+      SEMSEARCH_INDEX            the index directory (all commands but eval)
+      OLLAMA_HOST                Ollama server(s), a comma list
+      SEMSEARCH_BASE_URL         OpenAI-compatible server (also OPENAI_BASE_URL)
+      SEMSEARCH_API_KEY          its API key (also OPENAI_API_KEY)
+      SEMSEARCH_RERANK_API_KEY   bearer token of a --rerank-url server
+      SEMSEARCH_TOKEN            bearer token `serve` requires
+      SEMSEARCH_CACHE            where `eval` keeps its indexes
+      NO_COLOR                   no colour in `search` output (--color always wins)
+
+    \b
+    Shell completion (bash; zsh_source for zsh, fish_source for fish):
+      eval "$(_SEMSEARCH_COMPLETE=bash_source semsearch)"
+    """
 
 
 # -- index -----------------------------------------------------------------------------------
 
-@cli.command("index")
+@cli.command("index", short_help="Index folders or files: add new, update changed, drop vanished.")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @index_option
 @click.option("-m", "--model", default=None,
@@ -237,7 +267,13 @@ def cli() -> None:
 def index_command(paths, index_dir, model, preset, dimensions, input_type, include, exclude, pull,
                   query_instruction, chunk_tokens, index_type, batch, base_url, ollama_host, timeout, keep_alive,
                   as_json) -> None:
-    """Index folders (or files): add new, update changed, remove vanished files."""
+    """Index folders (or files): add new, update changed, remove vanished files.
+
+    \b
+    Examples:
+      semsearch index data/
+      semsearch index ~/notes --include '*.md' -m local:multilingual-e5-small
+    """
     with open_index(find_index(index_dir, for_writing=True), model=model, ollama_host=ollama_host or None,
                     base_url=base_url, preset=preset, dimensions=dimensions, input_type=input_type,
                     query_instruction=query_instruction, chunk_tokens=chunk_tokens, timeout=timeout,
@@ -478,7 +514,14 @@ def context_command(query, index_dir, max_tokens, k, mode, min_score, neighbours
                     rerank_timeout, rerank_concurrency, rerank_fallback, as_json) -> None:
     """Print a prompt-ready block of cited passages for QUERY within --max-tokens.
 
-    File citations are relative to the current directory when the file is inside it.
+    File citations are relative to the current directory when the file is inside it. Exit
+    status: 0 with passages, 1 when nothing is found (the reason on stderr) or on an error, 2
+    for bad usage (e.g. an empty QUERY).
+
+    \b
+    Examples:
+      semsearch context "用双筒望远镜能看到哪些星星" --max-tokens 250 -k 3
+      semsearch context "how do I reset my password" --mode hybrid --json
     """
     filters = parse_where(where)
     with open_index(find_index(index_dir, for_writing=False), create=False, model=model,
@@ -506,7 +549,7 @@ def context_command(query, index_dir, max_tokens, k, mode, min_score, neighbours
         _exit_no_results(reason)
 
 
-@cli.command("serve")
+@cli.command("serve", short_help="Serve search and context as a JSON HTTP API.")
 @index_option
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to listen on; anything but loopback exposes the index to the network.")
@@ -524,7 +567,13 @@ def context_command(query, index_dir, max_tokens, k, mode, min_score, neighbours
 @keep_alive_option
 def serve_command(index_dir, host, port, token, model, dimensions, max_body, base_url, ollama_host, timeout,
                   keep_alive) -> None:
-    """Serve search, context, status and text indexing as a JSON HTTP API (needs semsearch[serve])."""
+    """Serve search, context, status and text indexing as a JSON HTTP API (needs semsearch[serve]).
+
+    \b
+    Examples:
+      semsearch serve --port 8765
+      SEMSEARCH_TOKEN=change-me semsearch serve --host 0.0.0.0
+    """
     from semsearch.serve import ServeSettings, run_server
 
     settings = ServeSettings(
@@ -536,13 +585,19 @@ def serve_command(index_dir, host, port, token, model, dimensions, max_body, bas
         f"semsearch serving {settings.index_path} on {url} (OpenAPI at {url}/docs)", err=True))
 
 
-@cli.command("mcp")
+@cli.command("mcp", short_help="Serve search and context as MCP tools on stdio.")
 @index_option
 @host_option
 @timeout_option
 @keep_alive_option
 def mcp_command(index_dir, base_url, ollama_host, timeout, keep_alive) -> None:
-    """Serve search and context as tools of a Model Context Protocol server on stdio (needs semsearch[mcp])."""
+    """Serve search and context as tools of a Model Context Protocol server on stdio (needs semsearch[mcp]).
+
+    \b
+    Examples:
+      semsearch mcp -i ~/notes/.semsearch
+      semsearch mcp -i ~/notes/.semsearch --keep-alive 30m
+    """
     from semsearch.mcp_server import run_stdio
 
     run_stdio(find_index(index_dir, for_writing=False), ollama_host=ollama_host or None, base_url=base_url,
@@ -551,11 +606,11 @@ def mcp_command(index_dir, base_url, ollama_host, timeout, keep_alive) -> None:
 
 # -- eval ------------------------------------------------------------------------------------
 
-@cli.command("eval")
+@cli.command("eval", short_help="Measure retrieval quality on a BEIR-layout dataset.")
 @click.argument("dataset_dir", type=click.Path(path_type=Path, file_okay=False))
 @click.option("-i", "--index", "index_dir", metavar="DIR",
               help="Index directory for the dataset [default: a per-dataset, per-model directory under "
-                   "~/.cache/semsearch/eval]; an existing index is reused.")
+                   "$SEMSEARCH_CACHE/eval, else ~/.cache/semsearch/eval]; an existing index is reused.")
 @click.option("-m", "--model", default=None,
               help="Embedding model [default: the index's model, else qwen3-embedding:0.6b].")
 @click.option("--mode", type=click.Choice(MODES), default="vector", show_default=True,
@@ -572,7 +627,13 @@ def mcp_command(index_dir, base_url, ollama_host, timeout, keep_alive) -> None:
 def eval_command(dataset_dir, index_dir, model, mode, k, max_queries, chunk_tokens, base_url, ollama_host, timeout,
                  rerank, rerank_model, rerank_top, rerank_url, rerank_api_key, rerank_timeout, rerank_concurrency,
                  rerank_fallback, as_json) -> None:
-    """Measure retrieval quality on a BEIR-layout dataset (corpus.jsonl, queries.jsonl, qrels/test.tsv)."""
+    """Measure retrieval quality on a BEIR-layout dataset (corpus.jsonl, queries.jsonl, qrels/test.tsv).
+
+    \b
+    Examples:
+      semsearch eval tests/data/beir-mini --mode hybrid
+      semsearch eval ~/beir/scifact --max-queries 50 --rerank --json
+    """
     from semsearch.evaluate import evaluate_dataset
 
     reranker = _make_reranker(ollama_host, rerank, rerank_model, rerank_url, rerank_api_key, rerank_timeout,
@@ -630,11 +691,17 @@ class _CountBar:
 
 # -- status and rebuild ----------------------------------------------------------------------
 
-@cli.command("status")
+@cli.command("status", short_help="Show what the index holds and whether it is in sync.")
 @index_option
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
 def status_command(index_dir, as_json) -> None:
-    """Show what the index holds and whether its FAISS file agrees with SQLite."""
+    """Show what the index holds and whether its FAISS file agrees with SQLite.
+
+    \b
+    Examples:
+      semsearch status
+      semsearch status -i ~/notes/.semsearch --json
+    """
     with open_index(find_index(index_dir, for_writing=False), create=False) as index:
         status = index.status()
     if as_json:
@@ -674,13 +741,19 @@ def _human_bytes(size: int) -> str:
     return f"{size} B"  # pragma: no cover
 
 
-@cli.command("rebuild")
+@cli.command("rebuild", short_help="Rebuild vectors.faiss from SQLite (no embedding calls).")
 @index_option
 @click.option("--index-type", type=click.Choice(INDEX_TYPES), default=None,
               help="Convert to this FAISS index type (recorded for later writes) [default: keep].")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def rebuild_command(index_dir, index_type, as_json) -> None:
-    """Rebuild vectors.faiss from the vectors stored in SQLite (no embedding calls)."""
+    """Rebuild vectors.faiss from the vectors stored in SQLite (no embedding calls).
+
+    \b
+    Examples:
+      semsearch rebuild
+      semsearch rebuild --index-type hnsw
+    """
     with open_index(find_index(index_dir, for_writing=False), create=False) as index:
         count = index.rebuild(index_type=index_type)
         kind = index.status().faiss_type
