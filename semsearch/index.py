@@ -552,6 +552,8 @@ class Index:
                 return False
         except filelock.Timeout:
             return True
+        except OSError:  # a read-only index directory: no writer could be there either
+            return False
 
     def search_vector(
         self,
