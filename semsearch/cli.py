@@ -1,7 +1,8 @@
 """The `semsearch` command: click commands that parse, make one library call, and format.
 
-Errors from the library (SemsearchError) become one line on stderr and exit code 1; bad usage
-is exit code 2 (click's own); a traceback reaching the user is a bug.
+Errors from the library (SemsearchError) become one line on stderr and exit code 1; so does a
+search or context that finds nothing (with the reason); bad usage is exit code 2 (click's own,
+and an empty query); a traceback reaching the user is a bug.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
 
 INDEX_ENV = "SEMSEARCH_INDEX"
 COLOR_CHOICES = ("auto", "always", "never")
+MARKDOWN_SUFFIXES = (".md", ".markdown", ".mdx")  # snippets of these are shown without markup
 NO_RESULTS_EXIT = 1  # grep's convention: nothing found is not success, and not an error either
 
 
@@ -407,7 +409,7 @@ def search_command(query, index_dir, k, mode, min_score, paths, where, model, ef
                 reranker.close()
         if index.repaired:
             click.echo(index.repaired, err=True)
-        reason = None if result.hits else index.explain_no_results(paths=paths, where=filters or None,
+        reason = None if result.hits else index.explain_no_results(mode=mode, paths=paths, where=filters or None,
                                                                    min_score=min_score)
     if result.rerank_fallback:
         click.echo(f"reranking skipped, results are in retrieval order: {result.rerank_fallback}", err=True)
@@ -493,9 +495,6 @@ def _print_hit(hit: Hit, query: str, *, color: bool | None = None) -> None:
     click.echo("    " + prefix + "".join(pieces) + suffix, color=color)
 
 
-MARKDOWN_SUFFIXES = (".md", ".markdown", ".mdx")
-
-
 # -- context, serve, mcp ---------------------------------------------------------------------
 
 @cli.command("context", short_help="Print a prompt-ready block of cited passages.")
@@ -539,7 +538,7 @@ def context_command(query, index_dir, max_tokens, k, mode, min_score, neighbours
                 reranker.close()
         if index.repaired:
             click.echo(index.repaired, err=True)
-        reason = None if context.sources else index.explain_no_results(paths=paths, where=filters or None,
+        reason = None if context.sources else index.explain_no_results(mode=mode, paths=paths, where=filters or None,
                                                                        min_score=min_score)
     if as_json:
         _echo_json(context.to_dict())

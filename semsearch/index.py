@@ -515,6 +515,7 @@ class Index:
     def explain_no_results(
         self,
         *,
+        mode: str = "vector",
         paths: Sequence[str] = (),
         where: dict[str, Any] | None = None,
         min_score: float | None = None,
@@ -543,7 +544,9 @@ class Index:
             return f"no indexed document matches {which} — loosen the filter, or check `semsearch status`"
         if min_score is not None:
             return f"no passage scored at least {min_score:g} (--min-score) — lower it, or leave it out"
-        return "no passage matched the query — try other words, or --mode vector to search by meaning"
+        if mode == "keyword":
+            return "no passage contains the query's words — try other words, or --mode vector to search by meaning"
+        return "no passage matched the query — try other words"
 
     def _writer_busy(self) -> bool:
         """Whether another process holds the write lock right now."""

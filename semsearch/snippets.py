@@ -4,7 +4,9 @@ A chunk is a few hundred tokens; a person scanning results wants the one or two 
 answer the query and the line they are on. Sentences are scored by how many distinct query
 terms they contain (the keyword analysis: words, CJK bigrams and single characters), the best
 window of up to `max_sentences` consecutive sentences within `max_chars` wins, and a chunk with
-no query term (a purely semantic match) shows its opening sentences.
+no query term (a purely semantic match) shows its opening sentences. Stopwords count for
+nothing. `display` turns a snippet into the one line a person reads: Markdown markup removed,
+a heading joined to its paragraph by " — ".
 """
 
 from __future__ import annotations

@@ -83,6 +83,12 @@ def test_a_filter_matching_no_document_and_a_min_score_nothing_reaches_say_so(te
     assert result.exit_code == 1 and "--min-score" in result.stderr and result.stdout == ""
 
 
+def test_a_keyword_search_matching_no_word_says_so_and_suggests_vector_mode(texts_index, ollama_server):
+    result = invoke(["search", "zebra", "--mode", "keyword", "-i", str(texts_index), "--json"], host=ollama_server.url)
+    assert result.exit_code == 1 and json.loads(result.stdout) == []
+    assert "no passage contains" in result.stderr and "--mode vector" in result.stderr
+
+
 def test_results_exit_0(texts_index, ollama_server):
     for command in ("search", "context"):
         result = invoke([command, "black tea", "-i", str(texts_index)], host=ollama_server.url)
