@@ -1,7 +1,8 @@
 """The `semsearch` command: click commands that parse, make one library call, and format.
 
-Errors from the library (SemsearchError) become one line on stderr and exit code 1; bad usage
-is exit code 2 (click's own); a traceback reaching the user is a bug.
+Errors from the library (SemsearchError) become one line on stderr and exit code 1; so does a
+search or context that finds nothing (with the reason); bad usage is exit code 2 (click's own,
+and an empty query); a traceback reaching the user is a bug.
 """
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ if TYPE_CHECKING:
     from semsearch.index import Index
 
 INDEX_ENV = "SEMSEARCH_INDEX"
+COLOR_CHOICES = ("auto", "always", "never")
+MARKDOWN_SUFFIXES = (".md", ".markdown", ".mdx")  # snippets of these are shown without markup
+NO_RESULTS_EXIT = 1  # grep's convention: nothing found is not success, and not an error either
 
 
 class _Group(click.Group):
@@ -90,7 +94,8 @@ def host_option(fn):
     fn = click.option(
         "--base-url", metavar="URL", envvar="SEMSEARCH_BASE_URL", show_envvar=True,
         help="OpenAI-compatible server for openai: models, its /v1 address (a new index remembers it) "
-             "[default: https://api.openai.com/v1]; API key from SEMSEARCH_API_KEY or OPENAI_API_KEY.",
+             "[default: $OPENAI_BASE_URL, else https://api.openai.com/v1]; API key from SEMSEARCH_API_KEY "
+             "or OPENAI_API_KEY.",
     )(fn)
     return click.option(
         "--ollama-host", "ollama_host", metavar="URL", multiple=True, envvar="OLLAMA_HOST", show_envvar=True,
@@ -161,11 +166,22 @@ def _path_globs(ctx, param, globs: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(out)
 
 
+def _query_text(ctx, param, value: str) -> str:
+    """An empty or blank query is bad usage (exit 2), like a missing one."""
+    if not value.strip():
+        raise click.BadParameter("the query is empty — give some words to search for")
+    return value
+
+
 def query_options(fn):
     """What search and context share: retrieval mode, filters, model check, servers, reranking."""
     for option in reversed((
         click.option("--mode", type=click.Choice(MODES), default="vector", show_default=True,
                      help="Vector (meaning), keyword (FTS5 bm25) or hybrid (both, fused)."),
+        click.option("--min-score", type=float, default=None, metavar="SCORE",
+                     help="Only hits scoring at least SCORE on the mode's scale: vector cosine (-1..1, "
+                          "e.g. 0.8), keyword bm25 (0 and up), hybrid fused (0..1), the rerank score "
+                          "(0..1) with --rerank."),
         click.option("--path", "paths", multiple=True, metavar="GLOB", callback=_path_globs,
                      help="Only files whose path matches GLOB, as printed (relative to the current directory), "
                           "relative to the index's home (the folder holding .semsearch) or absolute; `*` also "
@@ -201,12 +217,41 @@ def _make_reranker(ollama_host, rerank, rerank_model, rerank_url, rerank_api_key
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="semsearch")
 def cli() -> None:
-    """Search your own documents by meaning, through Ollama embeddings."""
+    """Search your own documents by meaning, through Ollama embeddings.
+
+    \b
+    Examples:
+      semsearch index data/
+      semsearch search "invention of paper in China"
+      semsearch COMMAND --help
+
+    \b
+    Exit status:
+      0    success (search and context: something was found)
+      1    an error, or search/context found nothing (the reason on stderr)
+      2    bad usage, including an empty query
+      130  interrupted (Ctrl-C); committed work is kept
+
+    \b
+    Environment:
+      SEMSEARCH_INDEX            the index directory (all commands but eval)
+      OLLAMA_HOST                Ollama server(s), a comma list
+      SEMSEARCH_BASE_URL         OpenAI-compatible server (also OPENAI_BASE_URL)
+      SEMSEARCH_API_KEY          its API key (also OPENAI_API_KEY)
+      SEMSEARCH_RERANK_API_KEY   bearer token of a --rerank-url server
+      SEMSEARCH_TOKEN            bearer token `serve` requires
+      SEMSEARCH_CACHE            where `eval` keeps its indexes
+      NO_COLOR                   no colour in `search` output (--color always wins)
+
+    \b
+    Shell completion (bash; zsh_source for zsh, fish_source for fish):
+      eval "$(_SEMSEARCH_COMPLETE=bash_source semsearch)"
+    """
 
 
 # -- index -----------------------------------------------------------------------------------
 
-@cli.command("index")
+@cli.command("index", short_help="Index folders or files: add new, update changed, drop vanished.")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @index_option
 @click.option("-m", "--model", default=None,
@@ -238,7 +283,13 @@ def cli() -> None:
 def index_command(paths, index_dir, model, preset, dimensions, input_type, include, exclude, pull,
                   query_instruction, chunk_tokens, index_type, batch, base_url, ollama_host, timeout, keep_alive,
                   as_json) -> None:
-    """Index folders (or files): add new, update changed, remove vanished files."""
+    """Index folders (or files): add new, update changed, remove vanished files.
+
+    \b
+    Examples:
+      semsearch index data/
+      semsearch index ~/notes --include '*.md' -m local:multilingual-e5-small
+    """
     with open_index(find_index(index_dir, for_writing=True), model=model, ollama_host=ollama_host or None,
                     base_url=base_url, preset=preset, dimensions=dimensions, input_type=input_type,
                     query_instruction=query_instruction, chunk_tokens=chunk_tokens, timeout=timeout,
@@ -330,17 +381,33 @@ def _print_report(report: IndexReport, paths) -> None:
 
 # -- search ----------------------------------------------------------------------------------
 
-@cli.command("search")
-@click.argument("query")
+@cli.command("search", short_help="Print the passages that best answer QUERY.")
+@click.argument("query", callback=_query_text)
 @index_option
 @click.option("-k", "--top", "k", type=click.IntRange(min=1, max=1000), default=10, show_default=True,
               help="Number of results.")
 @query_options
+@click.option("--color", type=click.Choice(COLOR_CHOICES), default="auto", show_default=True,
+              help="Colour and bold in the output: auto = only on a terminal and when NO_COLOR is unset.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array of hits.")
-def search_command(query, index_dir, k, mode, paths, where, model, ef_search, nprobe, base_url, ollama_host,
-                   timeout, keep_alive, rerank, rerank_model, rerank_top, rerank_url, rerank_api_key,
-                   rerank_timeout, rerank_concurrency, rerank_fallback, as_json) -> None:
-    """Search the index for QUERY and print the best passages."""
+def search_command(query, index_dir, k, mode, min_score, paths, where, model, ef_search, nprobe, base_url,
+                   ollama_host, timeout, keep_alive, rerank, rerank_model, rerank_top, rerank_url, rerank_api_key,
+                   rerank_timeout, rerank_concurrency, rerank_fallback, color, as_json) -> None:
+    """Search the index for QUERY and print the best passages.
+
+    Each hit shows its rank, score, `path:line` of its best sentences, heading, and those
+    sentences with the query's words highlighted. Scores are larger-is-better, on the mode's
+    scale: vector = cosine similarity (-1..1), keyword = bm25 (0 and up), hybrid = fused rank
+    score (0..1; 1 = first in both lists); with --rerank, the reranker's score (0..1).
+
+    Exit status: 0 with results, 1 when nothing is found (the reason on stderr; --json prints
+    []) or on an error, 2 for bad usage (e.g. an empty QUERY).
+
+    \b
+    Examples:
+      semsearch search "invention of paper in China" -k 3
+      semsearch search "红烧肉怎么炒糖色" --mode hybrid --min-score 0.5 --json
+    """
     filters = parse_where(where)
     with open_index(find_index(index_dir, for_writing=False), create=False, model=model,
                     ollama_host=ollama_host or None, base_url=base_url, timeout=timeout,
@@ -350,22 +417,40 @@ def search_command(query, index_dir, k, mode, paths, where, model, ef_search, np
         try:
             result = index.search_detailed(query, k=k, mode=mode, paths=paths, where=filters or None,
                                            rerank=reranker or False, rerank_top=rerank_top,
-                                           rerank_fallback=rerank_fallback)
+                                           rerank_fallback=rerank_fallback, min_score=min_score)
         finally:
             if reranker is not None:
                 reranker.close()
         if index.repaired:
             click.echo(index.repaired, err=True)
+        reason = None if result.hits else index.explain_no_results(mode=mode, paths=paths, where=filters or None,
+                                                                   min_score=min_score)
     if result.rerank_fallback:
         click.echo(f"reranking skipped, results are in retrieval order: {result.rerank_fallback}", err=True)
     hits = result.hits
     if as_json:
         _echo_json([_hit_json(hit) for hit in hits])
-        return
-    if not hits:
-        click.echo("No results.", err=True)
-    for hit in hits:
-        _print_hit(hit, query)
+    else:
+        use_color = _use_color(color)
+        for hit in hits:
+            _print_hit(hit, query, color=use_color)
+    if reason is not None:
+        _exit_no_results(reason)
+
+
+def _use_color(choice: str) -> bool | None:
+    """click's `color=`: forced on or off, or None to colour only a terminal (https://no-color.org)."""
+    if choice == "always":
+        return True
+    if choice == "never" or os.environ.get("NO_COLOR"):
+        return False
+    return None
+
+
+def _exit_no_results(reason: str) -> None:
+    """Nothing found: the reason on stderr and exit status 1, as grep does."""
+    click.echo(f"No results: {reason}", err=True)
+    sys.exit(NO_RESULTS_EXIT)
 
 
 def parse_where(items: tuple[str, ...]) -> dict[str, list[str]]:
@@ -387,40 +472,49 @@ def _hit_json(hit: Hit) -> dict[str, Any]:
     return data
 
 
-def _print_hit(hit: Hit, query: str) -> None:
+def format_score(score: float) -> str:
+    """A score with four decimals, or four significant digits when it is that close to zero
+    (bm25 of a term found in most chunks), so a score is never shown as 0.0000."""
+    if score == 0 or abs(score) >= 0.001:
+        return f"{score:.4f}"
+    return f"{score:.4g}"
+
+
+def _print_hit(hit: Hit, query: str, *, color: bool | None = None) -> None:
     """Rank, score(s), the citation of the snippet's own line, heading; then the best-matching
-    sentence(s), query terms in bold (click drops the styling on a pipe)."""
-    from semsearch.snippets import snippet
+    sentence(s) without Markdown markup, query terms in bold (unless colour is off)."""
+    from semsearch.snippets import display, snippet
 
     best = snippet(hit.text, query, line_start=hit.line_start)
     location = cite(display_path(hit.path), best.line, best.line, hit.part_kind, hit.part) if hit.is_file \
         else hit.path
     if hit.rerank_score is not None:
-        scores = f"rerank {hit.rerank_score:.4f}  retrieval {hit.retrieval_score:.4f}"
+        scores = f"rerank {format_score(hit.rerank_score)}  retrieval {format_score(hit.retrieval_score)}"
     else:
-        scores = f"{hit.score:.4f}"
+        scores = format_score(hit.score)
     header = f"{hit.rank:>2}. {scores}  {click.style(location, fg='cyan')}"
     if hit.stale:
         header += "  " + click.style("[stale: changed or deleted since indexing]", fg="red")
     if hit.heading:
-        header += f"  {click.style(hit.heading, bold=True)}"
-    click.echo(header)
+        header += f" — {click.style(hit.heading, bold=True)}"
+    click.echo(header, color=color)
+    markdown = hit.is_file and Path(hit.path).suffix.lower() in MARKDOWN_SUFFIXES
+    text, spans = display(best.text, query, markdown=markdown, headings=hit.heading_path)
     pieces, position = [], 0
-    text = best.text.replace("\n", " ")  # same length, so highlight offsets still hold
-    for start, end in best.highlights:
+    for start, end in spans:
         pieces.append(text[position:start])
         pieces.append(click.style(text[start:end], bold=True, fg="yellow"))
         position = end
     pieces.append(text[position:])
     prefix = "…" if best.char_start > 0 else ""
     suffix = "…" if best.char_end < len(hit.text.rstrip()) else ""
-    click.echo("    " + prefix + "".join(pieces) + suffix)
+    click.echo("    " + prefix + "".join(pieces) + suffix, color=color)
 
 
 # -- context, serve, mcp ---------------------------------------------------------------------
 
-@cli.command("context")
-@click.argument("query")
+@cli.command("context", short_help="Print a prompt-ready block of cited passages.")
+@click.argument("query", callback=_query_text)
 @index_option
 @click.option("--max-tokens", type=click.IntRange(min=1), default=2000, show_default=True,
               help="Budget for the whole block, citation lines included (the chunker's token estimate).")
@@ -430,12 +524,19 @@ def _print_hit(hit: Hit, query: str) -> None:
               help="Chunks on each side of a hit to add while they fit the budget.")
 @query_options
 @click.option("--json", "as_json", is_flag=True, help="Print the block and its sources as JSON.")
-def context_command(query, index_dir, max_tokens, k, mode, neighbours, paths, where, model, ef_search, nprobe,
+def context_command(query, index_dir, max_tokens, k, mode, min_score, neighbours, paths, where, model, ef_search, nprobe,
                     base_url, ollama_host, timeout, keep_alive, rerank, rerank_model, rerank_top, rerank_url, rerank_api_key,
                     rerank_timeout, rerank_concurrency, rerank_fallback, as_json) -> None:
     """Print a prompt-ready block of cited passages for QUERY within --max-tokens.
 
-    File citations are relative to the current directory when the file is inside it.
+    File citations are relative to the current directory when the file is inside it. Exit
+    status: 0 with passages, 1 when nothing is found (the reason on stderr) or on an error, 2
+    for bad usage (e.g. an empty QUERY).
+
+    \b
+    Examples:
+      semsearch context "用双筒望远镜能看到哪些星星" --max-tokens 250 -k 3
+      semsearch context "how do I reset my password" --mode hybrid --json
     """
     filters = parse_where(where)
     with open_index(find_index(index_dir, for_writing=False), create=False, model=model,
@@ -446,21 +547,24 @@ def context_command(query, index_dir, max_tokens, k, mode, neighbours, paths, wh
         try:
             context = index.context(query, max_tokens=max_tokens, k=k, mode=mode, neighbours=neighbours,
                                     relative_to=Path.cwd(), paths=paths, where=filters or None,
-                                    rerank=reranker or False, rerank_top=rerank_top, rerank_fallback=rerank_fallback)
+                                    rerank=reranker or False, rerank_top=rerank_top, rerank_fallback=rerank_fallback,
+                                    min_score=min_score)
         finally:
             if reranker is not None:
                 reranker.close()
         if index.repaired:
             click.echo(index.repaired, err=True)
+        reason = None if context.sources else index.explain_no_results(mode=mode, paths=paths, where=filters or None,
+                                                                       min_score=min_score)
     if as_json:
         _echo_json(context.to_dict())
-    elif not context.sources:
-        click.echo("No results.", err=True)
-    else:
+    elif context.sources:
         click.echo(context.text)
+    if reason is not None:
+        _exit_no_results(reason)
 
 
-@cli.command("serve")
+@cli.command("serve", short_help="Serve search and context as a JSON HTTP API.")
 @index_option
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to listen on; anything but loopback exposes the index to the network.")
@@ -478,7 +582,13 @@ def context_command(query, index_dir, max_tokens, k, mode, neighbours, paths, wh
 @keep_alive_option
 def serve_command(index_dir, host, port, token, model, dimensions, max_body, base_url, ollama_host, timeout,
                   keep_alive) -> None:
-    """Serve search, context, status and text indexing as a JSON HTTP API (needs semsearch[serve])."""
+    """Serve search, context, status and text indexing as a JSON HTTP API (needs semsearch[serve]).
+
+    \b
+    Examples:
+      semsearch serve --port 8765
+      SEMSEARCH_TOKEN=change-me semsearch serve --host 0.0.0.0
+    """
     from semsearch.serve import ServeSettings, run_server
 
     settings = ServeSettings(
@@ -490,13 +600,19 @@ def serve_command(index_dir, host, port, token, model, dimensions, max_body, bas
         f"semsearch serving {settings.index_path} on {url} (OpenAPI at {url}/docs)", err=True))
 
 
-@cli.command("mcp")
+@cli.command("mcp", short_help="Serve search and context as MCP tools on stdio.")
 @index_option
 @host_option
 @timeout_option
 @keep_alive_option
 def mcp_command(index_dir, base_url, ollama_host, timeout, keep_alive) -> None:
-    """Serve search and context as tools of a Model Context Protocol server on stdio (needs semsearch[mcp])."""
+    """Serve search and context as tools of a Model Context Protocol server on stdio (needs semsearch[mcp]).
+
+    \b
+    Examples:
+      semsearch mcp -i ~/notes/.semsearch
+      semsearch mcp -i ~/notes/.semsearch --keep-alive 30m
+    """
     from semsearch.mcp_server import run_stdio
 
     run_stdio(find_index(index_dir, for_writing=False), ollama_host=ollama_host or None, base_url=base_url,
@@ -505,11 +621,11 @@ def mcp_command(index_dir, base_url, ollama_host, timeout, keep_alive) -> None:
 
 # -- eval ------------------------------------------------------------------------------------
 
-@cli.command("eval")
+@cli.command("eval", short_help="Measure retrieval quality on a BEIR-layout dataset.")
 @click.argument("dataset_dir", type=click.Path(path_type=Path, file_okay=False))
 @click.option("-i", "--index", "index_dir", metavar="DIR",
               help="Index directory for the dataset [default: a per-dataset, per-model directory under "
-                   "~/.cache/semsearch/eval]; an existing index is reused.")
+                   "$SEMSEARCH_CACHE/eval, else ~/.cache/semsearch/eval]; an existing index is reused.")
 @click.option("-m", "--model", default=None,
               help="Embedding model [default: the index's model, else qwen3-embedding:0.6b].")
 @click.option("--mode", type=click.Choice(MODES), default="vector", show_default=True,
@@ -526,7 +642,13 @@ def mcp_command(index_dir, base_url, ollama_host, timeout, keep_alive) -> None:
 def eval_command(dataset_dir, index_dir, model, mode, k, max_queries, chunk_tokens, base_url, ollama_host, timeout,
                  rerank, rerank_model, rerank_top, rerank_url, rerank_api_key, rerank_timeout, rerank_concurrency,
                  rerank_fallback, as_json) -> None:
-    """Measure retrieval quality on a BEIR-layout dataset (corpus.jsonl, queries.jsonl, qrels/test.tsv)."""
+    """Measure retrieval quality on a BEIR-layout dataset (corpus.jsonl, queries.jsonl, qrels/test.tsv).
+
+    \b
+    Examples:
+      semsearch eval tests/data/beir-mini --mode hybrid
+      semsearch eval ~/beir/scifact --max-queries 50 --rerank --json
+    """
     from semsearch.evaluate import evaluate_dataset
 
     reranker = _make_reranker(ollama_host, rerank, rerank_model, rerank_url, rerank_api_key, rerank_timeout,
@@ -584,12 +706,18 @@ class _CountBar:
 
 # -- status and rebuild ----------------------------------------------------------------------
 
-@cli.command("status")
+@cli.command("status", short_help="Show what the index holds and whether it is in sync.")
 @index_option
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
 def status_command(index_dir, as_json) -> None:
     """Show what the index holds, whether its FAISS file agrees with SQLite, and how many indexed
-    files changed or vanished since indexing (a stat per file, nothing read)."""
+    files changed or vanished since indexing (a stat per file, nothing read).
+
+    \b
+    Examples:
+      semsearch status
+      semsearch status -i ~/notes/.semsearch --json
+    """
     with open_index(find_index(index_dir, for_writing=False), create=False) as index:
         status = index.status()
     if as_json:
@@ -638,13 +766,19 @@ def _human_bytes(size: int) -> str:
     return f"{size} B"  # pragma: no cover
 
 
-@cli.command("rebuild")
+@cli.command("rebuild", short_help="Rebuild vectors.faiss from SQLite (no embedding calls).")
 @index_option
 @click.option("--index-type", type=click.Choice(INDEX_TYPES), default=None,
               help="Convert to this FAISS index type (recorded for later writes) [default: keep].")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def rebuild_command(index_dir, index_type, as_json) -> None:
-    """Rebuild vectors.faiss from the vectors stored in SQLite (no embedding calls)."""
+    """Rebuild vectors.faiss from the vectors stored in SQLite (no embedding calls).
+
+    \b
+    Examples:
+      semsearch rebuild
+      semsearch rebuild --index-type hnsw
+    """
     with open_index(find_index(index_dir, for_writing=False), create=False) as index:
         count = index.rebuild(index_type=index_type)
         kind = index.status().faiss_type

@@ -471,11 +471,12 @@ class Index:
         rerank_fallback: bool = False,
         ef_search: int | None = None,
         nprobe: int | None = None,
+        min_score: float | None = None,
     ) -> list[Hit]:
         """The `k` best passages for `query` (see `search_detailed` for the options)."""
         return list(self.search_detailed(query, k=k, mode=mode, paths=paths, where=where, rerank=rerank,
                                          rerank_top=rerank_top, rerank_fallback=rerank_fallback,
-                                         ef_search=ef_search, nprobe=nprobe).hits)
+                                         ef_search=ef_search, nprobe=nprobe, min_score=min_score).hits)
 
     def search_detailed(
         self,
@@ -490,6 +491,7 @@ class Index:
         rerank_fallback: bool = False,
         ef_search: int | None = None,
         nprobe: int | None = None,
+        min_score: float | None = None,
     ) -> SearchResult:
         """The `k` best passages for `query` with per-stage timings (`SearchResult`).
 
@@ -499,7 +501,9 @@ class Index:
         With `rerank_fallback`, a reranker timeout or outage yields retrieval order instead of an
         error (`SearchResult.rerank_fallback` says why). `ef_search` (HNSW) and `nprobe` (IVF)
         trade speed for recall; the defaults meet recall@10 ≥ 0.95 in benchmarks/bench_query.py.
-        See `semsearch.search.search_detailed`.
+        `min_score` keeps hits scoring at least that on the mode's scale: vector cosine (-1..1),
+        keyword bm25 (0 and up), hybrid fused (0..1), or the rerank score when reranked
+        (`Hit.score_kind` names it). See `semsearch.search.search_detailed`.
         """
         if not self.is_initialized:
             return SearchResult(hits=(), timings=StageTimings())
@@ -507,7 +511,54 @@ class Index:
             self._check_keyword_analysis()
         return run_search(self._store, self.vectors(), self.embedder(), query, k=k, mode=mode, paths=paths,
                           where=where, reranker=self.reranker(rerank), rerank_top=rerank_top,
-                          rerank_fallback=rerank_fallback, tuning=self._tuning(ef_search, nprobe))
+                          rerank_fallback=rerank_fallback, tuning=self._tuning(ef_search, nprobe),
+                          min_score=min_score)
+
+    def explain_no_results(
+        self,
+        *,
+        mode: str = "vector",
+        paths: Sequence[str] = (),
+        where: dict[str, Any] | None = None,
+        min_score: float | None = None,
+    ) -> str:
+        """Why a search with these filters found nothing, and what to do: one sentence for the user.
+
+        Checks, in order: an empty index (and whether another process is still building it), a
+        `where` key no document has (naming the keys that exist), filters that match no chunk,
+        a `min_score` nothing reached; otherwise says no passage matched the query.
+        """
+        documents, chunks = self._store.counts()
+        if not self.is_initialized or documents == 0 or chunks == 0:
+            if self._writer_busy():
+                return (f"the index at {self.path} is still being built (another semsearch process is writing "
+                        "to it) — wait for it to finish, then search again")
+            return (f"the index at {self.path} is empty — add documents with `semsearch index FOLDER` "
+                    "(or `Index.index`/`add_texts`)")
+        if where:
+            keys = self._store.metadata_keys()
+            for key in where:
+                if key not in keys:
+                    known = f"keys in this index: {', '.join(keys)}" if keys else "no document here has metadata"
+                    return f"no document has the metadata key {key!r} (--where) — {known}"
+        if (paths or where) and len(self._store.chunk_ids_where(paths, where)) == 0:
+            which = " and ".join(name for name, given in (("--path", paths), ("--where", where)) if given)
+            return f"no indexed document matches {which} — loosen the filter, or check `semsearch status`"
+        if min_score is not None:
+            return f"no passage scored at least {min_score:g} (--min-score) — lower it, or leave it out"
+        if mode == "keyword":
+            return "no passage contains the query's words — try other words, or --mode vector to search by meaning"
+        return "no passage matched the query — try other words"
+
+    def _writer_busy(self) -> bool:
+        """Whether another process holds the write lock right now."""
+        try:
+            with self._write_lock.acquire(timeout=0):
+                return False
+        except filelock.Timeout:
+            return True
+        except OSError:  # a read-only index directory: no writer could be there either
+            return False
 
     def search_vector(
         self,
@@ -561,7 +612,7 @@ class Index:
         """A prompt-ready block of the best passages for `query` within `max_tokens` (see `semsearch.context`).
 
         The `k` hits of `search(query, k=k, mode=mode, **search_options)` (so `paths`, `where` and
-        `rerank=` apply) are packed best first, adjacent chunks merged and up to `neighbours`
+        `rerank=`, `min_score` apply) are packed best first, adjacent chunks merged and up to `neighbours`
         chunks on each side of a hit added while they fit; the block is never over `max_tokens`
         estimated tokens. Citations show file paths relative to `relative_to` when given and the
         file is inside it.

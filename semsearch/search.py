@@ -5,6 +5,13 @@ keyword candidates from FTS5 bm25 over CJK-aware terms; hybrid fuses both lists 
 rank fusion (DESIGN §6). Filters restrict candidates inside retrieval (FAISS IDSelector, SQL
 WHERE), never after a global top-k, so a filter that matches ≥ k chunks yields k hits.
 Reranking, when asked for, rescores the top `rerank_top` fused candidates and keeps the best k.
+
+Scores are larger-is-better in every mode, each on its own scale (`SCORE_KINDS`): vector hits
+carry the cosine similarity of query and chunk (-1..1), keyword hits the FTS5 bm25 score
+(0 and up, unbounded; near 0 when the query's terms are in most chunks), hybrid hits the
+fused score scaled to 0..1 (1 = first in both lists, 0.5 = first in one and absent from the
+other), reranked hits the reranker's relevance (0..1 for Qwen3-Reranker). `min_score` drops
+hits below a threshold on that same scale.
 Each stage is timed (`SearchResult.timings`) so evaluation can report per-stage latency.
 """
 
@@ -29,6 +36,8 @@ from semsearch.vectors import SearchTuning, VectorIndex
 Mode = Literal["vector", "keyword", "hybrid"]
 MODES = SEARCH_MODES
 RRF_K = 60
+# What `Hit.score` measures, by mode (and "rerank" when a reranker decided the order).
+SCORE_KINDS = {"vector": "cosine", "keyword": "bm25", "hybrid": "fused"}
 
 
 @dataclass(frozen=True)
@@ -46,6 +55,16 @@ def rrf(*ranked_lists: Sequence[Candidate], k: int = RRF_K) -> list[Candidate]:
         for rank, candidate in enumerate(ranked, start=1):
             fused[candidate.chunk_id] = fused.get(candidate.chunk_id, 0.0) + 1.0 / (k + rank)
     return [Candidate(cid, score) for cid, score in sorted(fused.items(), key=lambda item: -item[1])]
+
+
+def scale_fused(fused: Sequence[Candidate], lists: int, k: int = RRF_K) -> list[Candidate]:
+    """Fused scores divided by the best reachable one (first in every list): 0..1, order kept.
+
+    Raw RRF scores (~0.016 for a first place) mean nothing to a reader or a threshold; scaled,
+    1.0 is "first in both lists" whatever the list count or k.
+    """
+    best = lists / (k + 1)
+    return [Candidate(c.chunk_id, c.score / best) for c in fused]
 
 
 def vector_candidates(
@@ -80,6 +99,7 @@ def search_detailed(
     rerank_top: int = DEFAULT_RERANK_TOP,
     rerank_fallback: bool = False,
     tuning: SearchTuning = SearchTuning(),
+    min_score: float | None = None,
 ) -> SearchResult:
     """The top `k` hits for `query`, with the seconds each stage took.
 
@@ -90,8 +110,10 @@ def search_detailed(
     text (see `Store.chunk_ids_where`). With a `reranker`, the best max(`rerank_top`, `k`)
     retrieved candidates are rescored and the `k` best by rerank score returned.
     `rerank_fallback` turns a reranker timeout or outage into hits in retrieval order
-    (`SearchResult.rerank_fallback` says why) instead of an error. Raises ConfigError for a bad
-    mode, k or rerank_top, and RerankerError subclasses when reranking fails.
+    (`SearchResult.rerank_fallback` says why) instead of an error. `min_score` keeps only hits
+    whose `score` (the scale of the mode, or the rerank score; see the module docstring) is at
+    least that; the order is the same with or without it. Raises ConfigError for a bad mode, k
+    or rerank_top, and RerankerError subclasses when reranking fails.
     """
     if mode not in MODES:
         raise ConfigError(f"unknown search mode {mode!r}: choose one of {', '.join(MODES)}")
@@ -113,22 +135,25 @@ def search_detailed(
     if mode in ("keyword", "hybrid"):
         lists.append(keyword_candidates(store, query, pool, allowed))
     retrieved = time.perf_counter()
-    ranked = rrf(*lists) if mode == "hybrid" else lists[0]
-    hits = to_hits(store, ranked[:wanted])
+    ranked = scale_fused(rrf(*lists), len(lists)) if mode == "hybrid" else lists[0]
+    hits = to_hits(store, ranked[:wanted], SCORE_KINDS[mode])
     fused = time.perf_counter()
     reranked, fallback = False, None
     if reranker is not None and hits:
         try:
-            hits = rerank_hits(reranker, query, hits, k)
+            hits = [replace(hit, score_kind="rerank") for hit in rerank_hits(reranker, query, hits, k)]
             reranked = True
         except (RerankerTimeoutError, RerankerUnavailableError) as exc:
             if not rerank_fallback:
                 raise
             fallback = str(exc).partition(" — ")[0]
     finished = time.perf_counter()
+    hits = hits[:k]
+    if min_score is not None:
+        hits = [hit for hit in hits if hit.score >= min_score]
     timings = StageTimings(embed=embedded - started, retrieve=retrieved - embedded, fuse=fused - retrieved,
                            rerank=finished - fused if reranker is not None else 0.0)
-    return SearchResult(hits=mark_stale(store, hits[:k]), timings=timings, reranked=reranked,
+    return SearchResult(hits=mark_stale(store, hits), timings=timings, reranked=reranked,
                         rerank_fallback=fallback)
 
 
@@ -151,7 +176,8 @@ def search_by_vector(
             f"the query vector has {query_vector.shape[0]} dimensions; the index has {vectors.dimensions}"
         )
     allowed = store.chunk_ids_where(paths, where) if (paths or where) else None
-    return list(mark_stale(store, to_hits(store, vector_candidates(vectors, query_vector, k, allowed, tuning))))
+    return list(mark_stale(store, to_hits(store, vector_candidates(vectors, query_vector, k, allowed, tuning),
+                                             SCORE_KINDS["vector"])))
 
 
 def mark_stale(store: Store, hits: Sequence[Hit]) -> tuple[Hit, ...]:
@@ -162,7 +188,7 @@ def mark_stale(store: Store, hits: Sequence[Hit]) -> tuple[Hit, ...]:
     return tuple(replace(hit, stale=True) if hit.document_id in stale else hit for hit in hits)
 
 
-def to_hits(store: Store, ranked: Sequence[Candidate]) -> list[Hit]:
+def to_hits(store: Store, ranked: Sequence[Candidate], score_kind: str = "") -> list[Hit]:
     """Join candidates with their chunk rows, keeping order; ids deleted meanwhile are dropped."""
     rows = store.chunks([c.chunk_id for c in ranked])
     hits: list[Hit] = []
@@ -170,11 +196,11 @@ def to_hits(store: Store, ranked: Sequence[Candidate]) -> list[Hit]:
         row = rows.get(candidate.chunk_id)
         if row is None:
             continue
-        hits.append(_hit(row, rank=len(hits) + 1, score=candidate.score))
+        hits.append(_hit(row, rank=len(hits) + 1, score=candidate.score, score_kind=score_kind))
     return hits
 
 
-def _hit(row: ChunkRow, *, rank: int, score: float) -> Hit:
+def _hit(row: ChunkRow, *, rank: int, score: float, score_kind: str = "") -> Hit:
     is_file = row.kind == "file"
     path = row.path
     return Hit(
@@ -182,5 +208,5 @@ def _hit(row: ChunkRow, *, rank: int, score: float) -> Hit:
         chunk_id=row.chunk_id,
         line_start=row.line_start, line_end=row.line_end, char_start=row.char_start, char_end=row.char_end,
         heading_path=row.heading_path, metadata=row.metadata, title=row.title, is_file=is_file,
-        part_kind=row.part_kind if row.part is not None else "", part=row.part,
+        part_kind=row.part_kind if row.part is not None else "", part=row.part, score_kind=score_kind,
     )

@@ -4,7 +4,9 @@ A chunk is a few hundred tokens; a person scanning results wants the one or two 
 answer the query and the line they are on. Sentences are scored by how many distinct query
 terms they contain (the keyword analysis: words, CJK bigrams and single characters), the best
 window of up to `max_sentences` consecutive sentences within `max_chars` wins, and a chunk with
-no query term (a purely semantic match) shows its opening sentences.
+no query term (a purely semantic match) shows its opening sentences. Stopwords count for
+nothing. `display` turns a snippet into the one line a person reads: Markdown markup removed,
+a heading joined to its paragraph by " — ".
 """
 
 from __future__ import annotations
@@ -13,6 +15,19 @@ import re
 from dataclasses import dataclass
 
 from semsearch import keyword
+
+# Words that match almost every passage: never highlighted, never the reason a sentence is
+# picked (unless the query has nothing else). CJK entries are single characters and bigrams,
+# the units of the keyword analysis.
+STOPWORDS = frozenset("""
+a an the of to in on at by for from with and or nor not no is are was were be been being am it its
+this that these those as do does did doing how what which who whom whose why when where i me my we
+our you your he him his she her they them their there here can could should would will shall may
+might must has have had having than then so if but about into onto over under up down out off
+very just also only such each any all some more most other own same too s t
+的 了 是 在 和 与 也 就 都 而 及 着 或 被 把 吗 呢 吧 啊 之 这 那 个
+什么 怎么 哪些 哪个 如何 为什 可以 一个 这个 那个 我们 你们 他们 没有 就是 还是 但是 因为 所以 如果
+""".split())
 
 # A sentence ends at CJK terminators, or at .!? followed by whitespace, or at a line break.
 _SENTENCE_END = re.compile(r"[。！？；…]+[”’」』）)]*|[.!?]+[\"')\]]*(?=\s)|\n+")
@@ -51,7 +66,7 @@ def sentences(text: str) -> list[tuple[int, int]]:
 
 def snippet(text: str, query: str, *, line_start: int = 1, max_chars: int = 240, max_sentences: int = 2) -> Snippet:
     """The best-matching sentence(s) of `text` for `query` (see the module docstring)."""
-    query_terms = set(keyword.terms(query))
+    query_terms = _content_terms(keyword.terms(query))
     spans = sentences(text) or [(0, len(text))]
     # A Markdown heading line repeats what the hit's header already shows.
     spans = [(a, b) for a, b in spans if not text.startswith("#", a)] or spans
@@ -78,6 +93,12 @@ def snippet(text: str, query: str, *, line_start: int = 1, max_chars: int = 240,
     return Snippet(piece, start, end, line_start + text.count("\n", 0, start), highlights(piece, query))
 
 
+def _content_terms(terms: list[str]) -> set[str]:
+    """The terms that are not stopwords; all of them when every one is (a query of "the")."""
+    content = {term for term in terms if term not in STOPWORDS}
+    return content or set(terms)
+
+
 def _cut(text: str, start: int, max_chars: int) -> int:
     """An end offset at most `max_chars` after `start`, at a space when one is near."""
     end = start + max_chars
@@ -87,10 +108,11 @@ def _cut(text: str, start: int, max_chars: int) -> int:
 
 def highlights(text: str, query: str) -> tuple[tuple[int, int], ...]:
     """Spans of `text` to highlight for `query`: its words (prefix match, so plurals and other
-    inflections light up) and its CJK runs' characters, merged and sorted."""
+    inflections light up) and its CJK runs' characters, merged and sorted; stopwords are not
+    highlighted."""
     folded = text.lower()
     spans: list[tuple[int, int]] = []
-    for term in set(keyword.terms(query, for_query=True)):
+    for term in _content_terms(keyword.terms(query, for_query=True)):
         if keyword.is_cjk(term):
             for match in re.finditer(re.escape(term), folded):
                 spans.append(match.span())
@@ -108,3 +130,66 @@ def highlights(text: str, query: str) -> tuple[tuple[int, int], ...]:
         else:
             merged.append((begin, end))
     return tuple(merged)
+
+
+# A heading and the paragraph under it read as one line: "Heading — paragraph"; other blocks
+# (paragraphs, list items) are joined by " · ". A plain newline inside a block is a space.
+HEADING_SEPARATOR = " — "
+BLOCK_SEPARATOR = " · "
+_BLANK_LINE = re.compile(r"\n[ \t]*\n\s*")
+_SPACES = re.compile(r"\s+")
+
+
+def display(text: str, query: str, *, markdown: bool = False, headings: tuple[str, ...] = ()) -> tuple[str, tuple[tuple[int, int], ...]]:
+    """A snippet's text as one line to show, and the spans of it to highlight for `query`.
+
+    With `markdown`, the text is parsed as Markdown (markdown-it) and shown without its markup:
+    `**bold**`, `*it*`, `_x_` and `` `code` `` keep their text, a link `[t](u)` becomes t, an
+    image its alt text, a `#` heading its title. A heading (a Markdown one, or a block equal to
+    one of `headings`, the hit's heading path) is joined to what follows by " — ", other blocks
+    by " · ".
+    """
+    blocks = _markdown_blocks(text) if markdown else None
+    if not blocks:
+        blocks = [(_SPACES.sub(" ", part).strip(), False) for part in _BLANK_LINE.split(text)]
+    titles = {title.strip() for title in headings}
+    line = ""
+    after_heading = False
+    for block, is_heading in blocks:
+        if not block:
+            continue
+        if line:
+            line += HEADING_SEPARATOR if after_heading else BLOCK_SEPARATOR
+        line += block
+        after_heading = is_heading or block in titles
+    return line, highlights(line, query)
+
+
+def _markdown_blocks(text: str) -> list[tuple[str, bool]]:
+    """(plain text, is a heading) of each Markdown block in `text`, markup removed."""
+    from markdown_it import MarkdownIt
+
+    blocks: list[tuple[str, bool]] = []
+    in_heading = False
+    for token in MarkdownIt("commonmark").parse(text):
+        if token.type == "heading_open":
+            in_heading = True
+        elif token.type == "heading_close":
+            in_heading = False
+        elif token.type == "inline":
+            blocks.append((_SPACES.sub(" ", _inline_text(token.children or [])).strip(), in_heading))
+        elif token.type in ("fence", "code_block"):
+            blocks.append((_SPACES.sub(" ", token.content).strip(), False))
+    return blocks
+
+
+def _inline_text(children) -> str:
+    pieces = []
+    for child in children:
+        if child.type in ("text", "code_inline"):
+            pieces.append(child.content)
+        elif child.type in ("softbreak", "hardbreak"):
+            pieces.append(" ")
+        elif child.type == "image":
+            pieces.append(_inline_text(child.children or []))
+    return "".join(pieces)

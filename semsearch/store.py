@@ -640,6 +640,12 @@ class Store:
         chunks = self._query("SELECT count(*) FROM chunks")[0][0]
         return int(docs), int(chunks)
 
+    def metadata_keys(self) -> list[str]:
+        """The distinct top-level metadata keys of all documents, sorted."""
+        rows = self._query("SELECT DISTINCT item.key FROM documents d, json_each(d.metadata) AS item "
+                           "WHERE json_valid(d.metadata) ORDER BY item.key")
+        return [str(r[0]) for r in rows]
+
 
 def _filter_text(value: Any) -> str:
     """A wanted metadata value as the text SQLite shows for the stored JSON value."""

@@ -108,6 +108,8 @@ class Hit:
     part_kind: str = ""  # "page" (PDF) or "cell" (notebook) when the document is paged
     part: int | None = None
     stale: bool = False  # the file changed or vanished since it was indexed (checked when the hit is returned)
+    # What `score` measures: "cosine" (vector), "bm25" (keyword), "fused" (hybrid, 0..1) or "rerank".
+    score_kind: str = ""
 
     @property
     def heading(self) -> str:
@@ -152,6 +154,7 @@ class Hit:
             "page": self.page,
             "cell": self.cell,
             "stale": self.stale,
+            "score_kind": self.score_kind,
         }
 
 
