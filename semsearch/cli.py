@@ -462,7 +462,11 @@ def context_command(query, index_dir, max_tokens, k, mode, neighbours, paths, wh
 @keep_alive_option
 def serve_command(index_dir, host, port, token, model, dimensions, max_body, base_url, ollama_host, timeout,
                   keep_alive) -> None:
-    """Serve search, context, status and text indexing as a JSON HTTP API (needs semsearch[serve])."""
+    """Serve search, context, status and text indexing as a JSON HTTP API (needs semsearch[serve]).
+
+    Request types are strict (422 for a wrong type, never coerced); `rerank` takes true/false or an
+    Ollama reranker model name. The OpenAPI schema at /openapi.json lists every status it sends.
+    """
     from semsearch.serve import ServeSettings, run_server
 
     settings = ServeSettings(

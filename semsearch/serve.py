@@ -189,7 +189,7 @@ class ErrorDetail(BaseModel):
 
 
 _ERRORS = {
-    400: "A body that is not JSON, a reranker model that cannot rerank, or options the index cannot use.",
+    400: "A body that is not UTF-8 text, a reranker model that cannot rerank, or options the index cannot use.",
     401: "Missing or wrong bearer token (only when the server has a token).",
     404: "The reranker model named in `rerank` is not on the Ollama server.",
     409: "The index is busy with another writer, or was built with another embedding model.",
