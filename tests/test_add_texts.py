@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from semsearch import Index, TextItem
-from semsearch.errors import ConfigError, InvalidInputError
+from semsearch import ConfigError, Index, InvalidInputError, TextItem
 
 NOTES = [
     ("bike/1", "Pump road bike tyres to the pressure printed on the sidewall."),
