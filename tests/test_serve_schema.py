@@ -49,7 +49,7 @@ def test_every_answer_is_documented_and_none_is_a_server_error(api_schema):
     for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
 
         @given(case=api_schema.as_strategy(mode))
-        @settings(max_examples=30, deadline=None, derandomize=True, database=None,
+        @settings(max_examples=20, deadline=None, derandomize=True, database=None,
                   suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much,
                                          HealthCheck.data_too_large])
         def call(case):
