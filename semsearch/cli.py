@@ -584,6 +584,9 @@ def serve_command(index_dir, host, port, token, model, dimensions, max_body, bas
                   keep_alive) -> None:
     """Serve search, context, status and text indexing as a JSON HTTP API (needs semsearch[serve]).
 
+    Request types are strict (422 for a wrong type, never coerced); `rerank` takes true/false or an
+    Ollama reranker model name. The OpenAPI schema at /openapi.json lists every status it sends.
+
     \b
     Examples:
       semsearch serve --port 8765

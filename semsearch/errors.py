@@ -2,7 +2,8 @@
 
     SemsearchError                      message says what happened and what to do next
     ├── ConfigError                     impossible options (bad glob, bad dimensions, ...)
-    │   └── MissingDependencyError      an optional extra is not installed (names the pip command)
+    │   ├── MissingDependencyError      an optional extra is not installed (names the pip command)
+    │   └── InvalidInputError           caller-supplied data we cannot store (non-finite numbers, lone surrogates, ...)
     ├── IndexError_                     problems with the index directory
     │   ├── IndexNotFoundError          no index where one was expected
     │   ├── IndexLockedError            another process is writing to the index
@@ -39,6 +40,10 @@ class ConfigError(SemsearchError):
 
 class MissingDependencyError(ConfigError):
     pass
+
+
+class InvalidInputError(ConfigError):
+    """Caller-supplied data (an `add_texts` item) that cannot be stored as given; nothing was written."""
 
 
 class IndexError_(SemsearchError):

@@ -32,6 +32,7 @@ from semsearch.embed import (
 )
 from semsearch.embed.base import Embedder, EmbedderInfo
 from semsearch.errors import ConfigError, IndexLockedError, IndexMismatchError, IndexNotFoundError
+from semsearch.errors import InvalidInputError
 from semsearch.ingest import DEFAULT_BATCH_TEXTS, ChunkSettings, Ingester, Progress
 from semsearch.options import DEFAULT_INDEX_DIR, LOCK_NAME
 from semsearch.rerank.base import DEFAULT_RERANK_TOP, BaseReranker, Reranker
@@ -45,6 +46,18 @@ from semsearch.vectors import FAISS_NAME, SearchTuning, VectorIndex, resolve_ind
 # Worker threads behind asearch/acontext: Ollama embeds one request at a time, so more in flight
 # only queue there; a bound gives backpressure to a busy web app instead of a thread per call.
 DEFAULT_ASYNC_WORKERS = 16
+
+
+def _text_item(item: TextItem | dict[str, Any]) -> TextItem:
+    if isinstance(item, TextItem):
+        return item
+    if not isinstance(item, dict):
+        raise InvalidInputError(f"add_texts takes TextItem objects or dicts, not {type(item).__name__}")
+    unknown = sorted(set(item) - {"id", "text", "metadata", "title"}, key=str)
+    if unknown or "id" not in item or "text" not in item:
+        raise InvalidInputError(f"a text item needs the keys id and text (metadata and title are optional); "
+                                f"got {sorted(item, key=str)}")
+    return TextItem(**item)
 
 
 class Index:
@@ -427,8 +440,12 @@ class Index:
                                         skip_dirs=[self.path])
 
     def add_texts(self, items: Iterable[TextItem | dict[str, Any]]) -> IndexReport:
-        """Add or replace caller-supplied texts by id (`TextItem` or dicts with id, text, metadata)."""
-        texts = [item if isinstance(item, TextItem) else TextItem(**item) for item in items]
+        """Add or replace caller-supplied texts by id (`TextItem` or dicts with id, text, metadata, title).
+
+        Every item is checked before anything is written (see `TextItem`); a bad one raises
+        InvalidInputError and the call changes nothing. An id given twice keeps its last text.
+        """
+        texts = [_text_item(item) for item in items]
         with self._writing():
             ingester = Ingester(self._store, self.embedder(), self._settings(), self._apply)
             return ingester.add_texts(texts)

@@ -176,8 +176,15 @@ class Ingester:
         return self._report(time.perf_counter() - started, interrupted)
 
     def add_texts(self, items: Sequence[TextItem]) -> IndexReport:
-        """Insert or replace caller-supplied texts, keyed by their ids."""
+        """Insert or replace caller-supplied texts, keyed by their ids; an id given twice keeps its last text."""
         started = time.perf_counter()
+        # Two items with one id in one batch would both be written, the second replacing the
+        # first's chunks inside the transaction while the first's vectors still reach FAISS.
+        latest: dict[str, TextItem] = {}
+        for item in items:
+            latest.pop(item.id, None)
+            latest[item.id] = item
+        items = list(latest.values())
         self._files_total = len(items)
         try:
             self._add_texts(items)

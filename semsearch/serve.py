@@ -6,7 +6,9 @@ id), `POST /texts/delete`; the OpenAPI schema is at `/openapi.json`, its browsab
 Safety: it listens on 127.0.0.1 unless told otherwise. With a token, every request (the schema
 too) needs `Authorization: Bearer TOKEN`, else 401. A request body over `max_body` bytes gets
 413 before anything parses it; `k`, `max_tokens` and list sizes are bounded by the request
-models (422). Library errors become JSON `{"detail": message}` with a fitting status.
+models, whose types are strict (no coercion) and whose strings must be valid Unicode (422).
+Library errors become JSON `{"detail": message}` with a fitting status. Every status sent is
+in the OpenAPI schema (tests/test_serve_schema.py holds the server to it).
 
 Concurrency: handlers are plain functions that FastAPI runs in worker threads. Reads share one
 Index (searching from several threads is safe). Writes go, one at a time, through a second Index
@@ -19,14 +21,15 @@ from __future__ import annotations
 
 import hmac
 import json
+import math
 import socket
 import threading
 import time
-from collections.abc import Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from semsearch import __version__
 from semsearch.context import DEFAULT_MAX_TOKENS, DEFAULT_NEIGHBOURS
@@ -38,25 +41,35 @@ from semsearch.errors import (
     IndexLockedError,
     IndexMismatchError,
     IndexNotFoundError,
+    InvalidInputError,
     RerankerError,
+    RerankerModelNotFoundError,
     RerankerTimeoutError,
+    RerankerUnsupportedError,
     SemsearchError,
 )
 from semsearch.index import Index
 from semsearch.optional import require
-from semsearch.types import TextItem
+from semsearch.embed.ollama import resolve_hosts
+from semsearch.rerank import make_reranker
+from semsearch.rerank.base import Reranker
+from semsearch.rerank.ollama import DEFAULT_RERANK_MODEL
+from semsearch.types import TextItem, check_json_value
 
 require("fastapi", "serve")
 require("uvicorn", "serve")
 
-from fastapi import FastAPI, Request  # noqa: E402
+from fastapi import FastAPI, HTTPException, Request  # noqa: E402
+from fastapi.encoders import jsonable_encoder  # noqa: E402
+from fastapi.exceptions import RequestValidationError  # noqa: E402
 from fastapi.responses import JSONResponse  # noqa: E402
-from pydantic import BaseModel, Field  # noqa: E402
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, field_validator  # noqa: E402
 
 MAX_K = 100
 MAX_CONTEXT_TOKENS = 32_000
 MAX_QUERY_CHARS = 4_000
 MAX_TEXTS_PER_REQUEST = 1_000
+MAX_NAMED_RERANKERS = 4
 # A writer from another process may hold the lock; so may this server's reader for the moment
 # it saves a rebuilt FAISS file. Wait this long for it before answering 409.
 WRITE_LOCK_WAIT_SECONDS = 10.0
@@ -81,39 +94,113 @@ class ServeSettings:
 
 
 # -- request models (their constraints are the API's bounds, and its OpenAPI schema) -------------
+#
+# Strict: a JSON value of the wrong type is refused (422), never coerced ("k": "5", "rerank": 0),
+# and NaN/Infinity, which Python's JSON parser lets through, are refused as numbers. Every string
+# must be valid Unicode: JSON can spell a lone surrogate ("\ud800"), which no UTF-8 layer below
+# (SQLite, the embedder's HTTP client) can encode.
 
-class SearchRequest(BaseModel):
-    query: str = Field(min_length=1, max_length=MAX_QUERY_CHARS, description="What to look for.")
-    k: int = Field(10, ge=1, le=MAX_K, description="Number of hits.")
+def _valid_unicode(value: str) -> str:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("holds a lone surrogate (invalid Unicode); send valid UTF-8 text") from None
+    return value
+
+
+def _integral(value: Any) -> Any:
+    # JSON has one number type: 5.0 is the integer 5 to JSON Schema (and so to the published
+    # schema), so it is accepted as one; "5", true, 5.5 and NaN still are not.
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("the query is empty (only whitespace)")
+    return value
+
+
+Text = Annotated[str, AfterValidator(_valid_unicode)]
+Count = Annotated[int, BeforeValidator(_integral)]
+Query = Annotated[Text, AfterValidator(_not_blank)]
+Scalar = Text | int | float | bool
+ModelName = Annotated[str, StringConstraints(min_length=1, max_length=200,
+                                             pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]*$")]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(strict=True, allow_inf_nan=False, extra="forbid")
+
+
+class SearchRequest(_Strict):
+    query: Query = Field(min_length=1, max_length=MAX_QUERY_CHARS, json_schema_extra={"pattern": r"\S"},
+                         description="What to look for (not only whitespace).")
+    k: Count = Field(10, ge=1, le=MAX_K, description="Number of hits.")
     mode: Literal["vector", "keyword", "hybrid"] = Field("vector", description="Retrieval mode.")
-    paths: list[str] = Field(default_factory=list, max_length=100,
-                             description="Only documents whose path matches one of these globs.")
-    where: dict[str, str | int | float | bool | list[str | int | float | bool]] | None = Field(
+    paths: list[Text] = Field(default_factory=list, max_length=100,
+                              description="Only documents whose path matches one of these globs.")
+    where: dict[Text, Scalar | list[Scalar]] | None = Field(
         None, description="Metadata filter: each key must equal the value (or one of a list of values); "
                           "a document whose value is a list matches when the list contains it.")
-    rerank: bool = Field(False, description="Rerank the best candidates with the index's Ollama reranker.")
+    rerank: bool | ModelName = Field(
+        False, description="Rerank the best candidates: `true` with the default Qwen3-Reranker "
+                           f"({DEFAULT_RERANK_MODEL}) on the index's Ollama host, or the name of another "
+                           "Ollama reranker model (one Ollama lacks gets 404).")
 
 
 class ContextRequest(SearchRequest):
-    max_tokens: int = Field(DEFAULT_MAX_TOKENS, ge=1, le=MAX_CONTEXT_TOKENS,
-                            description="Budget for the whole block, citation lines included.")
-    neighbours: int = Field(DEFAULT_NEIGHBOURS, ge=0, le=10,
-                            description="Chunks on each side of a hit to add while they fit.")
+    max_tokens: Count = Field(DEFAULT_MAX_TOKENS, ge=1, le=MAX_CONTEXT_TOKENS,
+                              description="Budget for the whole block, citation lines included.")
+    neighbours: Count = Field(DEFAULT_NEIGHBOURS, ge=0, le=10,
+                              description="Chunks on each side of a hit to add while they fit.")
 
 
-class TextIn(BaseModel):
-    id: str = Field(min_length=1, max_length=1_000, description="Your id; adding it again replaces the text.")
-    text: str = Field(description="The text to index.")
-    title: str = ""
-    metadata: dict[str, Any] = Field(default_factory=dict, description="Returned with hits; filterable by `where`.")
+class TextIn(_Strict):
+    id: Text = Field(min_length=1, max_length=1_000, description="Your id; adding it again replaces the text.")
+    text: Text = Field(description="The text to index.")
+    title: Text = ""
+    metadata: dict[Text, Any] = Field(default_factory=dict,
+                                      description="Returned with hits; filterable by `where`. Plain JSON: "
+                                                  "no NaN or Infinity.")
+
+    @field_validator("metadata")
+    @classmethod
+    def _json_metadata(cls, value: dict[str, Any]) -> dict[str, Any]:
+        try:
+            check_json_value(value, "metadata")
+        except InvalidInputError as exc:
+            raise ValueError(str(exc)) from None
+        return value
 
 
-class AddTextsRequest(BaseModel):
-    texts: list[TextIn] = Field(min_length=1, max_length=MAX_TEXTS_PER_REQUEST)
+class AddTextsRequest(_Strict):
+    texts: list[TextIn] = Field(min_length=1, max_length=MAX_TEXTS_PER_REQUEST,
+                                description="An id given twice keeps its last text.")
 
 
-class DeleteTextsRequest(BaseModel):
-    ids: list[str] = Field(min_length=1, max_length=MAX_TEXTS_PER_REQUEST)
+class DeleteTextsRequest(_Strict):
+    ids: list[Text] = Field(min_length=1, max_length=MAX_TEXTS_PER_REQUEST)
+
+
+class ErrorDetail(BaseModel):
+    detail: str = Field(description="What went wrong and what to do about it.")
+
+
+_ERRORS = {
+    400: "A body that is not UTF-8 text, a reranker model that cannot rerank, or options the index cannot use.",
+    401: "Missing or wrong bearer token (only when the server has a token).",
+    404: "The reranker model named in `rerank` is not on the Ollama server.",
+    409: "The index is busy with another writer, or was built with another embedding model.",
+    413: "The request body is over the server's --max-body limit.",
+    502: "The embedding or reranking server failed or lacks the model.",
+    504: "The embedding or reranking server did not answer in time.",
+}
+
+
+def _responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    return {status: {"model": ErrorDetail, "description": _ERRORS[status]} for status in statuses}
 
 
 # -- the application ---------------------------------------------------------------------------
@@ -127,6 +214,8 @@ class _Indexes:
                                  **self._common())
         self._writer: Index | None = None
         self._write_lock = threading.Lock()
+        self._rerankers: dict[str, Reranker] = {}
+        self._rerankers_lock = threading.Lock()
 
     def _common(self) -> dict[str, Any]:
         s = self.settings
@@ -146,6 +235,24 @@ class _Indexes:
                     if time.monotonic() >= deadline:
                         raise
                     time.sleep(0.05)
+
+    def reranker(self, rerank: bool | str) -> bool | Reranker:
+        """What `rerank` asks for: False, True (the index's default reranker), or a reranker for a named model.
+
+        Named ones are kept in a small LRU: clients choose the names, so an unbounded cache
+        would grow with every name a client sends.
+        """
+        if isinstance(rerank, bool):
+            return rerank
+        with self._rerankers_lock:
+            reranker = self._rerankers.pop(rerank, None)
+            if reranker is None:
+                host = resolve_hosts(self.settings.ollama_host)[0]
+                reranker = make_reranker(rerank, host=host)
+            self._rerankers[rerank] = reranker
+            while len(self._rerankers) > MAX_NAMED_RERANKERS:
+                self._rerankers.pop(next(iter(self._rerankers)))
+            return reranker
 
     def close(self) -> None:
         with self._write_lock:
@@ -168,6 +275,19 @@ def _status_for(error: SemsearchError) -> int:
     return 500
 
 
+@contextmanager
+def _named_reranker(request: SearchRequest) -> Iterator[None]:
+    """A reranker model the client named is the client's choice: one Ollama lacks is 404, one that
+    cannot rerank is 400. With `rerank: true` the server's own default failed: 502, an upstream fault."""
+    try:
+        yield
+    except (RerankerModelNotFoundError, RerankerUnsupportedError) as exc:
+        if isinstance(request.rerank, str):
+            status = 404 if isinstance(exc, RerankerModelNotFoundError) else 400
+            raise HTTPException(status, detail=_json_safe(str(exc))) from exc
+        raise
+
+
 def create_app(settings: ServeSettings) -> GuardMiddleware:
     """The ASGI application for `settings` (opens the index; closed when the app shuts down)."""
     indexes = _Indexes(settings)
@@ -188,33 +308,56 @@ def create_app(settings: ServeSettings) -> GuardMiddleware:
 
     @app.exception_handler(SemsearchError)
     async def semsearch_error(request: Request, exc: SemsearchError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=_status_for(exc))
+        return JSONResponse({"detail": _json_safe(str(exc))}, status_code=_status_for(exc))
 
-    @app.get("/status", summary="What the index holds")
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's own handler echoes the offending input, and JSONResponse cannot render NaN or
+        # a lone surrogate: the answer to a bad request would become a 500 (and a closed connection).
+        return JSONResponse({"detail": _json_safe(jsonable_encoder(exc.errors()))}, status_code=422)
+
+    searching = _responses(400, 401, 404, 409, 413, 502, 504)
+
+    @app.get("/status", summary="What the index holds", responses=_responses(401, 413))
     def status() -> dict[str, Any]:
         return indexes.reader.status().to_dict()
 
-    @app.post("/search", summary="The best passages for a query")
+    @app.post("/search", summary="The best passages for a query", responses=searching)
     def search(request: SearchRequest) -> dict[str, Any]:
-        hits = indexes.reader.search(request.query, k=request.k, mode=request.mode, paths=request.paths,
-                                     where=request.where, rerank=request.rerank)
+        with _named_reranker(request):
+            hits = indexes.reader.search(request.query, k=request.k, mode=request.mode, paths=request.paths,
+                                         where=request.where, rerank=indexes.reranker(request.rerank))
         return {"query": request.query, "hits": [hit.to_dict() for hit in hits]}
 
-    @app.post("/context", summary="A prompt-ready block of cited passages within a token budget")
+    @app.post("/context", summary="A prompt-ready block of cited passages within a token budget",
+              responses=searching)
     def context(request: ContextRequest) -> dict[str, Any]:
-        result = indexes.reader.context(request.query, max_tokens=request.max_tokens, k=request.k,
-                                        mode=request.mode, neighbours=request.neighbours, paths=request.paths,
-                                        where=request.where, rerank=request.rerank)
+        with _named_reranker(request):
+            result = indexes.reader.context(request.query, max_tokens=request.max_tokens, k=request.k,
+                                            mode=request.mode, neighbours=request.neighbours, paths=request.paths,
+                                            where=request.where, rerank=indexes.reranker(request.rerank))
         return result.to_dict()
 
-    @app.post("/texts", summary="Add or replace texts by id")
+    @app.post("/texts", summary="Add or replace texts by id", responses=_responses(400, 401, 409, 413, 502, 504))
     def add_texts(request: AddTextsRequest) -> dict[str, Any]:
         items = [TextItem(id=t.id, text=t.text, metadata=t.metadata, title=t.title) for t in request.texts]
         return indexes.write(lambda index: index.add_texts(items)).to_dict()
 
-    @app.post("/texts/delete", summary="Delete texts by id")
+    @app.post("/texts/delete", summary="Delete texts by id", responses=_responses(400, 401, 409, 413, 502, 504))
     def delete_texts(request: DeleteTextsRequest) -> dict[str, Any]:
         return {"deleted": indexes.write(lambda index: index.delete_texts(request.ids))}
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = FastAPI.openapi(app)
+            schema.setdefault("components", {})["securitySchemes"] = {
+                "bearer": {"type": "http", "scheme": "bearer",
+                           "description": "The server's --token (SEMSEARCH_TOKEN), when it has one."}}
+            if settings.token is not None:
+                schema["security"] = [{"bearer": []}]
+        return app.openapi_schema
+
+    app.openapi = openapi
 
     return GuardMiddleware(app, token=settings.token, max_body=settings.max_body)
 
@@ -291,6 +434,19 @@ class GuardMiddleware:
         await _send_json(send, 413, {"detail": f"request body over the {self.max_body}-byte limit "
                                                "(raise it with serve --max-body)"},
                          [(b"connection", b"close")])
+
+
+def _json_safe(value: Any) -> Any:
+    """`value` with lone surrogates escaped and NaN/Infinity spelt as strings, so JSON can carry it."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {_json_safe(key): _json_safe(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(item) for item in value]
+    return value
 
 
 async def _send_json(send: Callable, status: int, payload: dict, extra_headers: list[tuple[bytes, bytes]]) -> None:

@@ -6,9 +6,12 @@ so a reader can follow the data flow (DESIGN §1) by type names alone.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+
+from semsearch.errors import InvalidInputError
 
 EmbedKind = Literal["query", "document"]
 
@@ -76,12 +79,75 @@ class Chunk:
 
 @dataclass(frozen=True)
 class TextItem:
-    """A caller-supplied text (not a file) for `Index.add_texts`."""
+    """A caller-supplied text (not a file) for `Index.add_texts`.
+
+    Checked when made, so a bad item is refused before anything is written: `id` is a non-empty
+    string, `text` and `title` are strings, every string is valid Unicode (no lone surrogates),
+    and `metadata` is a dict with string keys whose values JSON can hold (None, bool, int, finite
+    float, str, lists and dicts of those). Raises InvalidInputError otherwise.
+    """
 
     id: str
     text: str
     metadata: dict[str, Any] = field(default_factory=dict, compare=False)
     title: str = ""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.id, str) or not self.id:
+            raise InvalidInputError(f"a text's id must be a non-empty string, not {self.id!r}")
+        name = f"text {self.id!r}" if _is_unicode(self.id) else "a text"
+        _check_string(self.id, f"{name}: its id")
+        _check_string(self.text, f"{name}: its text")
+        _check_string(self.title, f"{name}: its title")
+        if not isinstance(self.metadata, dict):
+            raise InvalidInputError(f"{name}: metadata must be a dict, not {type(self.metadata).__name__}")
+        check_json_value(self.metadata, f"{name}: metadata")
+
+
+def check_json_value(value: Any, where: str) -> None:
+    """Raise InvalidInputError unless `value` is plain JSON (SQLite's JSON functions must read it back).
+
+    Python's json module writes NaN and Infinity, which are not JSON: SQLite then calls the
+    whole stored object malformed, and every metadata filter fails on it.
+    """
+    if value is None or isinstance(value, (bool, int)):
+        return
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise InvalidInputError(f"{where} is {value}, which JSON cannot hold — use a finite number, "
+                                    "a string or null")
+        return
+    if isinstance(value, str):
+        _check_string(value, where)
+        return
+    if isinstance(value, (list, tuple)):
+        for position, item in enumerate(value):
+            check_json_value(item, f"{where}[{position}]")
+        return
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise InvalidInputError(f"{where} has the key {key!r}: metadata keys must be strings")
+            _check_string(key, f"{where} key")
+            check_json_value(item, f"{where}[{key!r}]")
+        return
+    raise InvalidInputError(f"{where} is a {type(value).__name__} value, which JSON cannot hold — use null, "
+                            "true/false, a number, a string, a list or a dict")
+
+
+def _is_unicode(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _check_string(value: Any, where: str) -> None:
+    if not isinstance(value, str):
+        raise InvalidInputError(f"{where} must be a string, not {type(value).__name__}")
+    if not _is_unicode(value):
+        raise InvalidInputError(f"{where} holds a lone surrogate (invalid Unicode) — send valid UTF-8 text")
 
 
 @dataclass(frozen=True)

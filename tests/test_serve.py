@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import http.client
+import json
 import os
 import subprocess
 import sys
@@ -13,6 +15,9 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
+from semsearch.rerank.ollama import DEFAULT_RERANK_MODEL
+
+from tests.ollama_server import ModelSpec
 from tests.rag_corpus import build_index
 
 TOKEN = "s3cret-token"
@@ -120,7 +125,7 @@ def test_bounds_and_bad_requests(served):
     assert client.post("/context", json={"query": "tea", "max_tokens": 10_000_000}).status_code == 422
     assert client.post("/search", json={"query": "tea", "mode": "psychic"}).status_code == 422
     blank = client.post("/search", json={"query": "   "})
-    assert blank.status_code == 400 and "empty" in blank.json()["detail"]
+    assert blank.status_code == 422 and "empty" in blank.json()["detail"][0]["msg"]
 
 
 def test_texts_are_added_searched_and_deleted(served):
@@ -173,3 +178,124 @@ def test_binding_elsewhere_is_explicit(tmp_path, ollama_server):
         assert httpx.get(url + "/status").json()["documents"] == 0  # no token configured: open
     finally:
         stop_server(process)
+
+
+# -- the contract: 4xx for bad input, strict types, the schema, the reranker by name ------------
+
+def post_raw(connection: http.client.HTTPConnection, path: str, body: bytes) -> tuple[int, dict]:
+    connection.request("POST", path, body=body, headers={**AUTH, "Content-Type": "application/json"})
+    response = connection.getresponse()
+    return response.status, json.loads(response.read())
+
+
+BAD_BODIES = [
+    ("/search", rb'{"query": "\ud800"}'),
+    ("/context", rb'{"query": "green tea \udfff"}'),
+    ("/search", rb'{"query": "tea", "k": NaN}'),
+    ("/search", rb'{"query": "tea", "k": Infinity}'),
+    ("/search", rb'{"query": "tea", "where": {"\ud800": 1}}'),
+    ("/search", rb'{"query": "tea", "where": {"v": NaN}}'),
+    ("/texts", rb'{"texts": [{"id": "\ud800", "text": "a lone surrogate for an id"}]}'),
+    ("/texts", rb'{"texts": [{"id": "nan", "text": "odd metadata", "metadata": {"v": NaN}}]}'),
+    ("/texts/delete", rb'{"ids": ["\udc00"]}'),
+]
+
+
+@pytest.mark.parametrize(("path", "body"), BAD_BODIES, ids=[body.decode() for _, body in BAD_BODIES])
+def test_unencodable_input_gets_422_and_the_connection_stays_open(served, path, body):
+    _, url, _ = served
+    parts = urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
+    try:
+        status, payload = post_raw(connection, path, body)
+        assert status == 422, payload
+        assert payload["detail"]
+        kept = connection.sock
+        assert kept is not None  # the server did not close the connection after answering
+        status, payload = post_raw(connection, "/search", b'{"query": "green tea", "k": 1}')
+        assert status == 200 and payload["hits"]
+        assert connection.sock is kept  # the same connection carried the follow-up
+    finally:
+        connection.close()
+
+
+@pytest.mark.parametrize("body", [
+    {"query": "tea", "k": "5"},
+    {"query": "tea", "k": 5.5},
+    {"query": "tea", "k": True},
+    {"query": "tea", "rerank": 0},
+    {"query": "tea", "rerank_modle": "x"},
+], ids=lambda body: json.dumps(body))
+def test_values_of_the_wrong_type_are_refused_not_coerced(served, body):
+    client, _, _ = served
+    response = client.post("/search", json=body)
+    assert response.status_code == 422, response.text
+
+
+def test_text_metadata_json_cannot_hold_gets_422_and_filters_keep_working(served):
+    client, _, _ = served
+    response = client.post("/texts", content=b'{"texts": [{"id": "m/1", "text": "Kettles scale up in hard water.", '
+                                              b'"metadata": {"team": "facilities", "score": NaN}}]}',
+                           headers={"Content-Type": "application/json"})
+    assert response.status_code == 422
+    assert "JSON cannot hold" in json.dumps(response.json()["detail"])
+    hits = client.post("/search", json={"query": "green tea", "k": 2, "where": {"team": "facilities"}})
+    assert hits.status_code == 200 and hits.json()["hits"] == []
+    assert client.get("/status").json()["in_sync"]
+
+
+def test_an_id_sent_twice_keeps_its_last_text_and_the_index_in_sync(served):
+    client, _, _ = served
+    before = client.get("/status").json()
+    report = client.post("/texts", json={"texts": [
+        {"id": "twice", "text": "The boiler is serviced every October."},
+        {"id": "twice", "text": "The heat pump filter is cleaned every March."},
+    ]}).json()
+    assert report["files_added"] == 1
+    status = client.get("/status").json()
+    assert status["in_sync"] and status["chunks"] == status["faiss_vectors"] == before["chunks"] + 1
+    hits = client.post("/search", json={"query": "cleaning the heat pump filter", "k": 3}).json()["hits"]
+    assert len(hits) == 3 and hits[0]["path"] == "twice" and "March" in hits[0]["text"]
+    assert client.post("/texts/delete", json={"ids": ["twice"]}).json() == {"deleted": 1}
+
+
+def test_schema_documents_every_status_and_the_bearer_scheme(served):
+    client, _, _ = served
+    schema = client.get("/openapi.json").json()
+    bearer = schema["components"]["securitySchemes"]["bearer"]
+    assert (bearer["type"], bearer["scheme"]) == ("http", "bearer")
+    assert schema["security"] == [{"bearer": []}]
+    documented = {f"{method.upper()} {path}": set(operation["responses"])
+                  for path, item in schema["paths"].items() for method, operation in item.items()}
+    assert documented["GET /status"] >= {"200", "401", "413"}
+    for operation in ("POST /search", "POST /context", "POST /texts", "POST /texts/delete"):
+        assert documented[operation] >= {"200", "400", "401", "409", "413", "422", "502", "504"}, operation
+    assert "404" in documented["POST /search"] and "404" in documented["POST /context"]
+    rerank = schema["components"]["schemas"]["SearchRequest"]["properties"]["rerank"]
+    assert {option["type"] for option in rerank["anyOf"]} == {"boolean", "string"}
+
+
+def test_clients_name_the_reranker_model(served, ollama_server_session):
+    client, _, _ = served
+    other = "dengcao/Qwen3-Reranker-4B:Q4_K_M"
+    ollama_server_session.models[other] = ModelSpec("reranker", context_length=40960, architecture="qwen3")
+    try:
+        ollama_server_session.requests.clear()
+        hits = client.post("/search", json={"query": "why is Japanese green tea grassy", "k": 2,
+                                            "rerank": other}).json()["hits"]
+        assert all(hit["rerank_score"] is not None for hit in hits) and "green-tea" in hits[0]["path"]
+        models = {body.get("model") for path, body in ollama_server_session.requests if path == "/api/generate"}
+        assert models == {other}
+
+        ollama_server_session.requests.clear()
+        context = client.post("/context", json={"query": "why is Japanese green tea grassy", "rerank": True})
+        assert context.status_code == 200
+        models = {body.get("model") for path, body in ollama_server_session.requests if path == "/api/generate"}
+        assert models == {DEFAULT_RERANK_MODEL}
+
+        missing = client.post("/search", json={"query": "green tea", "rerank": "no-such-reranker:1b"})
+        assert missing.status_code == 404 and "no-such-reranker:1b" in missing.json()["detail"]
+        not_a_reranker = client.post("/search", json={"query": "green tea", "rerank": "qwen3-embedding:0.6b"})
+        assert not_a_reranker.status_code == 400, not_a_reranker.text
+    finally:
+        ollama_server_session.models.pop(other, None)
