@@ -224,7 +224,10 @@ def cli() -> None:
 def index_command(paths, index_dir, model, preset, dimensions, input_type, include, exclude, pull,
                   query_instruction, chunk_tokens, index_type, batch, base_url, ollama_host, timeout, keep_alive,
                   as_json) -> None:
-    """Index folders (or files): add new, update changed, remove vanished files."""
+    """Index folders (or files): add new, update changed, remove vanished files.
+
+    Files over SEMSEARCH_MAX_FILE_MB (default 64) are skipped with their size named.
+    """
     with open_index(find_index(index_dir, for_writing=True), model=model, ollama_host=ollama_host or None,
                     base_url=base_url, preset=preset, dimensions=dimensions, input_type=input_type,
                     query_instruction=query_instruction, chunk_tokens=chunk_tokens, timeout=timeout,
