@@ -285,6 +285,8 @@ def index_command(paths, index_dir, model, preset, dimensions, input_type, inclu
                   as_json) -> None:
     """Index folders (or files): add new, update changed, remove vanished files.
 
+    Files over SEMSEARCH_MAX_FILE_MB (default 64) are skipped with their size named.
+
     \b
     Examples:
       semsearch index data/

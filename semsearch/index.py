@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import hashlib
+import os
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
@@ -299,6 +301,8 @@ class Index:
             meta.get("faiss_generation") == meta.get("generation", "0")
             and meta.get("faiss_bytes") == str(size)
             and meta.get("faiss_vectors") == str(chunks)
+            # Indexes stamped before fingerprints existed get one on their next write.
+            and meta.get("faiss_fingerprint", "") in ("", _fingerprint(faiss_path))
         )
 
     def _wanted_type(self, meta: dict[str, str], chunks: int) -> str:
@@ -358,6 +362,7 @@ class Index:
         self._store.stamp_faiss({
             "faiss_generation": self._vectors_generation,
             "faiss_bytes": size,
+            "faiss_fingerprint": _fingerprint(self._faiss_path()),
             "faiss_vectors": self._vectors.ntotal,
             "faiss_type": self._vectors.kind,
         }, self._vectors.tombstones)
@@ -695,6 +700,36 @@ class Index:
             files_changed=states[CHANGED],
             files_missing=states[MISSING],
         )
+
+
+# Blocks sampled by `_fingerprint`: enough that two FAISS files of the same size and count (another
+# index's, or this one's from before a rebuild) differ in some block, few enough to cost nothing on open.
+_FINGERPRINT_BLOCKS = 64
+_FINGERPRINT_BLOCK = 4096
+_FINGERPRINT_TAIL = 65536
+
+
+def _fingerprint(path: Path) -> str:
+    """A sha256 over evenly spread blocks and the tail of a file (the id map of a FAISS file).
+
+    Generation, size and count cannot tell this index's vectors.faiss from another index's with the
+    same dimensions and count; hashing the whole file would read every vector on each open, where a
+    memory-mapped search reads only what it needs.
+    """
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            digest.update(str(size).encode())
+            step = max(_FINGERPRINT_BLOCK, size // _FINGERPRINT_BLOCKS)
+            for offset in range(0, size, step):
+                handle.seek(offset)
+                digest.update(handle.read(_FINGERPRINT_BLOCK))
+            handle.seek(max(0, size - _FINGERPRINT_TAIL))
+            digest.update(handle.read(_FINGERPRINT_TAIL))
+    except OSError:
+        return "unreadable"
+    return digest.hexdigest()[:32]
 
 
 def _recorded_preset(meta: dict[str, str]) -> Preset:

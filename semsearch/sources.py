@@ -2,7 +2,9 @@
 
 Symlinked directories are followed once (a visited set of (device, inode) stops loops). Files
 with a supported suffix are candidates; with `--include` globs, any matching file is a candidate.
-Binary detection happens at extraction, where the bytes are read anyway.
+Binary detection happens at extraction, where the bytes are read anyway. Files larger than
+`SEMSEARCH_MAX_FILE_MB` and files whose names are not valid UTF-8 (they cannot be stored or
+cited) are passed over with the reason.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from semsearch.extract import is_supported
+from semsearch.extract.limits import max_file_bytes, too_large
 from semsearch.types import FileProblem, SourceFile
 
 SKIPPED_DIRECTORIES = frozenset({"node_modules", "__pycache__", "site-packages", "venv", "CVS", "_darcs"})
@@ -93,14 +96,21 @@ def walk(
     include: Sequence[str] = (),
     exclude: Sequence[str] = (),
     skip_dirs: Sequence[Path] = (),
+    max_bytes: int | None = None,
 ) -> Iterator[SourceFile | WalkSkip]:
     """Yield the candidate files under `root` (a folder or a single file), sorted for stable runs.
 
-    `skip_dirs` are absolute directories never entered (the index directory itself).
+    `skip_dirs` are absolute directories never entered (the index directory itself); files over
+    `max_bytes` (default: `SEMSEARCH_MAX_FILE_MB`) are yielded as WalkSkip, unread.
     """
     root = root.resolve()
+    limit = max_file_bytes() if max_bytes is None else max_bytes
     if root.is_file():
         stat = root.stat()
+        problem = _problem(root, root.name, stat.st_size, limit)
+        if problem is not None:
+            yield WalkSkip(problem)
+            return
         yield SourceFile(path=root, root=root.parent, relpath=root.name, size=stat.st_size, mtime_ns=stat.st_mtime_ns)
         return
     skip = {os.path.realpath(p) for p in skip_dirs}
@@ -135,10 +145,28 @@ def walk(
                 continue
             try:
                 file_stat = path.stat()
-            except OSError as exc:
-                yield WalkSkip(FileProblem(str(path), f"cannot read: {exc.strerror or exc}"))
+            except OSError as exc:  # a dangling link, a symlink loop, a file gone since listing
+                yield WalkSkip(FileProblem(_display(path), f"cannot read: {exc.strerror or exc}"))
                 continue
             if not path.is_file():
                 continue
+            problem = _problem(path, relpath, file_stat.st_size, limit)
+            if problem is not None:
+                yield WalkSkip(problem)
+                continue
             yield SourceFile(path=path, root=root, relpath=relpath, size=file_stat.st_size,
                              mtime_ns=file_stat.st_mtime_ns)
+
+
+def _problem(path: Path, relpath: str, size: int, limit: int) -> FileProblem | None:
+    """Why a file must be passed over before reading it, or None."""
+    if _display(Path(relpath)) != relpath:
+        return FileProblem(_display(path), "file name is not valid UTF-8 — rename the file to index it")
+    if size > limit:
+        return FileProblem(str(path), too_large(size, limit))
+    return None
+
+
+def _display(path: Path) -> str:
+    """The path as printable text: bytes that are not UTF-8 (kept by Python as surrogates) shown as \\xNN."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")

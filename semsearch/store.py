@@ -209,6 +209,73 @@ class WriteResult:
     generation: int
 
 
+# SQLITE_CORRUPT and SQLITE_NOTADB (primary codes): the file's pages are damaged, not busy or locked.
+_CORRUPT_CODES = frozenset({11, 26})
+
+
+def _is_corrupt(exc: sqlite3.DatabaseError) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)  # Python 3.11+
+    if code is not None:
+        return code & 0xFF in _CORRUPT_CODES
+    text = str(exc)
+    return "malformed" in text or "not a database" in text
+
+
+def _corrupt_error(path: Path, exc: sqlite3.DatabaseError) -> IndexCorruptError:
+    return IndexCorruptError(
+        f"the index database {path} is damaged ({exc}) — its vectors and text cannot be trusted: delete "
+        f"the index directory {path.parent} and index your folders again (`semsearch index FOLDER`)"
+    )
+
+
+class _GuardedCursor(sqlite3.Cursor):
+    """A cursor whose reads turn damaged-page errors into IndexCorruptError (pages are read lazily,
+    so corruption shows up while rows are fetched, not only when a statement starts)."""
+
+    db_path: Path
+
+    def execute(self, *args: Any) -> sqlite3.Cursor:
+        return self._guard(super().execute, *args)
+
+    def executemany(self, *args: Any) -> sqlite3.Cursor:
+        return self._guard(super().executemany, *args)
+
+    def fetchone(self) -> Any:
+        return self._guard(super().fetchone)
+
+    def fetchmany(self, *args: Any) -> list[Any]:
+        return self._guard(super().fetchmany, *args)
+
+    def fetchall(self) -> list[Any]:
+        return self._guard(super().fetchall)
+
+    def __next__(self) -> Any:
+        return self._guard(super().__next__)
+
+    def _guard(self, call: Any, *args: Any) -> Any:
+        try:
+            return call(*args)
+        except sqlite3.DatabaseError as exc:
+            if _is_corrupt(exc):
+                raise _corrupt_error(self.connection.db_path, exc) from exc
+            raise
+
+
+class _GuardedConnection(sqlite3.Connection):
+    """A connection whose statements raise IndexCorruptError, with the fix, on a damaged file."""
+
+    db_path: Path
+
+    def cursor(self, factory: Any = _GuardedCursor) -> sqlite3.Cursor:
+        return super().cursor(factory)
+
+    def execute(self, *args: Any) -> sqlite3.Cursor:
+        return self.cursor().execute(*args)
+
+    def executemany(self, *args: Any) -> sqlite3.Cursor:
+        return self.cursor().executemany(*args)
+
+
 class Store:
     """One SQLite database in WAL mode, safe to share between threads (calls are serialised)."""
 
@@ -217,7 +284,9 @@ class Store:
         # File paths are stored relative to this (the directory holding the index directory).
         self.home = Path(os.path.realpath(self.path.parent.parent))
         try:
-            conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
+            conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30,
+                                   factory=_GuardedConnection)
+            conn.db_path = self.path
             self._conn = conn
             self._lock = threading.RLock()
             conn.execute("PRAGMA journal_mode=WAL")
@@ -233,7 +302,11 @@ class Store:
                     conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
             elif self._user_version() < SCHEMA_VERSION:
                 self._migrate()
+        except IndexCorruptError:
+            raise
         except sqlite3.DatabaseError as exc:
+            if _is_corrupt(exc):
+                raise _corrupt_error(self.path, exc) from exc
             raise IndexCorruptError(f"cannot read the index database {self.path}: {exc}") from exc
         version = self._user_version()
         if version > SCHEMA_VERSION:

@@ -27,7 +27,8 @@ it does not write text.
 
 Fault switches (``fail_next``, ``drop_next``, ``delay``, ``delay_per_text``) act on
 ``/api/embed`` and ``/api/generate`` only, so a client's model probes (show, tags, version)
-do not consume them.
+do not consume them. ``embed_fault`` with ``embed_fault_next`` makes /api/embed misbehave the
+way broken servers and proxies do (see ``EMBED_FAULTS``).
 
 Run standalone for demos and benchmarks: ``python -m tests.ollama_server --port 11434``.
 """
@@ -40,6 +41,7 @@ import json
 import math
 import re
 import socket
+import struct
 import sys
 import threading
 import time
@@ -89,6 +91,20 @@ ERR_INPUT_TOO_LONG = "the input length exceeds the context length"
 ERR_NO_GENERATE = "{} does not support generate"
 ERR_TOP_LOGPROBS = "top_logprobs must be between 0 and 20"
 ERR_PULL_MISSING = "pull model manifest: file does not exist"
+
+# How /api/embed can misbehave (``OllamaTestServer.embed_fault``), for the fault tests:
+EMBED_FAULTS = (
+    "wrong_dimensions",  # every vector loses its second half
+    "nan",               # a NaN inside the first vector (JSON ``NaN``, as Python and some servers write it)
+    "inf",               # an Infinity inside the first vector
+    "fewer",             # one vector fewer than texts
+    "not_json",          # HTTP 200 with an HTML page (a proxy's error page)
+    "truncated_json",    # HTTP 200, Content-Length matching, the JSON cut in half
+    "error_field",       # HTTP 200 whose body is {"error": ...}
+    "rate_limit",        # 429 with a ``Retry-After: <retry_after>`` header
+    "stall",             # answer correctly, but only after ``stall_seconds``
+    "reset",             # headers and half the body, then the connection is reset
+)
 
 
 @dataclass(frozen=True)
@@ -278,6 +294,19 @@ class _Dropped(Exception):
     """The connection was closed on purpose; send nothing."""
 
 
+class _Raw(Exception):
+    """Answer these exact bytes (a body that is not what the endpoint promises)."""
+
+    def __init__(self, status: int, data: bytes, content_type: str, headers: dict[str, str] | None = None,
+                 reset_after: int | None = None):
+        super().__init__(f"raw {status} answer")
+        self.status = status
+        self.data = data
+        self.content_type = content_type
+        self.headers = headers or {}
+        self.reset_after = reset_after  # bytes of the body sent before the connection is reset
+
+
 # --- the server ---------------------------------------------------------------------------
 
 class OllamaTestServer:
@@ -290,7 +319,9 @@ class OllamaTestServer:
     per input text on /api/embed, spent in the model's single slot so that concurrent
     requests queue as they do in Ollama), ``version`` (what /api/version reports; below
     0.12.11 generate has no logprobs, below 0.11.11 embed ignores ``dimensions``),
-    ``models`` and ``pullable`` (name -> ModelSpec).
+    ``models`` and ``pullable`` (name -> ModelSpec), ``embed_fault`` (one of ``EMBED_FAULTS``)
+    applied to the next ``embed_fault_next`` /api/embed requests (``retry_after`` is the header
+    value of ``rate_limit``, ``stall_seconds`` the wait of ``stall``).
 
     Observation: ``requests`` holds (path, JSON body) of every request in order and
     ``embed_texts`` every text /api/embed received. ``reset()`` restores all of it.
@@ -321,6 +352,10 @@ class OllamaTestServer:
             self.drop_next = 0
             self.delay = 0.0
             self.delay_per_text = 0.0
+            self.embed_fault = ""
+            self.embed_fault_next = 0
+            self.retry_after = "1"
+            self.stall_seconds = 5.0
             self.requests: list[tuple[str, dict]] = []
             self.embed_texts: list[str] = []
 
@@ -372,6 +407,11 @@ class OllamaTestServer:
             raise _Dropped()
         if self._take("fail_next"):
             raise _HTTPError(self.fail_status, "injected failure (OllamaTestServer.fail_next)")
+
+    def _take_embed_fault(self) -> str:
+        if self.embed_fault and self.embed_fault not in EMBED_FAULTS:
+            raise ValueError(f"embed_fault must be one of {EMBED_FAULTS}, not {self.embed_fault!r}")
+        return self.embed_fault if self._take("embed_fault_next") else ""
 
     def _supports(self, since: tuple[int, ...]) -> bool:
         return _version_tuple(self.version) >= since
@@ -449,6 +489,12 @@ class OllamaTestServer:
         with self._lock:
             self.embed_texts.extend(texts)
         self._inject_faults()
+        fault = self._take_embed_fault()
+        if fault == "rate_limit":
+            data = json.dumps({"error": "too many requests"}).encode()
+            raise _Raw(429, data, "application/json; charset=utf-8", {"Retry-After": self.retry_after})
+        if fault == "stall":
+            time.sleep(self.stall_seconds)
         if not name:
             raise _HTTPError(400, "model is required")
         found = self._find(name, self.models)
@@ -475,13 +521,14 @@ class OllamaTestServer:
         if (self._supports(DIMENSIONS_SINCE) and isinstance(dims, int)
                 and 0 < dims < spec.dimensions):
             vectors = _resize(vectors, dims)
-        return {
+        answer = {
             "model": name,
             "embeddings": vectors.tolist(),
             "total_duration": time.perf_counter_ns() - started,
             "load_duration": loaded - started,
             "prompt_eval_count": sum(counts),
         }
+        return _misbehave(answer, fault) if fault else answer
 
     def generate(self, body: dict) -> dict | Iterator[dict]:
         started = time.perf_counter_ns()
@@ -578,6 +625,27 @@ class OllamaTestServer:
             if not any(_canonical(k) == _canonical(name) for k in self.models):
                 self.models[name] = spec
             self._modified_at[_canonical(name)] = _now()
+
+
+def _misbehave(answer: dict, fault: str) -> dict:
+    """``answer`` spoiled the way ``fault`` says (or raised as a raw, broken HTTP answer)."""
+    embeddings = answer["embeddings"]
+    if fault == "wrong_dimensions":
+        answer["embeddings"] = [vector[: len(vector) // 2] for vector in embeddings]
+    elif fault in ("nan", "inf"):
+        embeddings[0][len(embeddings[0]) // 2] = math.nan if fault == "nan" else math.inf
+    elif fault == "fewer":
+        answer["embeddings"] = embeddings[:-1]
+    elif fault == "error_field":
+        return {"error": "llama runner process has terminated: signal: killed"}
+    data = json.dumps(answer).encode("utf-8")
+    if fault == "not_json":
+        raise _Raw(200, b"<html><body><h1>502 Bad Gateway</h1></body></html>", "text/html")
+    if fault == "truncated_json":
+        raise _Raw(200, data[: len(data) // 2], "application/json; charset=utf-8")
+    if fault == "reset":
+        raise _Raw(200, data, "application/json; charset=utf-8", reset_after=len(data) // 2)
+    return answer
 
 
 def _inputs(value: Any) -> list[str]:
@@ -681,6 +749,8 @@ class _Handler(BaseHTTPRequestHandler):
         except _Dropped:
             self.close_connection = True
             self.connection.shutdown(socket.SHUT_RDWR)
+        except _Raw as raw:
+            self._send_raw(raw)
         except _HTTPError as e:
             self._send_json(e.status, {"error": e.message})
         except Exception as e:  # a bug in the server must reach the test as a readable error
@@ -706,6 +776,21 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
+
+    def _send_raw(self, raw: _Raw) -> None:
+        self.send_response(raw.status)
+        self.send_header("Content-Type", raw.content_type)
+        self.send_header("Content-Length", str(len(raw.data)))
+        for key, value in raw.headers.items():
+            self.send_header(key, value)
+        self.end_headers()
+        if raw.reset_after is None:
+            self.wfile.write(raw.data)
+            return
+        self.wfile.write(raw.data[: raw.reset_after])
+        # Linger 0: closing sends RST instead of FIN, as a crashed server or a proxy's cut would.
+        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.close_connection = True
 
     def _send_json(self, status: int, obj: dict) -> None:
         self._send(status, json.dumps(obj, ensure_ascii=False).encode("utf-8"),

@@ -2,14 +2,58 @@
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
-from typing import Callable, Protocol, Sequence, runtime_checkable
+from typing import Any, Callable, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
 from semsearch.embed.presets import Preset
-from semsearch.errors import InputTooLongError
+from semsearch.errors import EmbedderError, InputTooLongError
 from semsearch.types import EmbedKind
+
+
+# A server's Retry-After is honoured up to this many seconds: a longer wait looks like a hang.
+RETRY_AFTER_CAP = 30.0
+
+
+def retry_delay(attempt: int, backoff: float, retry_after: str | None = None) -> float:
+    """Seconds to wait before retry number `attempt` + 1: the server's Retry-After (in seconds,
+    at most RETRY_AFTER_CAP) when it sent one, else exponential backoff with jitter."""
+    try:
+        wait = float(retry_after) if retry_after else None
+    except ValueError:  # an HTTP date: rare from embedding servers, back off as usual
+        wait = None
+    if wait is not None and wait >= 0:
+        return min(wait, RETRY_AFTER_CAP)
+    return backoff * (2**attempt) * (0.5 + random.random())
+
+
+def check_vectors(vectors: Any, count: int, dimensions: int, source: str) -> np.ndarray:
+    """`vectors` as float32 if it holds `count` rows of `dimensions` finite, non-zero numbers.
+
+    A broken server or proxy can answer HTTP 200 with vectors that would poison the index (NaN
+    scores, a row missing, another model's size); raises EmbedderError naming `source` so nothing
+    of that answer is stored.
+    """
+    try:
+        array = np.asarray(vectors, dtype=np.float32)
+    except (ValueError, TypeError):  # rows of different lengths, or not numbers at all
+        array = np.zeros((len(vectors) if isinstance(vectors, (list, tuple)) else 0, 0), np.float32)
+    if array.ndim != 2 or array.shape != (count, dimensions):
+        rows = array.shape[0] if array.ndim >= 1 else 0
+        size = array.shape[1] if array.ndim == 2 else 0
+        raise EmbedderError(
+            f"{source} returned {rows} vectors of {size} dimensions for {count} texts, expected "
+            f"{dimensions} dimensions each — nothing was stored; check that the server runs the model "
+            "the index was built with, then index again"
+        )
+    if not np.isfinite(array).all() or not np.linalg.norm(array, axis=1).all():
+        raise EmbedderError(
+            f"{source} returned a vector with NaN, infinite or only zero numbers — nothing was stored; "
+            "the server or its model is misbehaving: restart it (or pull the model again), then index again"
+        )
+    return array
 
 
 @dataclass(frozen=True)
@@ -98,7 +142,9 @@ class BaseEmbedder:
         if not texts:
             return np.zeros((0, self.info().dimensions), dtype=np.float32)
         fmt = self.preset.format_query if kind == "query" else self.preset.format_document
-        return normalize(self._embed_formatted([fmt(text) for text in texts], kind))
+        info = self.info()
+        vectors = self._embed_formatted([fmt(text) for text in texts], kind)
+        return normalize(check_vectors(vectors, len(texts), info.dimensions, f"{info.provider} model {info.model}"))
 
     def close(self) -> None:
         """Release connections; safe to call twice."""

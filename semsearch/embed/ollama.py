@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import random
 import re
 import threading
 import time
@@ -21,7 +20,14 @@ import numpy as np
 import ollama
 from ollama._client import _parse_host  # the client's own OLLAMA_HOST parsing, so we agree with it
 
-from semsearch.embed.base import BaseEmbedder, EmbedderInfo, send_locating_overflow, truncate_dimensions
+from semsearch.embed.base import (
+    BaseEmbedder,
+    EmbedderInfo,
+    check_vectors,
+    retry_delay,
+    send_locating_overflow,
+    truncate_dimensions,
+)
 from semsearch.embed.presets import DEFAULT_MODEL, Preset, preset_for_model
 from semsearch.errors import (
     ConfigError,
@@ -37,7 +43,7 @@ from semsearch.types import EmbedKind
 _log = logging.getLogger(__name__)
 
 DEFAULT_HOST = "http://127.0.0.1:11434"
-_RETRY_STATUSES = frozenset({500, 502, 503, 504})
+_RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 
 
 _DURATION = re.compile(r"-?(\d+(\.\d*)?(ns|us|µs|ms|s|m|h))+")
@@ -118,7 +124,10 @@ class OllamaEmbedder(BaseEmbedder):
         self.timeout = timeout
         self.retries = max(0, retries)
         self.backoff = backoff
-        kwargs: dict[str, Any] = {"timeout": timeout}
+        # ollama.ResponseError keeps no headers: a response hook notes a 429's Retry-After for the
+        # thread that sent the request (batches go out from several threads).
+        self._retry_after = threading.local()
+        kwargs: dict[str, Any] = {"timeout": timeout, "event_hooks": {"response": [self._note_retry_after]}}
         if transport is not None:
             kwargs["transport"] = transport
         self._clients = [ollama.Client(host=url, **kwargs) for url in self.hosts]
@@ -245,7 +254,11 @@ class OllamaEmbedder(BaseEmbedder):
 
         def send(texts: list[str]) -> np.ndarray:
             response = self._call(lambda: client.embed(**self._embed_request(texts)), host=self.hosts[host_index])
-            return np.asarray(response.embeddings, dtype=np.float32)
+            vectors = response.embeddings
+            if self.dimensions and vectors and isinstance(vectors[0], Sequence):
+                vectors = [row[: self.dimensions] for row in vectors]  # a server that ignored `dimensions`
+            return check_vectors(vectors, len(texts), self.info().dimensions,
+                                 f"Ollama at {self.hosts[host_index]} ({self.model})")
 
         return send_locating_overflow(send, batch, offset)
 
@@ -299,9 +312,15 @@ class OllamaEmbedder(BaseEmbedder):
                 return fn()
             except ollama.ResponseError as exc:
                 if exc.status_code in _RETRY_STATUSES and attempt + 1 < attempts:
-                    self._sleep(attempt)
+                    self._sleep(attempt, getattr(self._retry_after, "value", None) if exc.status_code == 429 else None)
                     continue
                 raise self._map_response_error(exc, pulling, host) from exc
+            except ValueError as exc:  # a 200 whose body is not JSON, cut short, or not an answer's shape
+                raise EmbedderError(
+                    f"Ollama at {host} answered with something that is not a valid response{_in_band_error(exc)} — "
+                    "nothing was stored; check that --ollama-host / OLLAMA_HOST points at Ollama itself "
+                    "(not a proxy's error page) and that it is healthy, then try again"
+                ) from exc
             except (ConnectionError, httpx.TransportError) as exc:
                 if attempt + 1 < attempts:
                     self._sleep(attempt)
@@ -311,14 +330,23 @@ class OllamaEmbedder(BaseEmbedder):
                         f"Ollama at {host} did not answer within {self.timeout:g} s — it may be "
                         "loading the model or overloaded; try again or raise --timeout"
                     ) from exc
+                if isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)):
+                    raise EmbedderUnavailableError(
+                        f"Ollama at {host} broke the connection in the middle of an answer "
+                        f"({attempts} attempts) — check that the server is not crashing or restarting "
+                        "(its log says why), then try again"
+                    ) from exc
                 raise EmbedderUnavailableError(
                     f"cannot reach Ollama at {host} — start it with `ollama serve`, "
                     "or point --ollama-host / OLLAMA_HOST at a running server"
                 ) from exc
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _sleep(self, attempt: int) -> None:
-        time.sleep(self.backoff * (2**attempt) * (0.5 + random.random()))
+    def _sleep(self, attempt: int, retry_after: str | None = None) -> None:
+        time.sleep(retry_delay(attempt, self.backoff, retry_after))
+
+    def _note_retry_after(self, response: httpx.Response) -> None:
+        self._retry_after.value = response.headers.get("retry-after")
 
     def _map_response_error(self, exc: ollama.ResponseError, pulling: bool, host: str) -> EmbedderError:
         message = str(exc.error)
@@ -342,6 +370,16 @@ class OllamaEmbedder(BaseEmbedder):
     def close(self) -> None:
         for client in self._clients:
             client.close()
+
+
+def _in_band_error(exc: ValueError) -> str:
+    """': <message>' when a 200 body was Ollama's error object (`{"error": ...}`), else ''."""
+    errors = getattr(exc, "errors", None)
+    for error in (errors() if callable(errors) else []):
+        body = error.get("input")
+        if isinstance(body, dict) and body.get("error"):
+            return f" (it says: {str(body['error'])[:200]})"
+    return ""
 
 
 def _model_info_value(model_info: dict[str, Any], suffix: str) -> int | None:

@@ -16,7 +16,6 @@ preset is given, send the text without a prefix, so the prompt is not applied tw
 from __future__ import annotations
 
 import os
-import random
 import time
 from collections.abc import Callable
 from typing import Any
@@ -24,7 +23,14 @@ from typing import Any
 import httpx
 import numpy as np
 
-from semsearch.embed.base import BaseEmbedder, EmbedderInfo, send_locating_overflow, truncate_dimensions
+from semsearch.embed.base import (
+    BaseEmbedder,
+    EmbedderInfo,
+    check_vectors,
+    retry_delay,
+    send_locating_overflow,
+    truncate_dimensions,
+)
 from semsearch.embed.presets import PRESETS, Preset, context_length_for, preset_for_model
 from semsearch.errors import (
     EmbedderError,
@@ -146,7 +152,10 @@ class OpenAIEmbedder(BaseEmbedder):
             ) from exc
         if vectors.ndim != 2 or len(vectors) != len(batch):
             raise EmbedderError(f"{self.base_url}/embeddings returned {len(vectors)} vectors for {len(batch)} texts")
-        return truncate_dimensions(vectors, self.dimensions)  # a server that ignored `dimensions`
+        vectors = truncate_dimensions(vectors, self.dimensions)  # a server that ignored `dimensions`
+        if self._info is not None:  # checked before the batches are joined (rows of another size cannot be)
+            vectors = check_vectors(vectors, len(batch), self._info.dimensions, f"{self.base_url} ({self.model})")
+        return vectors
 
     def _call(self, send: Callable[[], httpx.Response]) -> httpx.Response:
         """Send with retry on transient failures (429, 5xx, dropped connections); map errors to ours."""
@@ -175,11 +184,7 @@ class OpenAIEmbedder(BaseEmbedder):
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _sleep(self, attempt: int, retry_after: str | None) -> None:
-        try:
-            wait = float(retry_after) if retry_after else None
-        except ValueError:
-            wait = None
-        time.sleep(min(wait, 30.0) if wait is not None else self.backoff * (2**attempt) * (0.5 + random.random()))
+        time.sleep(retry_delay(attempt, self.backoff, retry_after))
 
     def _map_error(self, response: httpx.Response) -> EmbedderError:
         message = _error_message(response)

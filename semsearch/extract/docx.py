@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import io
 import re
+import zipfile
 from typing import Any
 
 from semsearch.errors import ExtractError
+from semsearch.extract.limits import max_file_bytes, too_large
 from semsearch.optional import require
 from semsearch.types import Document, Heading
 
@@ -25,6 +27,7 @@ _VAL = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}val"
 def parse_docx(data: bytes, name: str = "") -> Document:
     """A Document of the body's paragraphs and tables; Heading/Title styles become headings."""
     docx = require("docx", "docx", package="python-docx", error=ExtractError)
+    _check_unpacked_size(data)
     try:
         document = docx.Document(io.BytesIO(data))
     except Exception as exc:  # python-docx raises zipfile/lxml/KeyError kinds for broken files
@@ -61,6 +64,23 @@ def parse_docx(data: bytes, name: str = "") -> Document:
     title = metadata.get("title") or next((h.title for h in headings if h.level == 1), "") or name
     return Document(text="".join(pieces), title=title, extractor="docx", headings=tuple(headings),
                     source_lines=tuple(source_lines), metadata=metadata)
+
+
+def _check_unpacked_size(data: bytes) -> None:
+    """Refuse a Word file whose parts unpack to more than the file size limit (a zip bomb).
+
+    python-docx reads every part into memory. The sizes come from the zip directory; a part that
+    lies about its size cannot unpack to more than it declares (zipfile stops there and fails the
+    CRC), so the sum bounds the memory.
+    """
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            unpacked = sum(item.file_size for item in archive.infolist())
+    except (zipfile.BadZipFile, ValueError):
+        return  # python-docx reports the broken file in its own words
+    limit = max_file_bytes()
+    if unpacked > limit:
+        raise ExtractError(too_large(unpacked, limit, "too large once unpacked"))
 
 
 def _heading_level(paragraph: Any) -> int:
