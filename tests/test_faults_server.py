@@ -54,9 +54,9 @@ def indexed(tmp_path, ollama_server):
 
 
 def stored_vectors(index_dir: Path) -> tuple[list[str], np.ndarray]:
-    """(relpaths of stored documents, every stored vector) read straight from SQLite."""
+    """(file names of stored documents, every stored vector) read straight from SQLite."""
     with sqlite3.connect(index_dir / "semsearch.db") as conn:
-        paths = sorted(row[0] for row in conn.execute("SELECT relpath FROM documents"))
+        paths = sorted(Path(row[0]).name for row in conn.execute("SELECT path FROM documents"))
         blobs = [row[0] for row in conn.execute("SELECT vector FROM chunks")]
     assert all(len(blob) == DIMS * 4 for blob in blobs), "a stored vector has the wrong size"
     return paths, np.frombuffer(b"".join(blobs), dtype="<f4").reshape(len(blobs), DIMS)
