@@ -7,6 +7,7 @@
     │   ├── IndexNotFoundError          no index where one was expected
     │   ├── IndexLockedError            another process is writing to the index
     │   ├── IndexMismatchError          opened with another model or dimension than it was built with
+    │   ├── IndexReadOnlyError          a write to an index this process cannot write (read-only mount, permissions)
     │   └── IndexCorruptError           the SQLite database cannot be read
     ├── EmbedderError                   anything that went wrong talking to an embedder
     │   ├── EmbedderUnavailableError    cannot reach the server
@@ -58,6 +59,10 @@ class IndexMismatchError(IndexError_):
 
 
 class IndexCorruptError(IndexError_):
+    pass
+
+
+class IndexReadOnlyError(IndexError_):
     pass
 
 

@@ -4,12 +4,17 @@ An index directory holds `semsearch.db` (SQLite, the source of truth) and `vecto
 derived accelerator, stamped in SQLite's meta with the generation and size it reflects). Writes
 take an exclusive lock file so one writer works at a time; readers never block. Opening checks
 the FAISS stamp and rebuilds from SQLite when it is stale, missing or truncated.
+
+An index directory this process cannot write (a read-only mount, a shipped index, another
+user's files) opens read-only: searching works, repairs stay in memory, no lock file is made,
+and every write raises IndexReadOnlyError.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import os
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -30,7 +35,13 @@ from semsearch.embed import (
     provider_of,
 )
 from semsearch.embed.base import Embedder, EmbedderInfo
-from semsearch.errors import ConfigError, IndexLockedError, IndexMismatchError, IndexNotFoundError
+from semsearch.errors import (
+    ConfigError,
+    IndexLockedError,
+    IndexMismatchError,
+    IndexNotFoundError,
+    IndexReadOnlyError,
+)
 from semsearch.ingest import DEFAULT_BATCH_TEXTS, ChunkSettings, Ingester, Progress
 from semsearch.options import DEFAULT_INDEX_DIR, LOCK_NAME
 from semsearch.rerank.base import DEFAULT_RERANK_TOP, BaseReranker, Reranker
@@ -68,6 +79,7 @@ class Index:
         self._vectors_generation = -1
         self._vectors_lock = threading.Lock()
         self._write_lock = filelock.FileLock(str(path / LOCK_NAME), timeout=0)
+        self.read_only = store.read_only  # the directory cannot be written: search only, repairs in memory
         self._rerankers: dict[str, BaseReranker] = {}  # the ones this index made (by model), closed with it
         self._rerankers_lock = threading.Lock()
         self.repaired: str | None = None  # set when opening found FAISS stale and rebuilt it
@@ -130,8 +142,19 @@ class Index:
                     f"no semsearch index at {path} — create one with `semsearch index FOLDER` "
                     "(or point -i/--index or SEMSEARCH_INDEX at an existing one)"
                 )
-            path.mkdir(parents=True, exist_ok=True)
-        store = Store(db_path)
+            try:
+                path.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise IndexReadOnlyError(
+                    f"cannot create the index directory {path}: {exc.strerror} — choose a writable place with "
+                    "-i/--index or SEMSEARCH_INDEX"
+                ) from exc
+            if not _writable(path, db_path):
+                raise IndexReadOnlyError(
+                    f"cannot create an index in {path}: the directory is read-only — choose a writable place "
+                    "with -i/--index or SEMSEARCH_INDEX"
+                )
+        store = Store(db_path, read_only=not _writable(path, db_path))
         meta = store.meta()
         if "model" in meta:
             recorded = _qualified(meta["provider"], meta["model"])
@@ -313,6 +336,12 @@ class Index:
                     f"vectors.faiss was missing or stale; rebuilt it from SQLite ({loaded.ntotal} vectors)"
                     if dims else None
                 )
+                if self.repaired and self.read_only:
+                    self.repaired = (
+                        f"vectors.faiss was missing or stale; rebuilt it in memory from SQLite ({loaded.ntotal} "
+                        "vectors) — the index directory is read-only, so every open repeats this until "
+                        "`semsearch rebuild` runs where it is writable"
+                    )
                 self._vectors, self._vectors_generation = loaded, generation
                 self._try_persist_vectors()
             else:
@@ -326,6 +355,8 @@ class Index:
 
     def _try_persist_vectors(self) -> None:
         """Save a rebuilt FAISS file if no writer holds the lock (a reader never waits)."""
+        if self.read_only:
+            return
         try:
             with self._write_lock.acquire(timeout=0):
                 self._persist_vectors()
@@ -367,7 +398,7 @@ class Index:
 
         While a writer holds the lock the stale table is searched as it is; the writer repairs it.
         """
-        if self._store.keyword_analysis_current():
+        if self.read_only or self._store.keyword_analysis_current():
             return
         try:
             with self._write_lock.acquire(timeout=0):
@@ -385,6 +416,11 @@ class Index:
 
     @contextmanager
     def _writing(self) -> Iterator[None]:
+        if self.read_only:
+            raise IndexReadOnlyError(
+                f"the index at {self.path} is read-only (this process cannot write to its directory) — it can "
+                "be searched as it is; to change it, copy it somewhere writable or remount the directory read-write"
+            )
         try:
             self._write_lock.acquire(timeout=0)
         except filelock.Timeout:
@@ -621,6 +657,17 @@ class Index:
             schema_version=int(meta.get("schema_version", SCHEMA_VERSION)),
             base_url=meta.get("base_url", ""),
         )
+
+
+def _writable(directory: Path, db_path: Path) -> bool:
+    """Whether this process may write the index: create files in `directory` and write the database.
+
+    access(2) answers for a read-only mount (EROFS) as well as for permission bits.
+    """
+    options = {"effective_ids": True} if os.access in os.supports_effective_ids else {}
+    if not os.access(directory, os.W_OK | os.X_OK, **options):
+        return False
+    return not db_path.exists() or os.access(db_path, os.W_OK, **options)
 
 
 def _recorded_preset(meta: dict[str, str]) -> Preset:

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from semsearch import keyword
-from semsearch.errors import IndexCorruptError
+from semsearch.errors import IndexCorruptError, IndexReadOnlyError
 from semsearch.options import DB_NAME
 from semsearch.types import Chunk
 
@@ -165,8 +165,15 @@ class WriteResult:
 class Store:
     """One SQLite database in WAL mode, safe to share between threads (calls are serialised)."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, *, read_only: bool = False):
+        """Open (or create) the database at `path`; `read_only` opens it without writing anything,
+        for an index directory this process cannot write (raises IndexReadOnlyError if that
+        cannot work: an index that needs an upgrade, or an unreadable write-ahead log)."""
         self.path = Path(path)
+        self.read_only = read_only
+        if read_only:
+            self._open_read_only()
+            return
         try:
             conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
             self._conn = conn
@@ -192,6 +199,55 @@ class Store:
                 f"the index at {self.path.parent} was written by a newer semsearch (schema {version}); "
                 "upgrade semsearch to open it"
             )
+
+    def _open_read_only(self) -> None:
+        """Open without creating or changing any file: `mode=ro`, else `immutable=1`.
+
+        A WAL database opened with `mode=ro` needs its `-shm` file, or must create it: in a
+        read-only directory that fails whenever the last writer closed cleanly (SQLite then
+        deletes `-wal` and `-shm`). `immutable=1` reads the database file alone, skipping
+        locks and the write-ahead log, so it is only used when the log holds nothing.
+        """
+        uri = self.path.resolve().as_uri()
+        self._lock = threading.RLock()
+        try:
+            self._conn = self._connect_uri(f"{uri}?mode=ro")
+        except sqlite3.DatabaseError:
+            wal = self.path.with_name(self.path.name + "-wal")
+            if wal.exists() and wal.stat().st_size > 0:
+                raise IndexReadOnlyError(
+                    f"cannot read {wal.name}, the write-ahead log of the index at {self.path.parent}: the directory "
+                    f"is read-only and SQLite needs to create {self.path.name}-shm beside it to read the log — "
+                    "open the index once where it is writable (e.g. a copy: `semsearch status -i COPY` folds the "
+                    f"log into {self.path.name}) and ship that, or ship {self.path.name}-shm with it"
+                ) from None
+            try:
+                self._conn = self._connect_uri(f"{uri}?mode=ro&immutable=1")
+            except sqlite3.DatabaseError as exc:
+                raise IndexCorruptError(f"cannot read the index database {self.path}: {exc}") from exc
+        version = self._user_version()
+        if version != SCHEMA_VERSION:
+            self._conn.close()
+            if version > SCHEMA_VERSION:
+                raise IndexCorruptError(
+                    f"the index at {self.path.parent} was written by a newer semsearch (schema {version}); "
+                    "upgrade semsearch to open it"
+                )
+            raise IndexReadOnlyError(
+                f"the index at {self.path.parent} was written by an older semsearch (schema {version}) and must be "
+                "upgraded, which needs a writable directory — open it once where it is writable (e.g. "
+                "`semsearch status -i COPY` on a copy) and use that"
+            )
+
+    @staticmethod
+    def _connect_uri(uri: str) -> sqlite3.Connection:
+        conn = sqlite3.connect(uri, uri=True, check_same_thread=False, isolation_level=None, timeout=30)
+        try:
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()  # opening is lazy: read once
+        except sqlite3.DatabaseError:
+            conn.close()
+            raise
+        return conn
 
     def _migrate(self) -> None:
         """Bring an index written by an older semsearch up to SCHEMA_VERSION, one step per transaction."""
