@@ -12,11 +12,13 @@ __version__ = "0.1.0"
 from semsearch.context import Context, Source  # noqa: E402
 from semsearch.errors import (  # noqa: E402
     ConfigError,
+    DocumentNotFoundError,
     EmbedderError,
     EmbedderUnavailableError,
     IndexLockedError,
     IndexMismatchError,
     IndexNotFoundError,
+    IndexReadOnlyError,
     ModelNotFoundError,
     RerankerError,
     RerankerModelNotFoundError,
@@ -28,6 +30,7 @@ from semsearch.errors import (  # noqa: E402
 from semsearch.types import (  # noqa: E402
     Chunk,
     Document,
+    DocumentText,
     Hit,
     IndexReport,
     IndexStatus,
@@ -41,6 +44,8 @@ __all__ = [
     "ConfigError",
     "Context",
     "Document",
+    "DocumentNotFoundError",
+    "DocumentText",
     "EmbedderError",
     "EmbedderUnavailableError",
     "EvalReport",
@@ -50,6 +55,7 @@ __all__ = [
     "IndexLockedError",
     "IndexMismatchError",
     "IndexNotFoundError",
+    "IndexReadOnlyError",
     "IndexReport",
     "IndexStatus",
     "ModelNotFoundError",

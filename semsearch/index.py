@@ -13,6 +13,7 @@ and every write raises IndexReadOnlyError.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import os
 import threading
@@ -35,8 +36,11 @@ from semsearch.embed import (
     provider_of,
 )
 from semsearch.embed.base import Embedder, EmbedderInfo
+from semsearch.documents import Citation, parse_citation
+from semsearch.documents import read as read_document
 from semsearch.errors import (
     ConfigError,
+    DocumentNotFoundError,
     IndexLockedError,
     IndexMismatchError,
     IndexNotFoundError,
@@ -48,7 +52,7 @@ from semsearch.rerank.base import DEFAULT_RERANK_TOP, BaseReranker, Reranker
 from semsearch.search import search_by_vector
 from semsearch.search import search_detailed as run_search
 from semsearch.store import DB_NAME, SCHEMA_VERSION, Store, WriteResult
-from semsearch.types import Hit, IndexReport, IndexStatus, SearchResult, StageTimings, TextItem
+from semsearch.types import DocumentText, Hit, IndexReport, IndexStatus, SearchResult, StageTimings, TextItem
 from semsearch.vectors import FAISS_NAME, SearchTuning, VectorIndex, resolve_index_type
 
 # Worker threads behind asearch/acontext: Ollama embeds one request at a time, so more in flight
@@ -621,6 +625,60 @@ class Index:
                 self._async_pool = ThreadPoolExecutor(self.async_workers, thread_name_prefix="semsearch-async")
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._async_pool, functools.partial(fn, *args, **kwargs))
+
+    def get(self, path_or_citation: str, *, line_start: int | None = None,
+            line_end: int | None = None) -> DocumentText:
+        """The indexed text of a document, or of its lines `line_start`..`line_end`, with a citation.
+
+        `path_or_citation` is a path as search hits show it (absolute, or relative to the current
+        directory or to the index's home, the directory holding the index directory), the id of
+        a text added with `add_texts`, or a citation: `path:12-30`, `path:12`,
+        `file.pdf#page=3:1-20` (lines of paged documents count within the page). Explicit
+        `line_start`/`line_end` override the citation's; a range past the end is cut to it. The
+        text is rebuilt from the stored chunks: what search answered from, even if the file has
+        changed since. Raises DocumentNotFoundError when the index holds no such document or lines.
+        """
+        wanted = path_or_citation.strip()
+        document_id = self._document_for(wanted)
+        citation = Citation(wanted)  # the whole string names a document, even one that looks like a citation
+        if document_id is None:
+            citation = parse_citation(wanted)
+            document_id = self._document_for(citation.path)
+        rows = self._store.document_chunks(document_id) if document_id is not None else []
+        if not rows:
+            raise DocumentNotFoundError(
+                f"no document {citation.path!r} in the index at {self.path} — give a path as search results "
+                "show it (absolute, or relative to the current directory), or an id given to add_texts"
+            )
+        if line_start is not None or line_end is not None:
+            start = line_start if line_start is not None else citation.line_start or 1
+            end = line_end if line_end is not None else citation.line_end if line_start is None else None
+            citation = dataclasses.replace(citation, line_start=start, line_end=end)
+        if citation.line_start is not None and citation.line_start < 1:
+            raise ConfigError(f"line numbers start at 1, not {citation.line_start}")
+        first = rows[0]
+        path = f"{first.root.rstrip('/')}/{first.relpath}" if first.kind == "file" else first.relpath
+        return read_document(rows, path, citation)
+
+    def _document_for(self, path: str) -> int | None:
+        """The id of the document a user named by path (or text id); None when it is not indexed.
+
+        The one place that maps what a user typed to a stored document: a relative path is tried
+        against the current directory, then the index's home directory.
+        """
+        if not path:
+            return None
+        given = Path(path).expanduser()
+        bases = [Path("/")] if given.is_absolute() else [Path.cwd(), self.path.resolve().parent]
+        candidates = []
+        for base in bases:
+            absolute = Path(os.path.abspath(base / given))
+            candidates.append(absolute.as_posix())
+            try:
+                candidates.append(absolute.resolve().as_posix())
+            except OSError:
+                pass
+        return self._store.find_document(candidates, path)
 
     def chunk_documents(self) -> dict[int, str]:
         """Every chunk id mapped to its document: the caller's id for added texts, else the file path."""

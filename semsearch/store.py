@@ -436,6 +436,27 @@ class Store:
             removed.extend(ids)
         return removed
 
+    def find_document(self, file_paths: Sequence[str], text_id: str) -> int | None:
+        """The id of the file document at one of `file_paths` (absolute, as search hits show them),
+        else of the added text whose id is `text_id`; None when neither is indexed."""
+        for path in dict.fromkeys(file_paths):
+            rows = self._query(
+                "SELECT id FROM documents WHERE kind = 'file' AND rtrim(root, '/') || '/' || relpath = ?", (path,)
+            )
+            if rows:
+                return int(rows[0][0])
+        rows = self._query("SELECT id FROM documents WHERE kind = 'text' AND relpath = ?", (text_id,))
+        return int(rows[0][0]) if rows else None
+
+    def document_chunks(self, document_id: int) -> list[ChunkRow]:
+        """Every chunk of a document with its document columns, in order."""
+        rows = self._query(
+            f"SELECT {_CHUNK_ROW_COLUMNS} FROM chunks c JOIN documents d ON d.id = c.document_id "
+            "WHERE c.document_id = ? ORDER BY c.ordinal",
+            (document_id,),
+        )
+        return [_chunk_row(r) for r in rows]
+
     def document_ids_by_key(self, root: str, relpaths: Iterable[str]) -> list[int]:
         ids = []
         for relpath in relpaths:
