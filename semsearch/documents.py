@@ -78,7 +78,7 @@ def read(rows: Sequence[ChunkRow], path: str, citation: Citation) -> DocumentTex
         raise DocumentNotFoundError(f"{where} is outside the indexed text, which has lines {top}-{last}")
     chosen = "\n".join(lines[max(start, top) - top:end - top + 1])
     whole = citation.line_start is None
-    shown = path if whole and (not is_file or part is not None) else cite(path, max(start, top), end, part_kind, part)
+    shown = path if whole and not is_file else cite(path, max(start, top), end, part_kind, part)
     return DocumentText(path=path, citation=shown, text=chosen, line_start=max(start, top), line_end=end,
                         last_line=last, document_id=first.document_id, title=first.title, metadata=first.metadata,
                         is_file=is_file, part_kind=part_kind, part=part)

@@ -274,7 +274,7 @@ class DocumentText:
     """The indexed text of one document, or of a line range of it (`Index.get`), with its citation."""
 
     path: str  # absolute file path (as search hits show it), or the caller's id for added texts
-    citation: str  # `path:12-30` (`file.pdf#page=3:1-20`); the bare path or id for a whole paged document or text
+    citation: str  # `path:12-30` (`file.pdf#page=3:1-20`); the bare path for a whole multi-page document, the id for a text
     text: str
     line_start: int
     line_end: int

@@ -8,6 +8,7 @@ import pytest
 
 from semsearch.errors import DocumentNotFoundError
 
+from tests.documents import PDF_PAGES
 from tests.rag_corpus import FILES, build_index
 
 
@@ -69,3 +70,27 @@ def test_get_says_what_is_missing(rag_index):
         index.get("nowhere.md:1-3")
     with pytest.raises(DocumentNotFoundError, match="outside the indexed text"):
         index.get(f"{corpus.resolve() / 'tea' / 'green-tea.md'}:90-95")
+
+
+def test_get_a_page_of_a_pdf_by_its_citation(tmp_path, ollama_server):
+    from semsearch import Index
+    from semsearch.errors import ConfigError
+    from tests.documents import write_pdf
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    pdf = write_pdf(docs / "lighthouses.pdf").resolve()
+    with Index.open(tmp_path / "idx", ollama_host=ollama_server.url) as index:
+        index.index([docs])
+        hit = index.search("when were lighthouse keepers replaced by automation", k=1)[0]
+        assert hit.page == 3
+        page = index.get(f"{pdf}#page=3")
+        assert page.part == 3 and page.text.splitlines()[0] == "Retirement of keepers"
+        assert page.citation == f"{pdf}#page=3:1-{page.last_line}" and page.last_line == 3
+        assert index.get(hit.citation).text.splitlines()[0] in page.text
+        line = index.get(f"{pdf}#page=2:1")
+        assert line.text == "Ships and signals" and line.citation == f"{pdf}#page=2:1"
+        whole = index.get(str(pdf))
+        assert all(text.split("\n", 1)[0] in whole.text for text in PDF_PAGES)
+        with pytest.raises(ConfigError, match="count within each page"):
+            index.get(f"{pdf}:1-2")
