@@ -259,3 +259,16 @@ def test_an_index_left_with_a_write_ahead_log(tmp_path, ollama_server):
             Index.open(without_shm, ollama_host=ollama_server.url)
         message = str(raised.value)
         assert "semsearch.db-wal" in message and "writable" in message and "\n" not in message
+
+
+def test_creating_an_index_in_a_read_only_place_says_so(tmp_path):
+    place = tmp_path / "mounted"
+    place.mkdir()
+    with read_only(place):
+        with pytest.raises(OSError):
+            (place / "probe").write_text("x")
+        with pytest.raises(IndexReadOnlyError, match="cannot create the index directory"):
+            Index.open(place / ".semsearch")
+        with pytest.raises(IndexReadOnlyError, match="the directory is read-only"):
+            Index.open(place)
+        assert list(place.iterdir()) == []
