@@ -12,11 +12,13 @@ __version__ = "0.1.0"
 from semsearch.context import Context, Source  # noqa: E402
 from semsearch.errors import (  # noqa: E402
     ConfigError,
+    DocumentNotFoundError,
     EmbedderError,
     EmbedderUnavailableError,
     IndexLockedError,
     IndexMismatchError,
     IndexNotFoundError,
+    IndexReadOnlyError,
     InvalidInputError,
     ModelNotFoundError,
     RerankerError,
@@ -29,6 +31,7 @@ from semsearch.errors import (  # noqa: E402
 from semsearch.types import (  # noqa: E402
     Chunk,
     Document,
+    DocumentText,
     Hit,
     IndexReport,
     IndexStatus,
@@ -42,6 +45,8 @@ __all__ = [
     "ConfigError",
     "Context",
     "Document",
+    "DocumentNotFoundError",
+    "DocumentText",
     "EmbedderError",
     "EmbedderUnavailableError",
     "EvalReport",
@@ -51,6 +56,7 @@ __all__ = [
     "IndexLockedError",
     "IndexMismatchError",
     "IndexNotFoundError",
+    "IndexReadOnlyError",
     "IndexReport",
     "IndexStatus",
     "InvalidInputError",

@@ -611,7 +611,7 @@ def serve_command(index_dir, host, port, token, model, dimensions, max_body, bas
 @timeout_option
 @keep_alive_option
 def mcp_command(index_dir, base_url, ollama_host, timeout, keep_alive) -> None:
-    """Serve search and context as tools of a Model Context Protocol server on stdio (needs semsearch[mcp]).
+    """Serve search, context, get, multi_get and status as MCP tools on stdio (needs semsearch[mcp]).
 
     \b
     Examples:

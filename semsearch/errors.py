@@ -8,6 +8,8 @@
     │   ├── IndexNotFoundError          no index where one was expected
     │   ├── IndexLockedError            another process is writing to the index
     │   ├── IndexMismatchError          opened with another model or dimension than it was built with
+    │   ├── IndexReadOnlyError          a write to an index this process cannot write (read-only mount, permissions)
+    │   └── DocumentNotFoundError       `get` named a document (or lines) the index does not hold
     │   └── IndexCorruptError           the SQLite database cannot be read
     ├── EmbedderError                   anything that went wrong talking to an embedder
     │   ├── EmbedderUnavailableError    cannot reach the server
@@ -63,6 +65,14 @@ class IndexMismatchError(IndexError_):
 
 
 class IndexCorruptError(IndexError_):
+    pass
+
+
+class IndexReadOnlyError(IndexError_):
+    pass
+
+
+class DocumentNotFoundError(IndexError_):
     pass
 
 

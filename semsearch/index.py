@@ -4,11 +4,16 @@ An index directory holds `semsearch.db` (SQLite, the source of truth) and `vecto
 derived accelerator, stamped in SQLite's meta with the generation and size it reflects). Writes
 take an exclusive lock file so one writer works at a time; readers never block. Opening checks
 the FAISS stamp and rebuilds from SQLite when it is stale, missing or truncated.
+
+An index directory this process cannot write (a read-only mount, a shipped index, another
+user's files) opens read-only: searching works, repairs stay in memory, no lock file is made,
+and every write raises IndexReadOnlyError.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import hashlib
 import os
@@ -33,8 +38,17 @@ from semsearch.embed import (
     provider_of,
 )
 from semsearch.embed.base import Embedder, EmbedderInfo
-from semsearch.errors import ConfigError, IndexLockedError, IndexMismatchError, IndexNotFoundError
-from semsearch.errors import InvalidInputError
+from semsearch.documents import Citation, parse_citation
+from semsearch.documents import read as read_document
+from semsearch.errors import (
+    ConfigError,
+    DocumentNotFoundError,
+    IndexLockedError,
+    IndexMismatchError,
+    IndexNotFoundError,
+    IndexReadOnlyError,
+    InvalidInputError,
+)
 from semsearch.ingest import DEFAULT_BATCH_TEXTS, ChunkSettings, Ingester, Progress
 from semsearch.options import DEFAULT_INDEX_DIR, LOCK_NAME
 from semsearch.rerank.base import DEFAULT_RERANK_TOP, BaseReranker, Reranker
@@ -42,7 +56,7 @@ from semsearch.search import search_by_vector
 from semsearch.search import search_detailed as run_search
 from semsearch.sources import CHANGED, MISSING, disk_state
 from semsearch.store import DB_NAME, SCHEMA_VERSION, Store, WriteResult
-from semsearch.types import Hit, IndexReport, IndexStatus, SearchResult, StageTimings, TextItem
+from semsearch.types import DocumentText, Hit, IndexReport, IndexStatus, SearchResult, StageTimings, TextItem
 from semsearch.vectors import FAISS_NAME, SearchTuning, VectorIndex, resolve_index_type
 
 # Worker threads behind asearch/acontext: Ollama embeds one request at a time, so more in flight
@@ -85,6 +99,7 @@ class Index:
         self._vectors_generation = -1
         self._vectors_lock = threading.Lock()
         self._write_lock = filelock.FileLock(str(path / LOCK_NAME), timeout=0)
+        self.read_only = store.read_only  # the directory cannot be written: search only, repairs in memory
         self._rerankers: dict[str, BaseReranker] = {}  # the ones this index made (by model), closed with it
         self._rerankers_lock = threading.Lock()
         self.repaired: str | None = None  # set when opening found FAISS stale and rebuilt it
@@ -147,8 +162,19 @@ class Index:
                     f"no semsearch index at {path} — create one with `semsearch index FOLDER` "
                     "(or point -i/--index or SEMSEARCH_INDEX at an existing one)"
                 )
-            path.mkdir(parents=True, exist_ok=True)
-        store = Store(db_path)
+            try:
+                path.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise IndexReadOnlyError(
+                    f"cannot create the index directory {path}: {exc.strerror} — choose a writable place with "
+                    "-i/--index or SEMSEARCH_INDEX"
+                ) from exc
+            if not _writable(path, db_path):
+                raise IndexReadOnlyError(
+                    f"cannot create an index in {path}: the directory is read-only — choose a writable place "
+                    "with -i/--index or SEMSEARCH_INDEX"
+                )
+        store = Store(db_path, read_only=not _writable(path, db_path))
         meta = store.meta()
         if "model" in meta:
             recorded = _qualified(meta["provider"], meta["model"])
@@ -332,6 +358,12 @@ class Index:
                     f"vectors.faiss was missing or stale; rebuilt it from SQLite ({loaded.ntotal} vectors)"
                     if dims else None
                 )
+                if self.repaired and self.read_only:
+                    self.repaired = (
+                        f"vectors.faiss was missing or stale; rebuilt it in memory from SQLite ({loaded.ntotal} "
+                        "vectors) — the index directory is read-only, so every open repeats this until "
+                        "`semsearch rebuild` runs where it is writable"
+                    )
                 self._vectors, self._vectors_generation = loaded, generation
                 self._try_persist_vectors()
             else:
@@ -345,6 +377,8 @@ class Index:
 
     def _try_persist_vectors(self) -> None:
         """Save a rebuilt FAISS file if no writer holds the lock (a reader never waits)."""
+        if self.read_only:
+            return
         try:
             with self._write_lock.acquire(timeout=0):
                 self._persist_vectors()
@@ -387,7 +421,7 @@ class Index:
 
         While a writer holds the lock the stale table is searched as it is; the writer repairs it.
         """
-        if self._store.keyword_analysis_current():
+        if self.read_only or self._store.keyword_analysis_current():
             return
         try:
             with self._write_lock.acquire(timeout=0):
@@ -405,6 +439,11 @@ class Index:
 
     @contextmanager
     def _writing(self) -> Iterator[None]:
+        if self.read_only:
+            raise IndexReadOnlyError(
+                f"the index at {self.path} is read-only (this process cannot write to its directory) — it can "
+                "be searched as it is; to change it, copy it somewhere writable or remount the directory read-write"
+            )
         try:
             self._write_lock.acquire(timeout=0)
         except filelock.Timeout:
@@ -661,6 +700,60 @@ class Index:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._async_pool, functools.partial(fn, *args, **kwargs))
 
+    def get(self, path_or_citation: str, *, line_start: int | None = None,
+            line_end: int | None = None) -> DocumentText:
+        """The indexed text of a document, or of its lines `line_start`..`line_end`, with a citation.
+
+        `path_or_citation` is a path as search hits show it (absolute, or relative to the current
+        directory or to the index's home, the directory holding the index directory), the id of
+        a text added with `add_texts`, or a citation: `path:12-30`, `path:12`,
+        `file.pdf#page=3:1-20` (lines of paged documents count within the page). Explicit
+        `line_start`/`line_end` override the citation's; a range past the end is cut to it. The
+        text is rebuilt from the stored chunks: what search answered from, even if the file has
+        changed since. Raises DocumentNotFoundError when the index holds no such document or lines.
+        """
+        wanted = path_or_citation.strip()
+        document_id = self._document_for(wanted)
+        citation = Citation(wanted)  # the whole string names a document, even one that looks like a citation
+        if document_id is None:
+            citation = parse_citation(wanted)
+            document_id = self._document_for(citation.path)
+        rows = self._store.document_chunks(document_id) if document_id is not None else []
+        if not rows:
+            raise DocumentNotFoundError(
+                f"no document {citation.path!r} in the index at {self.path} — give a path as search results "
+                "show it (absolute, or relative to the current directory), or an id given to add_texts"
+            )
+        if line_start is not None or line_end is not None:
+            start = line_start if line_start is not None else citation.line_start or 1
+            end = line_end if line_end is not None else citation.line_end if line_start is None else None
+            citation = dataclasses.replace(citation, line_start=start, line_end=end)
+        if citation.line_start is not None and citation.line_start < 1:
+            raise ConfigError(f"line numbers start at 1, not {citation.line_start}")
+        first = rows[0]
+        path = first.path
+        return read_document(rows, path, citation)
+
+    def _document_for(self, path: str) -> int | None:
+        """The id of the document a user named by path (or text id); None when it is not indexed.
+
+        The one place that maps what a user typed to a stored document: a relative path is tried
+        against the current directory, then the index's home directory.
+        """
+        if not path:
+            return None
+        given = Path(path).expanduser()
+        bases = [Path("/")] if given.is_absolute() else [Path.cwd(), self.path.resolve().parent]
+        candidates = []
+        for base in bases:
+            absolute = Path(os.path.abspath(base / given))
+            candidates.append(absolute.as_posix())
+            try:
+                candidates.append(absolute.resolve().as_posix())
+            except OSError:
+                pass
+        return self._store.find_document(candidates, path)
+
     def chunk_documents(self) -> dict[int, str]:
         """Every chunk id mapped to its document: the caller's id for added texts, else the file path."""
         return self._store.chunk_document_keys()
@@ -730,6 +823,17 @@ def _fingerprint(path: Path) -> str:
     except OSError:
         return "unreadable"
     return digest.hexdigest()[:32]
+
+
+def _writable(directory: Path, db_path: Path) -> bool:
+    """Whether this process may write the index: create files in `directory` and write the database.
+
+    access(2) answers for a read-only mount (EROFS) as well as for permission bits.
+    """
+    options = {"effective_ids": True} if os.access in os.supports_effective_ids else {}
+    if not os.access(directory, os.W_OK | os.X_OK, **options):
+        return False
+    return not db_path.exists() or os.access(db_path, os.W_OK, **options)
 
 
 def _recorded_preset(meta: dict[str, str]) -> Preset:

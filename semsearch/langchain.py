@@ -6,6 +6,11 @@
     retriever = SemsearchRetriever(index=Index.open(".semsearch"), k=5)
     docs = retriever.invoke("how do I reset my password")      # or: await retriever.ainvoke(...)
     docs[0].metadata["citation"], docs[0].metadata["score"]
+    retriever.invoke("reset password", k=2, mode="hybrid", paths=["docs/*"], rerank=True)
+
+`k`, `mode` and the options of `Index.search` (paths, where, rerank, rerank_top, ...) may be
+given at construction or per call, as LangChain's retrievers conventionally accept them; a
+per-call value wins.
 
 Each hit becomes a `Document` whose `page_content` is the passage and whose metadata carries
 path, line_start/line_end, citation, score, rank, chunk_id, document_id, heading, title and the
@@ -15,8 +20,10 @@ Needs the `langchain` extra (`pip install 'semsearch[langchain]'`).
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
+from semsearch.errors import ConfigError
 from semsearch.index import Index
 from semsearch.optional import require
 from semsearch.types import Hit
@@ -32,6 +39,12 @@ from langchain_core.retrievers import BaseRetriever  # noqa: E402
 from pydantic import ConfigDict, Field  # noqa: E402
 
 __all__ = ["SemsearchRetriever", "hit_to_document"]
+
+# What a call may set: the keyword options of `Index.search` (k and mode included).
+SEARCH_OPTIONS = frozenset(
+    name for name, parameter in inspect.signature(Index.search).parameters.items()
+    if parameter.kind is inspect.Parameter.KEYWORD_ONLY
+)
 
 
 def hit_to_document(hit: Hit) -> Document:
@@ -65,12 +78,25 @@ class SemsearchRetriever(BaseRetriever):
     search_options: dict[str, Any] = Field(default_factory=dict)
     """Passed on to `Index.search` (paths, where, ...)."""
 
-    def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[Document]:
-        hits = self.index.search(query, k=self.k, mode=self.mode, **self.search_options)
+    def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun,
+                                **options: Any) -> list[Document]:
+        hits = self.index.search(query, **self._options(options))
         return [hit_to_document(hit) for hit in hits]
 
     async def _aget_relevant_documents(
-        self, query: str, *, run_manager: AsyncCallbackManagerForRetrieverRun
+        self, query: str, *, run_manager: AsyncCallbackManagerForRetrieverRun, **options: Any
     ) -> list[Document]:
-        hits = await self.index.asearch(query, k=self.k, mode=self.mode, **self.search_options)
+        hits = await self.index.asearch(query, **self._options(options))
         return [hit_to_document(hit) for hit in hits]
+
+    def _options(self, call: dict[str, Any]) -> dict[str, Any]:
+        """The search options of one call: the constructor's, overridden by those given to invoke()."""
+        unknown = sorted(set(call) - SEARCH_OPTIONS)
+        if unknown:
+            raise ConfigError(
+                f"SemsearchRetriever does not take {', '.join(unknown)} — pass one of {', '.join(sorted(SEARCH_OPTIONS))}"
+            )
+        options = {"k": self.k, "mode": self.mode, **self.search_options, **call}
+        if not isinstance(options["k"], int) or options["k"] < 1:
+            raise ConfigError(f"k must be a whole number of at least 1, not {options['k']!r}")
+        return options

@@ -1,57 +1,136 @@
-"""`semsearch mcp`: a Model Context Protocol server on stdio exposing an index's search and context as tools.
+"""`semsearch mcp`: a Model Context Protocol server on stdio exposing an index's search, context, documents and status as tools.
 
 Built on the official `mcp` SDK (2.x, `MCPServer`). Stdout carries the protocol, so nothing
 else may print there; messages go to stderr. Tool calls run through the async API, so one slow
-embedding call never stalls the protocol loop.
+embedding call never stalls the protocol loop. A library error reaches the client as an error
+result (`isError`) carrying its own one-line message, so an agent can act on it.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
+from semsearch.chunking import estimate_tokens
 from semsearch.context import DEFAULT_NEIGHBOURS
+from semsearch.errors import SemsearchError
 from semsearch.index import Index
 from semsearch.optional import require
 
 require("mcp.server.mcpserver", "mcp", package="mcp>=2")
 
 from mcp.server.mcpserver import MCPServer  # noqa: E402
+from mcp.server.mcpserver.exceptions import ToolError  # noqa: E402
 
 MAX_K = 100
 MAX_CONTEXT_TOKENS = 32_000
+MAX_GET_CHARS = 40_000  # a longer document comes back cut at a line, with the citation of the rest
+MAX_MULTI_GET = 50
 Mode = Literal["vector", "keyword", "hybrid"]
 
 INSTRUCTIONS = (
     "Searches the user's own indexed documents (notes, code, papers; Chinese and English) by meaning. "
     "Use `context` to get evidence for answering a question: numbered passages with citations "
     "([1] path:line-line) that fit a token budget; cite them by number. Use `search` to list the best "
-    "matching passages with paths, line ranges and scores."
+    "matching passages with paths, line ranges and scores. Use `get` to read a document or the lines "
+    "around a citation (`path:12-30`), `multi_get` for several citations at once, and `status` for what "
+    "the index holds."
 )
+
+
+@contextmanager
+def _tool_errors() -> Iterator[None]:
+    """A library error becomes an error result carrying its message (the SDK hides other exceptions)."""
+    try:
+        yield
+    except SemsearchError as exc:
+        raise ToolError(str(exc)) from exc
+
+
+def _rerank(rerank: bool, rerank_model: str | None) -> bool | str:
+    return rerank_model.strip() if rerank_model and rerank_model.strip() else rerank
 
 
 def build_server(index: Index) -> MCPServer:
     """An MCP server whose tools answer from `index`."""
     server = MCPServer(name="semsearch", instructions=INSTRUCTIONS)
 
-    @server.tool(description="The best passages for a query, best first: text, path, line range, score, heading.")
+    @server.tool(description="The best passages for a query, best first: text, path, line range, score, heading. "
+                             "rerank=true reorders them with the default Qwen3 reranker; rerank_model names "
+                             "another Ollama reranker model (and implies rerank).")
     async def search(query: str, k: int = 5, mode: Mode = "vector", paths: list[str] | None = None,
-                     rerank: bool = False) -> dict[str, Any]:
-        hits = await index.asearch(query, k=max(1, min(k, MAX_K)), mode=mode, paths=paths or (), rerank=rerank)
+                     rerank: bool = False, rerank_model: str | None = None) -> dict[str, Any]:
+        with _tool_errors():
+            hits = await index.asearch(query, k=max(1, min(k, MAX_K)), mode=mode, paths=paths or (),
+                                       rerank=_rerank(rerank, rerank_model))
         return {"hits": [hit.to_dict() for hit in hits]}
 
     @server.tool(description="A prompt-ready block of numbered, cited passages for a question, within max_tokens "
-                             "estimated tokens; adjacent passages are merged. Cite passages by their [n].")
+                             "estimated tokens; adjacent passages are merged. Cite passages by their [n]. "
+                             "rerank / rerank_model as for search.")
     async def context(query: str, max_tokens: int = 2000, k: int = 10, mode: Mode = "vector",
-                      paths: list[str] | None = None, rerank: bool = False) -> str:
-        result = await index.acontext(query, max_tokens=max(1, min(max_tokens, MAX_CONTEXT_TOKENS)),
-                                      k=max(1, min(k, MAX_K)), mode=mode, neighbours=DEFAULT_NEIGHBOURS,
-                                      paths=paths or (), rerank=rerank)
-        return result.text or "No passages found."
+                      paths: list[str] | None = None, rerank: bool = False, rerank_model: str | None = None) -> str:
+        budget = max(1, min(max_tokens, MAX_CONTEXT_TOKENS))
+        with _tool_errors():
+            result = await index.acontext(query, max_tokens=budget, k=max(1, min(k, MAX_K)), mode=mode,
+                                          neighbours=DEFAULT_NEIGHBOURS, paths=paths or (),
+                                          rerank=_rerank(rerank, rerank_model))
+            if result.text:
+                return result.text
+            best = await index.asearch(query, k=1, mode=mode, paths=paths or ())
+        if best:
+            header = f"[1] {best[0].citation}" + (f" — {best[0].heading}" if best[0].heading else "")
+            raise ToolError(
+                f"max_tokens={budget} is too small for any passage: the best one's citation line alone takes "
+                f"about {estimate_tokens(header)} tokens — ask again with max_tokens of at least "
+                f"{estimate_tokens(header) + 50}"
+            )
+        return "No passages found."
+
+    @server.tool(description="The indexed text of one document, or of a line range of it: by path as search "
+                             "shows it, by citation (`path:12-30`, `file.pdf#page=3:1-20`), or by a text's id. "
+                             "line_start / line_end override the citation's lines. Returns the text with its "
+                             "citation; a long document is cut at a line and `next` cites the rest.")
+    async def get(path: str, line_start: int | None = None, line_end: int | None = None) -> dict[str, Any]:
+        with _tool_errors():
+            return _document(index.get(path, line_start=line_start, line_end=line_end), index)
+
+    @server.tool(description="Several documents or line ranges at once, by citations (`path:12-30`) or paths; "
+                             "each comes back with its text and citation, or with the error for that one.")
+    async def multi_get(citations: list[str]) -> dict[str, Any]:
+        if len(citations) > MAX_MULTI_GET:
+            raise ToolError(f"multi_get takes at most {MAX_MULTI_GET} citations at once, not {len(citations)}")
+        results: list[dict[str, Any]] = []
+        for citation in citations:
+            try:
+                results.append(_document(index.get(citation), index))
+            except SemsearchError as exc:
+                results.append({"request": citation, "error": str(exc)})
+        return {"documents": results}
+
+    @server.tool(description="What the index holds: model, dimensions, documents, chunks, index type, whether "
+                             "its vector file agrees with its database, and whether it is read-only.")
+    async def status() -> dict[str, Any]:
+        with _tool_errors():
+            return {**index.status().to_dict(), "read_only": index.read_only}
 
     return server
+
+
+def _document(document, index: Index) -> dict[str, Any]:
+    """A DocumentText as a tool result, cut at a line when longer than MAX_GET_CHARS."""
+    data = document.to_dict()
+    if len(document.text) > MAX_GET_CHARS and document.is_file and document.part is None \
+            and document.citation != document.path:
+        kept = document.text[:MAX_GET_CHARS].rsplit("\n", 1)[0]
+        end = document.line_start + kept.count("\n")
+        shorter = index.get(document.path, line_start=document.line_start, line_end=end)
+        data = shorter.to_dict()
+        data["next"] = f"{document.path}:{end + 1}-{document.line_end}"
+    return data
 
 
 def run_stdio(index_path: Path, *, ollama_host: str | Sequence[str] | None = None, base_url: str | None = None,

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from semsearch import keyword
-from semsearch.errors import IndexCorruptError
+from semsearch.errors import IndexCorruptError, IndexReadOnlyError
 from semsearch.options import DB_NAME
 from semsearch.sources import absolute_path, document_key, keys_prefix
 from semsearch.types import Chunk
@@ -279,10 +279,17 @@ class _GuardedConnection(sqlite3.Connection):
 class Store:
     """One SQLite database in WAL mode, safe to share between threads (calls are serialised)."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, *, read_only: bool = False):
+        """Open (or create) the database at `path`; `read_only` opens it without writing anything,
+        for an index directory this process cannot write (raises IndexReadOnlyError if that
+        cannot work: an index that needs an upgrade, or an unreadable write-ahead log)."""
         self.path = Path(path)
         # File paths are stored relative to this (the directory holding the index directory).
         self.home = Path(os.path.realpath(self.path.parent.parent))
+        self.read_only = read_only
+        if read_only:
+            self._open_read_only()
+            return
         try:
             conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30,
                                    factory=_GuardedConnection)
@@ -314,6 +321,56 @@ class Store:
                 f"the index at {self.path.parent} was written by a newer semsearch (schema {version}); "
                 "upgrade semsearch to open it"
             )
+
+    def _open_read_only(self) -> None:
+        """Open without creating or changing any file: `mode=ro`, else `immutable=1`.
+
+        A WAL database opened with `mode=ro` needs its `-shm` file, or must create it: in a
+        read-only directory that fails whenever the last writer closed cleanly (SQLite then
+        deletes `-wal` and `-shm`). `immutable=1` reads the database file alone, skipping
+        locks and the write-ahead log, so it is only used when the log holds nothing.
+        """
+        uri = self.path.resolve().as_uri()
+        self._lock = threading.RLock()
+        try:
+            self._conn = self._connect_uri(f"{uri}?mode=ro")
+        except sqlite3.DatabaseError:
+            wal = self.path.with_name(self.path.name + "-wal")
+            if wal.exists() and wal.stat().st_size > 0:
+                raise IndexReadOnlyError(
+                    f"cannot read {wal.name}, the write-ahead log of the index at {self.path.parent}: the directory "
+                    f"is read-only and SQLite needs to create {self.path.name}-shm beside it to read the log — "
+                    "open the index once where it is writable (e.g. a copy: `semsearch status -i COPY` folds the "
+                    f"log into {self.path.name}) and ship that, or ship {self.path.name}-shm with it"
+                ) from None
+            try:
+                self._conn = self._connect_uri(f"{uri}?mode=ro&immutable=1")
+            except sqlite3.DatabaseError as exc:
+                raise IndexCorruptError(f"cannot read the index database {self.path}: {exc}") from exc
+        version = self._user_version()
+        if version != SCHEMA_VERSION:
+            self._conn.close()
+            if version > SCHEMA_VERSION:
+                raise IndexCorruptError(
+                    f"the index at {self.path.parent} was written by a newer semsearch (schema {version}); "
+                    "upgrade semsearch to open it"
+                )
+            raise IndexReadOnlyError(
+                f"the index at {self.path.parent} was written by an older semsearch (schema {version}) and must be "
+                "upgraded, which needs a writable directory — open it once where it is writable (e.g. "
+                "`semsearch status -i COPY` on a copy) and use that"
+            )
+
+    def _connect_uri(self, uri: str) -> sqlite3.Connection:
+        conn = sqlite3.connect(uri, uri=True, check_same_thread=False, isolation_level=None, timeout=30,
+                               factory=_GuardedConnection)
+        conn.db_path = self.path
+        try:
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()  # opening is lazy: read once
+        except (sqlite3.DatabaseError, IndexCorruptError):
+            conn.close()
+            raise
+        return conn
 
     def _migrate(self) -> None:
         """Bring an index written by an older semsearch up to SCHEMA_VERSION, one step per transaction."""
@@ -531,6 +588,25 @@ class Store:
             conn.execute("DELETE FROM chunks WHERE document_id = ?", (document_id,))
             removed.extend(ids)
         return removed
+
+    def find_document(self, file_paths: Sequence[str], text_id: str) -> int | None:
+        """The id of the file document at one of `file_paths` (absolute, as search hits show them),
+        else of the added text whose id is `text_id`; None when neither is indexed."""
+        for path in dict.fromkeys(file_paths):
+            stored = self.document(document_key(Path(path), self.home), "file")
+            if stored is not None:
+                return stored.id
+        stored = self.document(text_id, "text")
+        return stored.id if stored is not None else None
+
+    def document_chunks(self, document_id: int) -> list[ChunkRow]:
+        """Every chunk of a document with its document columns, in order."""
+        rows = self._query(
+            f"SELECT {_CHUNK_ROW_COLUMNS} FROM chunks c JOIN documents d ON d.id = c.document_id "
+            "WHERE c.document_id = ? ORDER BY c.ordinal",
+            (document_id,),
+        )
+        return [_chunk_row(r, self.home) for r in rows]
 
     def document_ids_by_key(self, keys: Iterable[str], kind: str = "file") -> list[int]:
         ids = []

@@ -340,3 +340,24 @@ class IndexStatus:
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class DocumentText:
+    """The indexed text of one document, or of a line range of it (`Index.get`), with its citation."""
+
+    path: str  # absolute file path (as search hits show it), or the caller's id for added texts
+    citation: str  # `path:12-30` (`file.pdf#page=3:1-20`); the bare path for a whole multi-page document, the id for a text
+    text: str
+    line_start: int
+    line_end: int
+    last_line: int  # the document's (or page's) last line, so a caller can ask for the rest
+    document_id: int
+    title: str = ""
+    metadata: dict[str, Any] = field(default_factory=dict, compare=False)
+    is_file: bool = True
+    part_kind: str = ""  # "page" or "cell" when the text is one part of a paged document
+    part: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)

@@ -9,6 +9,7 @@ import pytest
 
 from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
+from langchain_tests.integration_tests import RetrieversIntegrationTests
 
 from semsearch.langchain import SemsearchRetriever
 
@@ -48,3 +49,52 @@ def test_async_retrieval_matches_sync(rag_index):
     async_docs = asyncio.run(retriever.ainvoke("炒糖色"))
     assert [d.metadata["chunk_id"] for d in async_docs] == [d.metadata["chunk_id"] for d in sync_docs]
     assert "糖色" in async_docs[0].page_content
+
+
+def test_invoke_takes_k_and_search_options_per_call(rag_index):
+    index, corpus = rag_index
+    retriever = SemsearchRetriever(index=index)  # k=4 by default
+    assert len(retriever.invoke("green tea", k=1)) == 1
+    docs = retriever.invoke("green tea", k=2, mode="keyword", paths=["cooking/*"])
+    assert docs == [] or all("cooking" in doc.metadata["path"] for doc in docs)
+    docs = retriever.invoke("pan-fired in a wok", k=2, mode="hybrid", paths=["tea/*"])
+    assert len(docs) == 2 and all(doc.metadata["path"].startswith(str(corpus.resolve() / "tea")) for doc in docs)
+    assert len(asyncio.run(retriever.ainvoke("green tea", k=3))) == 3
+    assert len(retriever.invoke("green tea")) == 4  # a per-call k does not stick
+
+
+def test_invoke_rejects_an_unknown_option_by_name(rag_index):
+    from semsearch.errors import ConfigError
+
+    index, _ = rag_index
+    with pytest.raises(ConfigError, match="does not take top_n"):
+        SemsearchRetriever(index=index).invoke("green tea", top_n=2)
+
+
+@pytest.fixture(scope="module")
+def shared_index(tmp_path_factory, ollama_server_session):
+    """One index for the standard tests, which only read it."""
+    ollama_server_session.reset()
+    index, _ = build_index(tmp_path_factory.mktemp("standard"), ollama_server_session.url)
+    yield index
+    index.close()
+
+
+class TestSemsearchRetrieverStandard(RetrieversIntegrationTests):
+    """LangChain's own retriever conventions (`langchain-tests`), against a real index."""
+
+    @pytest.fixture(autouse=True)
+    def _use_index(self, shared_index):
+        self.index = shared_index
+
+    @property
+    def retriever_constructor(self) -> type[SemsearchRetriever]:
+        return SemsearchRetriever
+
+    @property
+    def retriever_constructor_params(self) -> dict:
+        return {"index": self.index}
+
+    @property
+    def retriever_query_example(self) -> str:
+        return "how do I patch an inner tube"
