@@ -55,9 +55,9 @@ def test_invoke_takes_k_and_search_options_per_call(rag_index):
     index, corpus = rag_index
     retriever = SemsearchRetriever(index=index)  # k=4 by default
     assert len(retriever.invoke("green tea", k=1)) == 1
-    docs = retriever.invoke("green tea", k=2, mode="keyword", paths=["cooking/*"])
+    docs = retriever.invoke("green tea", k=2, mode="keyword", paths=["corpus/cooking/*"])
     assert docs == [] or all("cooking" in doc.metadata["path"] for doc in docs)
-    docs = retriever.invoke("pan-fired in a wok", k=2, mode="hybrid", paths=["tea/*"])
+    docs = retriever.invoke("pan-fired in a wok", k=2, mode="hybrid", paths=["corpus/tea/*"])
     assert len(docs) == 2 and all(doc.metadata["path"].startswith(str(corpus.resolve() / "tea")) for doc in docs)
     assert len(asyncio.run(retriever.ainvoke("green tea", k=3))) == 3
     assert len(retriever.invoke("green tea")) == 4  # a per-call k does not stick

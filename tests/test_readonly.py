@@ -87,7 +87,7 @@ def test_search_and_status_work_on_a_read_only_index(built, ollama_server):
             assert status.documents == 4 and status.in_sync
             hits = index.search("how to fix a flat bicycle tire", k=3)
             assert "flat-tire" in hits[0].path
-            hybrid = index.search("炒糖色", k=2, mode="hybrid", paths=["cooking/*"])
+            hybrid = index.search("炒糖色", k=2, mode="hybrid", paths=["corpus/cooking/*"])
             assert hybrid and all("hongshao-rou" in hit.path for hit in hybrid)
             context = index.context("why is Japanese green tea grassy", max_tokens=200)
             assert "green-tea.md" in context.text
