@@ -7,7 +7,8 @@
     │   ├── IndexNotFoundError          no index where one was expected
     │   ├── IndexLockedError            another process is writing to the index
     │   ├── IndexMismatchError          opened with another model or dimension than it was built with
-    │   └── IndexCorruptError           the SQLite database cannot be read
+    │   ├── IndexCorruptError           the SQLite database cannot be read
+    │   └── DiskFullError               the device holding the index ran out of space mid-write
     ├── EmbedderError                   anything that went wrong talking to an embedder
     │   ├── EmbedderUnavailableError    cannot reach the server
     │   ├── ModelNotFoundError          the model is not pulled / unknown to the server
@@ -59,6 +60,15 @@ class IndexMismatchError(IndexError_):
 
 class IndexCorruptError(IndexError_):
     pass
+
+
+class DiskFullError(IndexError_):
+    """A write hit ENOSPC; the transaction was rolled back, so the index is as it was before it."""
+
+    def __init__(self, directory: object):
+        super().__init__(f"no space left on the device holding {directory} — free space and run the same "
+                         "command again")
+        self.directory = directory
 
 
 class EmbedderError(SemsearchError):

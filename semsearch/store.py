@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from semsearch import keyword
-from semsearch.errors import IndexCorruptError
+from semsearch.errors import DiskFullError, IndexCorruptError
 from semsearch.options import DB_NAME
 from semsearch.types import Chunk
 
@@ -185,6 +185,8 @@ class Store:
             elif self._user_version() < SCHEMA_VERSION:
                 self._migrate()
         except sqlite3.DatabaseError as exc:
+            if _is_disk_full(exc):
+                raise DiskFullError(self.path.parent) from exc
             raise IndexCorruptError(f"cannot read the index database {self.path}: {exc}") from exc
         version = self._user_version()
         if version > SCHEMA_VERSION:
@@ -219,12 +221,30 @@ class Store:
 
         def __enter__(self) -> sqlite3.Connection:
             self.store._lock.acquire()
-            self.store.conn.execute("BEGIN IMMEDIATE")
+            try:
+                self.store.conn.execute("BEGIN IMMEDIATE")
+            except BaseException:
+                self.store._lock.release()
+                raise
             return self.store.conn
 
         def __exit__(self, exc_type, exc, tb) -> None:
+            conn = self.store.conn
             try:
-                self.store.conn.execute("ROLLBACK" if exc_type else "COMMIT")
+                if exc_type is None:
+                    try:
+                        conn.execute("COMMIT")
+                        return
+                    except sqlite3.DatabaseError as commit_error:
+                        exc = commit_error
+                # SQLite may have rolled back by itself (SQLITE_FULL does); a second ROLLBACK would
+                # raise and hide the reason.
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                if _is_disk_full(exc):
+                    raise DiskFullError(self.store.path.parent) from exc
+                if exc_type is None:
+                    raise exc
             finally:
                 self.store._lock.release()
 
@@ -549,6 +569,11 @@ class Store:
         docs = self._query("SELECT count(*) FROM documents")[0][0]
         chunks = self._query("SELECT count(*) FROM chunks")[0][0]
         return int(docs), int(chunks)
+
+
+def _is_disk_full(error: BaseException | None) -> bool:
+    """Whether SQLite failed because the device is full (SQLITE_FULL: database or WAL growth)."""
+    return isinstance(error, sqlite3.DatabaseError) and (getattr(error, "sqlite_errorcode", 0) & 0xFF) == 13
 
 
 def _filter_text(value: Any) -> str:
