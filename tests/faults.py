@@ -104,7 +104,8 @@ def snapshot(index_dir: Path, host: str, queries: tuple[str, ...]) -> dict:
         with sqlite3.connect(f"file:{index_dir / 'semsearch.db'}?mode=ro", uri=True) as conn:
             docs = sorted(conn.execute("SELECT kind, relpath, sha256 FROM documents").fetchall())
             chunks = sorted(conn.execute("SELECT text FROM chunks").fetchall())
-        hits = {q: [(h.path.rsplit("/", 1)[-1], h.text) for h in index.search(q, k=5)] for q in queries}
+        hits = {q: [(h.path.rsplit("/", 1)[-1], h.text, round(h.score, 4)) for h in index.search(q, k=5)]
+                for q in queries}
         return {"documents": docs, "chunks": chunks, "hits": hits, "in_sync": index.status().in_sync}
 
 
