@@ -364,6 +364,7 @@ def _free_port() -> int:
 
 
 def run_soak(args: argparse.Namespace) -> dict[str, Any]:
+    info = machine()  # before the run: its load average and date are the start's
     load_start = os.getloadavg()
     with TestServer(0.0) as ollama, tempfile.TemporaryDirectory(prefix="semsearch-soak-") as tmp:
         workdir = Path(tmp)
@@ -403,7 +404,7 @@ def run_soak(args: argparse.Namespace) -> dict[str, Any]:
         "server_peak_rss_mib": round(soak.peak_rss / 2**20, 1),
         "final": final,
         "load_average": {"start": [round(x, 2) for x in load_start], "end": [round(x, 2) for x in load_end]},
-        "machine": machine(),
+        "machine": info,
     }
 
 
