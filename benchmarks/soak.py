@@ -55,7 +55,8 @@ RESTART_GRACE = 2.0
 
 def _write_note(path: Path, rng: random.Random, stamp: str) -> None:
     topic = rng.choice(TOPICS)
-    paragraphs = [f"# {path.stem} on {topic}", f"Written at {stamp}: a note about {topic}, item {rng.randrange(10**6)}."]
+    paragraphs = [f"# {path.stem} on {topic}",
+                  f"Written at {stamp}: a note about {topic}, item {rng.randrange(10**6)}."]
     paragraphs += [f"More about {rng.choice(TOPICS)} and {topic}, line {i}." for i in range(rng.randrange(1, 6))]
     path.write_text("\n\n".join(paragraphs) + "\n", encoding="utf-8")
 
