@@ -12,6 +12,7 @@ __version__ = "0.1.0"
 from semsearch.context import Context, Source  # noqa: E402
 from semsearch.errors import (  # noqa: E402
     ConfigError,
+    DiskFullError,
     DocumentNotFoundError,
     EmbedderError,
     EmbedderUnavailableError,
@@ -43,6 +44,7 @@ from semsearch.types import (  # noqa: E402
 __all__ = [
     "Chunk",
     "ConfigError",
+    "DiskFullError",
     "Context",
     "Document",
     "DocumentNotFoundError",

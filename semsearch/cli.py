@@ -774,7 +774,8 @@ def _human_bytes(size: int) -> str:
 @cli.command("rebuild", short_help="Rebuild vectors.faiss from SQLite (no embedding calls).")
 @index_option
 @click.option("--index-type", type=click.Choice(INDEX_TYPES), default=None,
-              help="Convert to this FAISS index type (recorded for later writes) [default: keep].")
+              help="Convert to this FAISS index type, recorded for later writes once the new file is saved "
+                   "[default: keep].")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def rebuild_command(index_dir, index_type, as_json) -> None:
     """Rebuild vectors.faiss from the vectors stored in SQLite (no embedding calls).

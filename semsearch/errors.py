@@ -9,8 +9,9 @@
     │   ├── IndexLockedError            another process is writing to the index
     │   ├── IndexMismatchError          opened with another model or dimension than it was built with
     │   ├── IndexReadOnlyError          a write to an index this process cannot write (read-only mount, permissions)
-    │   └── DocumentNotFoundError       `get` named a document (or lines) the index does not hold
-    │   └── IndexCorruptError           the SQLite database cannot be read
+    │   ├── DocumentNotFoundError       `get` named a document (or lines) the index does not hold
+    │   ├── IndexCorruptError           the SQLite database cannot be read
+    │   └── DiskFullError               the device holding the index ran out of space mid-write
     ├── EmbedderError                   anything that went wrong talking to an embedder
     │   ├── EmbedderUnavailableError    cannot reach the server
     │   ├── ModelNotFoundError          the model is not pulled / unknown to the server
@@ -74,6 +75,15 @@ class IndexReadOnlyError(IndexError_):
 
 class DocumentNotFoundError(IndexError_):
     pass
+
+
+class DiskFullError(IndexError_):
+    """A write hit ENOSPC; the transaction was rolled back, so the index is as it was before it."""
+
+    def __init__(self, directory: object):
+        super().__init__(f"no space left on the device holding {directory} — free space and run the same "
+                         "command again")
+        self.directory = directory
 
 
 class EmbedderError(SemsearchError):

@@ -42,6 +42,7 @@ from semsearch.documents import Citation, parse_citation
 from semsearch.documents import read as read_document
 from semsearch.errors import (
     ConfigError,
+    DiskFullError,
     DocumentNotFoundError,
     IndexLockedError,
     IndexMismatchError,
@@ -57,7 +58,7 @@ from semsearch.search import search_detailed as run_search
 from semsearch.sources import CHANGED, MISSING, disk_state
 from semsearch.store import DB_NAME, SCHEMA_VERSION, Store, WriteResult
 from semsearch.types import DocumentText, Hit, IndexReport, IndexStatus, SearchResult, StageTimings, TextItem
-from semsearch.vectors import FAISS_NAME, SearchTuning, VectorIndex, resolve_index_type
+from semsearch.vectors import FAISS_NAME, SearchTuning, VectorIndex, remove_stale_temp_files, resolve_index_type
 
 # Worker threads behind asearch/acontext: Ollama embeds one request at a time, so more in flight
 # only queue there; a bound gives backpressure to a busy web app instead of a thread per call.
@@ -382,8 +383,8 @@ class Index:
         try:
             with self._write_lock.acquire(timeout=0):
                 self._persist_vectors()
-        except filelock.Timeout:
-            pass
+        except (filelock.Timeout, DiskFullError):
+            pass  # the vectors in memory are right; a later writer saves them
 
     def _persist_vectors(self, *, force: bool = False) -> None:
         if self._vectors is None or not self.is_initialized:
@@ -451,6 +452,7 @@ class Index:
                 f"another semsearch process is writing to the index at {self.path} — wait for it to finish"
             ) from None
         try:
+            remove_stale_temp_files(self.path)
             self._initialize()
             if not self._store.keyword_analysis_current():
                 self._store.reanalyze_keywords()
@@ -508,13 +510,17 @@ class Index:
         if index_type is not None:
             resolve_index_type(index_type, 0, 1)
         with self._writing():
-            if index_type is not None:
-                self._store.set_meta({"index_type": index_type})
             meta = self._store.meta()
+            if index_type is not None:
+                meta["index_type"] = index_type
             with self._vectors_lock:
                 self._vectors = self._build(meta, self._store.counts()[1])
                 self._vectors_generation = self._store.generation()
             self._persist_vectors(force=True)
+            # Recorded once the file is saved: a conversion that fails (disk full, killed)
+            # leaves the index as it was.
+            if index_type is not None:
+                self._store.set_meta({"index_type": index_type})
             return self._vectors.ntotal
 
     # -- reading -------------------------------------------------------------------------------

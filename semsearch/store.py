@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from semsearch import keyword
-from semsearch.errors import IndexCorruptError, IndexReadOnlyError
+from semsearch.errors import DiskFullError, IndexCorruptError, IndexReadOnlyError
 from semsearch.options import DB_NAME
 from semsearch.sources import absolute_path, document_key, keys_prefix
 from semsearch.types import Chunk
@@ -312,6 +312,8 @@ class Store:
         except IndexCorruptError:
             raise
         except sqlite3.DatabaseError as exc:
+            if _is_disk_full(exc):
+                raise DiskFullError(self.path.parent) from exc
             if _is_corrupt(exc):
                 raise _corrupt_error(self.path, exc) from exc
             raise IndexCorruptError(f"cannot read the index database {self.path}: {exc}") from exc
@@ -409,12 +411,30 @@ class Store:
 
         def __enter__(self) -> sqlite3.Connection:
             self.store._lock.acquire()
-            self.store.conn.execute("BEGIN IMMEDIATE")
+            try:
+                self.store.conn.execute("BEGIN IMMEDIATE")
+            except BaseException:
+                self.store._lock.release()
+                raise
             return self.store.conn
 
         def __exit__(self, exc_type, exc, tb) -> None:
+            conn = self.store.conn
             try:
-                self.store.conn.execute("ROLLBACK" if exc_type else "COMMIT")
+                if exc_type is None:
+                    try:
+                        conn.execute("COMMIT")
+                        return
+                    except sqlite3.DatabaseError as commit_error:
+                        exc = commit_error
+                # SQLite may have rolled back by itself (SQLITE_FULL does); a second ROLLBACK would
+                # raise and hide the reason.
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                if _is_disk_full(exc):
+                    raise DiskFullError(self.store.path.parent) from exc
+                if exc_type is None:
+                    raise exc
             finally:
                 self.store._lock.release()
 
@@ -794,6 +814,11 @@ class Store:
         rows = self._query("SELECT DISTINCT item.key FROM documents d, json_each(d.metadata) AS item "
                            "WHERE json_valid(d.metadata) ORDER BY item.key")
         return [str(r[0]) for r in rows]
+
+
+def _is_disk_full(error: BaseException | None) -> bool:
+    """Whether SQLite failed because the device is full (SQLITE_FULL: database or WAL growth)."""
+    return isinstance(error, sqlite3.DatabaseError) and (getattr(error, "sqlite_errorcode", 0) & 0xFF) == 13
 
 
 def _filter_text(value: Any) -> str:

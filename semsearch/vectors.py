@@ -20,6 +20,7 @@ meta with the generation, size and count they reflect, so stale files are rebuil
 
 from __future__ import annotations
 
+import errno
 import math
 import os
 import tempfile
@@ -31,7 +32,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from semsearch.errors import ConfigError
+from semsearch.errors import ConfigError, DiskFullError
 from semsearch.options import FAISS_NAME, INDEX_TYPES
 
 
@@ -52,6 +53,8 @@ DEFAULT_NPROBE = 32
 TOMBSTONE_LIMIT = 0.10
 TOMBSTONE_MIN = 1000
 _TRAIN_SAMPLE_PER_LIST = 50
+# A save writes `.vectors-XXXX.tmp` next to the index and renames it; a killed writer leaves one.
+TEMP_PREFIX, TEMP_SUFFIX = ".vectors-", ".tmp"
 
 Batches = Callable[[], Iterator[tuple[np.ndarray, np.ndarray]]]
 
@@ -237,19 +240,29 @@ class VectorIndex:
     # -- files ---------------------------------------------------------------------------------
 
     def save(self, path: Path) -> int:
-        """Write atomically to `path`; returns the number of bytes written."""
+        """Write atomically to `path`; returns the number of bytes written.
+
+        Raises DiskFullError when the device runs out of space (the previous file stays).
+        """
         path = Path(path)
-        fd, tmp_name = tempfile.mkstemp(prefix=".vectors-", suffix=".tmp", dir=path.parent)
-        os.close(fd)
         try:
-            with self._write_lock:
-                faiss.write_index(self._index, tmp_name)
-            with open(tmp_name, "rb+") as handle:
+            fd, tmp_name = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=TEMP_SUFFIX, dir=path.parent)
+        except OSError as exc:
+            _raise_if_disk_full(exc, path.parent)
+            raise
+        try:
+            # Through a Python file rather than faiss's own: FAISS reports a failed final flush
+            # (ENOSPC at fclose) only on stderr and returns as if the file were whole.
+            with open(fd, "wb") as handle:
+                with self._write_lock:
+                    faiss.write_index(self._index, faiss.PyCallbackIOWriter(handle.write))
+                handle.flush()
                 os.fsync(handle.fileno())
             size = os.path.getsize(tmp_name)
             os.replace(tmp_name, path)
-        except BaseException:
+        except BaseException as exc:
             Path(tmp_name).unlink(missing_ok=True)
+            _raise_if_disk_full(exc, path.parent)
             raise
         _fsync_directory(path.parent)
         return size
@@ -325,6 +338,24 @@ def _sample(batches: Batches, size: int, count: int) -> np.ndarray:
 
 def _no_hits() -> tuple[np.ndarray, np.ndarray]:
     return np.zeros(0, np.float32), np.zeros(0, np.int64)
+
+
+def remove_stale_temp_files(directory: Path) -> int:
+    """Delete temp files a killed writer left behind mid-save; call only while holding the write lock."""
+    removed = 0
+    for stale in Path(directory).glob(f"{TEMP_PREFIX}*{TEMP_SUFFIX}"):
+        try:
+            stale.unlink()
+            removed += 1
+        except OSError:
+            pass
+    return removed
+
+
+def _raise_if_disk_full(error: BaseException, directory: Path) -> None:
+    """ENOSPC becomes the DiskFullError users understand; anything else is left to the caller."""
+    if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+        raise DiskFullError(directory) from error
 
 
 def _fsync_directory(directory: Path) -> None:
