@@ -354,8 +354,9 @@ class Soak:
 
 def stored(index_dir: Path) -> tuple[dict[str, str], dict[str, str]]:
     with sqlite3.connect(f"file:{index_dir / 'semsearch.db'}?mode=ro", uri=True, timeout=30) as conn:
-        rows = conn.execute("SELECT kind, relpath, sha256 FROM documents").fetchall()
-    return ({r: s for k, r, s in rows if k == "file"}, {r: s for k, r, s in rows if k == "text"})
+        rows = conn.execute("SELECT kind, path, sha256 FROM documents").fetchall()
+    # Files by name (the soak's folder is flat; paths are stored relative to the index home).
+    return ({Path(r).name: s for k, r, s in rows if k == "file"}, {r: s for k, r, s in rows if k == "text"})
 
 
 def _free_port() -> int:

@@ -66,9 +66,10 @@ def integrity(index_dir: Path) -> str:
 
 
 def stored_documents(index_dir: Path, kind: str) -> dict[str, str]:
-    """relpath (file) or id (text) → content sha256 of every document of `kind`."""
+    """File name (file; the test folders are flat) or id (text) → content sha256 of every document of `kind`."""
     with sqlite3.connect(f"file:{index_dir / 'semsearch.db'}?mode=ro", uri=True, timeout=30) as conn:
-        return dict(conn.execute("SELECT relpath, sha256 FROM documents WHERE kind = ?", (kind,)).fetchall())
+        rows = conn.execute("SELECT path, sha256 FROM documents WHERE kind = ?", (kind,)).fetchall()
+    return {(Path(path).name if kind == "file" else path): sha for path, sha in rows}
 
 
 def temp_files(index_dir: Path) -> list[str]:
@@ -102,7 +103,7 @@ def snapshot(index_dir: Path, host: str, queries: tuple[str, ...]) -> dict:
 
     with Index.open(index_dir, create=False, ollama_host=host) as index:
         with sqlite3.connect(f"file:{index_dir / 'semsearch.db'}?mode=ro", uri=True) as conn:
-            docs = sorted(conn.execute("SELECT kind, relpath, sha256 FROM documents").fetchall())
+            docs = sorted(conn.execute("SELECT kind, path, sha256 FROM documents").fetchall())
             chunks = sorted(conn.execute("SELECT text FROM chunks").fetchall())
         hits = {q: [(h.path.rsplit("/", 1)[-1], h.text, round(h.score, 4)) for h in index.search(q, k=5)]
                 for q in queries}
