@@ -334,8 +334,10 @@ class _interruptible:
 
     @staticmethod
     def _again(signum, frame) -> None:
-        os.write(2, b"\nInterrupted again: stopping now. Committed work is kept; run the same command again "
-                    b"to continue.\n")
+        # The live display hides the cursor; nothing else will show it again after os._exit.
+        show_cursor = b"\x1b[?25h" if sys.stderr.isatty() else b""
+        os.write(2, show_cursor + b"\nInterrupted again: stopping now. Committed work is kept; run the same "
+                    b"command again to continue.\n")
         os._exit(130)
 
 

@@ -1,7 +1,8 @@
 """The indexing pipeline: walk → change detection → extract → chunk → cache lookup → embed → store.
 
 Work is committed in batches, one SQLite transaction per batch, so an interrupted run keeps
-everything committed before the interruption and the next run continues from there (the
+everything committed before the interruption — on Ctrl-C or an embedder failure, also every
+batch whose vectors had already arrived — and the next run continues from there (the
 (size, mtime) and content-hash checks skip what is already stored). Chunk texts whose hash is
 already stored reuse the stored vector, so an edit that touches one paragraph embeds about one
 chunk. One bad file is reported and skipped; it never aborts the run.
