@@ -291,7 +291,9 @@ def index_command(paths, index_dir, model, preset, dimensions, input_type, inclu
     """Index folders (or files): add new, update changed, remove vanished files.
 
     On a terminal, progress shows on stderr as the work happens: files scanned and read, chunks
-    embedded of the (estimated) total, the embedding rate, elapsed time and time left. Ctrl-C
+    embedded of the (estimated) total, the embedding rate, elapsed time and time left; on a pipe,
+    nothing but the summary. The summary's chunk line adds up: embedded + identical to another
+    chunk + reused from the index's cache + kept from unchanged files = in the index. Ctrl-C
     stops within a second and keeps every batch already embedded (exit code 130; a second
     Ctrl-C stops at once); run the same command again to continue.
 
