@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -43,6 +44,9 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except SemsearchError as exc:
             raise click.ClickException(str(exc)) from exc
+        except KeyboardInterrupt:
+            click.echo("Interrupted.", err=True)
+            ctx.exit(130)
 
 
 def find_index(explicit: str | None, *, for_writing: bool) -> Path:
@@ -275,7 +279,8 @@ def cli() -> None:
               help="FAISS index type for a new index [default: auto: exact flat while fast, HNSW above]; "
                    "convert an existing one with `semsearch rebuild --index-type`.")
 @click.option("--batch", type=click.IntRange(min=1), default=64, show_default=True,
-              help="Texts per embedding batch; each batch is committed, so an interruption loses at most one.")
+              help="Texts per embedding batch; each batch is committed as soon as its vectors arrive, so "
+                   "Ctrl-C (or Ollama stopping) keeps every batch already embedded.")
 @host_option
 @timeout_option
 @keep_alive_option
@@ -285,6 +290,13 @@ def index_command(paths, index_dir, model, preset, dimensions, input_type, inclu
                   as_json) -> None:
     """Index folders (or files): add new, update changed, remove vanished files.
 
+    On a terminal, progress shows on stderr as the work happens: files scanned and read, chunks
+    embedded of the (estimated) total, the embedding rate, elapsed time and time left; on a pipe,
+    nothing but the summary. The summary's chunk line adds up: embedded + identical to another
+    chunk + reused from the index's cache + kept from unchanged files = in the index. Ctrl-C
+    stops within a second and keeps every batch already embedded (exit code 130; a second
+    Ctrl-C stops at once); run the same command again to continue.
+
     Files over SEMSEARCH_MAX_FILE_MB (default 64) are skipped with their size named.
 
     \b
@@ -292,7 +304,7 @@ def index_command(paths, index_dir, model, preset, dimensions, input_type, inclu
       semsearch index data/
       semsearch index ~/notes --include '*.md' -m local:multilingual-e5-small
     """
-    with open_index(find_index(index_dir, for_writing=True), model=model, ollama_host=ollama_host or None,
+    with _interruptible(), open_index(find_index(index_dir, for_writing=True), model=model, ollama_host=ollama_host or None,
                     base_url=base_url, preset=preset, dimensions=dimensions, input_type=input_type,
                     query_instruction=query_instruction, chunk_tokens=chunk_tokens, timeout=timeout,
                     keep_alive=keep_alive, index_type=index_type) as index:
@@ -306,6 +318,31 @@ def index_command(paths, index_dir, model, preset, dimensions, input_type, inclu
         _print_report(report, paths)
     if report.interrupted:
         sys.exit(130)
+
+
+class _interruptible:
+    """While indexing: the first Ctrl-C stops the run cleanly (KeyboardInterrupt, committed work
+    kept); a second one ends the process at once, without a traceback."""
+
+    def __enter__(self) -> None:
+        self._previous = signal.getsignal(signal.SIGINT)
+        signal.signal(signal.SIGINT, self._first)
+
+    def __exit__(self, *exc_info) -> None:
+        signal.signal(signal.SIGINT, self._previous)
+
+    @staticmethod
+    def _first(signum, frame) -> None:
+        signal.signal(signal.SIGINT, _interruptible._again)
+        raise KeyboardInterrupt
+
+    @staticmethod
+    def _again(signum, frame) -> None:
+        # The live display hides the cursor; nothing else will show it again after os._exit.
+        show_cursor = b"\x1b[?25h" if sys.stderr.isatty() else b""
+        os.write(2, show_cursor + b"\nInterrupted again: stopping now. Committed work is kept; run the same "
+                    b"command again to continue.\n")
+        os._exit(130)
 
 
 def _pull_if_missing(index: Index) -> None:
@@ -337,30 +374,90 @@ def _pull_if_missing(index: Index) -> None:
 
 
 class _ProgressBar:
-    """A tqdm bar on stderr when it is a terminal; nothing on a pipe."""
+    """Live progress of an indexing run on stderr when it is a terminal; nothing on a pipe.
+
+    Two lines, redrawn ten times a second so the elapsed time is true to the clock: files
+    (scanned, then read of those needing work) and chunks (with a vector of the total, estimated
+    from the files read until all are read, with the embedding rate and the time left).
+    """
 
     def __init__(self) -> None:
-        self._bar = None
+        self._progress = None
         self._enabled = sys.stderr.isatty()
 
     def __enter__(self) -> _ProgressBar:
+        if self._enabled:
+            self._progress = _live_progress()
+            self._progress.start()
+            self._files = self._progress.add_task("scanning", total=None, unit="")
+            self._chunks = self._progress.add_task("chunks", total=None, unit="chunk")
         return self
 
     def update(self, progress) -> None:
-        if not self._enabled:
+        if self._progress is None:
             return
-        if self._bar is None:
-            from tqdm import tqdm
-
-            self._bar = tqdm(total=progress.files_total, unit="file", file=sys.stderr, dynamic_ncols=True)
-        self._bar.total = max(progress.files_total, progress.files_done)
-        self._bar.n = progress.files_done
-        self._bar.set_postfix(embedded=progress.chunks_embedded, reused=progress.chunks_reused, refresh=False)
-        self._bar.refresh()
+        update = self._progress.update
+        if progress.scanning:
+            update(self._files, description=f"scanning: {progress.files_scanned} files", total=None)
+            update(self._chunks, description="chunks: waiting for files")
+            return
+        update(self._files, total=max(progress.files_total, progress.files_done, 1),
+               completed=progress.files_done if progress.files_total else 1,
+               description=f"files: {progress.files_done}/{progress.files_total} done, {progress.files_read} read, "
+                           f"{progress.files_scanned} scanned")
+        if progress.files_total and progress.files_read < progress.files_total:
+            estimate = round(progress.chunks_queued * progress.files_total / progress.files_read) \
+                if progress.files_read else None
+            total_text = f"~{estimate}" if estimate else "?"
+        else:
+            estimate = progress.chunks_queued
+            total_text = str(estimate)
+        update(self._chunks, total=max(estimate, progress.chunks_done, 1) if estimate is not None else None,
+               completed=progress.chunks_done,
+               description=f"chunks: {progress.chunks_done}/{total_text} with vectors, "
+                           f"{progress.chunks_embedded} embedded")
 
     def __exit__(self, *exc_info) -> None:
-        if self._bar is not None:
-            self._bar.close()
+        if self._progress is not None:
+            self._progress.stop()
+
+
+def _live_progress():
+    """A rich Progress on stderr: spinner, description, bar, rate, elapsed, time left."""
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, ProgressColumn, SpinnerColumn, TextColumn, TimeElapsedColumn
+    from rich.text import Text
+
+    def rate(task) -> float | None:
+        # rich's windowed speed once it has two samples; the average since the start before that
+        speed = task.finished_speed or task.speed
+        if not speed and task.completed and task.elapsed:
+            speed = task.completed / task.elapsed
+        return speed or None
+
+    class RateColumn(ProgressColumn):
+        def render(self, task) -> Text:
+            speed = rate(task) if task.fields.get("unit") else None
+            return Text(f"{speed:.1f} {task.fields['unit']}/s" if speed else "", style="progress.data.speed")
+
+    class LeftColumn(ProgressColumn):
+        def render(self, task) -> Text:
+            if not task.fields.get("unit"):
+                return Text("")
+            speed = rate(task)
+            if task.finished:
+                return Text("done", style="progress.remaining")
+            if task.total is None or not speed:
+                return Text("left -:--:--", style="progress.remaining")
+            seconds = int((task.total - task.completed) / speed)
+            return Text(f"left {seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}",
+                        style="progress.remaining")
+
+    return Progress(
+        SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), RateColumn(),
+        TextColumn("elapsed"), TimeElapsedColumn(), LeftColumn(),
+        console=Console(stderr=True), refresh_per_second=10,
+    )
 
 
 def _print_report(report: IndexReport, paths) -> None:
@@ -371,9 +468,16 @@ def _print_report(report: IndexReport, paths) -> None:
         f"{report.files_unchanged} unchanged, {report.files_removed} removed, {report.files_failed} failed, "
         f"{report.files_skipped} skipped"
     )
+    parts = [f"{report.chunks_embedded} embedded"]
+    if report.chunks_duplicate:
+        parts.append(f"{report.chunks_duplicate} identical to another chunk (embedded once)")
+    if report.chunks_cached:
+        parts.append(f"{report.chunks_cached} reused from the index's cache")
+    if report.chunks_kept:
+        parts.append(f"{report.chunks_kept} kept from unchanged files")
     click.echo(
-        f"Chunks: {report.chunks_embedded} embedded, {report.chunks_reused} reused from cache "
-        f"({report.chunks_per_second:.1f} chunks/s); {report.chunks_total} in the index"
+        f"Chunks: {' + '.join(parts)} = {report.chunks_total} in the index "
+        f"({report.chunks_per_second:.1f} chunks/s)"
     )
     for problem in report.problems:
         click.echo(f"  {display_path(problem.path)}: {problem.reason}", err=True)
@@ -659,12 +763,13 @@ def eval_command(dataset_dir, index_dir, model, mode, k, max_queries, chunk_toke
     reranker = _make_reranker(ollama_host, rerank, rerank_model, rerank_url, rerank_api_key, rerank_timeout,
                               rerank_concurrency)
     try:
-        with _CountBar("indexing", "doc") as index_bar, _CountBar("queries", "query") as query_bar:
+        with _CountBar(("documents indexed", "document"), ("queries run", "query")) as bars:
             report = evaluate_dataset(
                 dataset_dir, index_dir=index_dir, model=model, mode=mode, k=k, max_queries=max_queries,
                 chunk_tokens=chunk_tokens, ollama_host=ollama_host or None, base_url=base_url, timeout=timeout,
-                on_index_progress=lambda p: index_bar.update(p.documents_done, p.documents_total),
-                on_query=query_bar.update, rerank=reranker or False, rerank_top=rerank_top,
+                on_index_progress=lambda p: bars.update(0, p.documents_done, p.documents_total),
+                on_query=lambda done, total: bars.update(1, done, total), rerank=reranker or False,
+                rerank_top=rerank_top,
             )
     finally:
         if reranker is not None:
@@ -683,30 +788,39 @@ def eval_command(dataset_dir, index_dir, model, mode, k, max_queries, chunk_toke
 
 
 class _CountBar:
-    """A tqdm bar counting `unit`s on stderr when it is a terminal; nothing on a pipe."""
+    """Live counts of (label, unit) rows on stderr when it is a terminal; nothing on a pipe.
 
-    def __init__(self, label: str, unit: str) -> None:
-        self._label, self._unit = label, unit
-        self._bar = None
+    Shown from the start and redrawn ten times a second, so elapsed time, rate and time left are
+    true to the clock even while a row waits for its first update.
+    """
+
+    def __init__(self, *rows: tuple[str, str]) -> None:
+        self._rows = rows
+        self._progress = None
+        self._tasks: list[Any] = []
         self._enabled = sys.stderr.isatty()
 
     def __enter__(self) -> _CountBar:
+        if self._enabled:
+            self._progress = _live_progress()
+            self._progress.start()
+            self._tasks = [self._progress.add_task(f"{label}: waiting", total=None, unit=unit, start=False)
+                           for label, unit in self._rows]
+            self._progress.start_task(self._tasks[0])
         return self
 
-    def update(self, done: int, total: int) -> None:
-        if not self._enabled:
+    def update(self, row: int, done: int, total: int) -> None:
+        if self._progress is None:
             return
-        if self._bar is None:
-            from tqdm import tqdm
-
-            self._bar = tqdm(total=total, desc=self._label, unit=self._unit, file=sys.stderr, dynamic_ncols=True)
-        self._bar.total = total
-        self._bar.n = done
-        self._bar.refresh()
+        task = self._tasks[row]
+        if not self._progress.tasks[row].started:
+            self._progress.start_task(task)
+        label, unit = self._rows[row]
+        self._progress.update(task, completed=done, total=total, description=f"{label}: {done}/{total}")
 
     def __exit__(self, *exc_info) -> None:
-        if self._bar is not None:
-            self._bar.close()
+        if self._progress is not None:
+            self._progress.stop()
 
 
 # -- status and rebuild ----------------------------------------------------------------------

@@ -157,6 +157,8 @@ def index_dataset(
     """
     embedded = 0
     total = len(dataset.documents)
+    if on_progress is not None:  # the total is known now; the first slice may take minutes to embed
+        on_progress(IndexingProgress(0, total, 0))
     for start in range(0, total, INDEX_SLICE):
         part = dataset.documents[start : start + INDEX_SLICE]
         report = index.add_texts(TextItem(doc.id, doc.indexed_text, title=doc.title) for doc in part)

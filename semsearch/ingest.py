@@ -1,7 +1,8 @@
 """The indexing pipeline: walk → change detection → extract → chunk → cache lookup → embed → store.
 
 Work is committed in batches, one SQLite transaction per batch, so an interrupted run keeps
-everything committed before the interruption and the next run continues from there (the
+everything committed before the interruption — on Ctrl-C or an embedder failure, also every
+batch whose vectors had already arrived — and the next run continues from there (the
 (size, mtime) and content-hash checks skip what is already stored). Chunk texts whose hash is
 already stored reuse the stored vector, so an edit that touches one paragraph embeds about one
 chunk. One bad file is reported and skipped; it never aborts the run.
@@ -10,10 +11,12 @@ chunk. One bad file is reported and skipped; it never aborts the run.
 from __future__ import annotations
 
 import hashlib
+import queue
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,8 +24,9 @@ import numpy as np
 
 from semsearch.chunking import chunk
 from semsearch.embed.base import Embedder
-from semsearch.errors import ExtractError, InputTooLongError, NoTextError
+from semsearch.errors import EmbedderError, ExtractError, InputTooLongError, NoTextError
 from semsearch.extract import extract, extract_text
+from semsearch.extract.decoding import BINARY
 from semsearch.sources import WalkSkip, walk
 from semsearch.store import NewDocument, Store, StoredDocument, WriteResult
 from semsearch.types import Chunk, Document, FileProblem, Hit, IndexReport, SourceFile, TextItem
@@ -35,6 +39,8 @@ DEFAULT_BATCH_TEXTS = 64
 # a third absorbs pauses of this process on a busy machine.
 DEFAULT_IN_FLIGHT = 3
 _MIN_SPLIT_TOKENS = 16
+# While waiting for vectors, how often progress is reported even if nothing arrived (seconds).
+_PROGRESS_TICK = 0.25
 
 
 @dataclass(frozen=True)
@@ -47,13 +53,27 @@ class ChunkSettings:
 
 @dataclass(frozen=True)
 class Progress:
-    """Reported after each committed batch and each skipped file."""
+    """Where an indexing run is, reported as work happens (on the calling thread).
+
+    First while the folders are scanned (`scanning` true, `files_scanned` growing, `files_total`
+    not known yet), then after each file is read and chunked, each time vectors arrive from the
+    embedder, and after each committed batch; at least every quarter second while waiting for
+    the embedder. `files_total` counts the files needing work (new or changed); `files_done`
+    those finished (committed, or skipped, failed, found unchanged). `chunks_queued` counts the
+    chunks of the files read so far, `chunks_done` those of them that have a vector (embedded,
+    or reused without embedding), `chunks_embedded` the texts the embedder has answered.
+    """
 
     files_done: int
     files_total: int
     path: str
     chunks_embedded: int
     chunks_reused: int
+    scanning: bool = False
+    files_scanned: int = 0
+    files_read: int = 0
+    chunks_queued: int = 0
+    chunks_done: int = 0
 
 
 @dataclass
@@ -92,6 +112,7 @@ class _Batch:
     missing: list[str]
     borrowed: set[str]
     futures: list[Future]
+    counted: bool = False  # tallied and being written: progress counts it as committed
 
 
 @dataclass
@@ -103,8 +124,55 @@ class _Tally:
     failed: int = 0
     skipped: int = 0
     embedded: int = 0
-    reused: int = 0
+    reused: int = 0  # chunks given a vector without embedding: cached + duplicate
+    duplicate: int = 0  # chunks whose text another chunk of this run has (embedded once)
     problems: list[FileProblem] = field(default_factory=list)
+
+
+class _EmbedWorkers:
+    """Daemon threads running embedding calls, with futures for their results.
+
+    Not a ThreadPoolExecutor: its threads are joined when the interpreter exits, so after Ctrl-C
+    the process would wait for every request still with the embedder (tens of seconds on a slow
+    server) although their results are thrown away.
+    """
+
+    def __init__(self, count: int):
+        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
+        self._threads = [threading.Thread(target=self._run, name=f"semsearch-embed-{i}", daemon=True)
+                         for i in range(count)]
+        for thread in self._threads:
+            thread.start()
+
+    def submit(self, fn: Callable, *args) -> Future:
+        future: Future = Future()
+        self._jobs.put((future, fn, args))
+        return future
+
+    def _run(self) -> None:
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                return
+            future, fn, args = job
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(fn(*args))
+            except BaseException as exc:  # handed to whoever waits on the future
+                future.set_exception(exc)
+
+    def shutdown(self) -> None:
+        """Cancel queued calls and let the threads end; calls already running are abandoned."""
+        while True:
+            try:
+                job = self._jobs.get_nowait()
+            except queue.Empty:
+                break
+            if job is not None:
+                job[0].cancel()
+        for _ in self._threads:
+            self._jobs.put(None)
 
 
 def embed_text(item: Chunk | Hit) -> str:
@@ -142,10 +210,17 @@ class Ingester:
         self.in_flight = max(1, in_flight)
         self._pending: list[_Pending] = []
         self._inflight: deque[_Batch] = deque()
-        self._pool: ThreadPoolExecutor | None = None
+        self._pool: _EmbedWorkers | None = None
         self._files_done = 0
         self._files_total = 0
         self._planned: set[str] = set()  # file keys already planned in this run
+        self._files_scanned = 0
+        self._files_read = 0
+        self._chunks_queued = 0
+        self._chunks_committed = 0
+        self._scanning = False
+        self._embedded_hashes: set[str] = set()  # texts embedded by this run, to tell duplicates from cache hits
+        self._last_path = ""
 
     # -- entry points --------------------------------------------------------------------------
 
@@ -161,8 +236,12 @@ class Ingester:
         started = time.perf_counter()
         interrupted = False
         try:
+            self._scanning = True
+            self._emit("")
             plans = [self._plan(Path(p), include, exclude, skip_dirs) for p in paths]
             self._files_total = sum(len(changed) for changed in plans)
+            self._scanning = False
+            self._emit("")
             for changed in plans:
                 for source, stored in changed:
                     self._process_file(source, stored)
@@ -171,6 +250,16 @@ class Ingester:
             self._drain()
         except KeyboardInterrupt:
             interrupted = True
+            self._salvage()
+        except EmbedderError as exc:
+            if isinstance(exc, InputTooLongError):
+                raise
+            self._salvage()
+            kept = self._tally.added + self._tally.updated
+            raise type(exc)(
+                f"{exc}. {kept} file{'s' if kept != 1 else ''} indexed before that "
+                f"{'are' if kept != 1 else 'is'} kept; run the same command again to continue"
+            ) from exc
         finally:
             self._stop()
         return self._report(time.perf_counter() - started, interrupted)
@@ -235,6 +324,8 @@ class Ingester:
             if key in self._planned:
                 continue
             self._planned.add(key)
+            self._files_scanned += 1
+            self._emit(str(item.path))
             # A file reached through a symlink may be stored outside this folder's keys.
             stored = existing[key] if key in existing else self.store.document(key)
             if stored is not None and stored.size == item.size and stored.mtime_ns == item.mtime_ns:
@@ -267,7 +358,10 @@ class Ingester:
             self._forget(stored)
             return
         except ExtractError as exc:
-            self._fail(display, str(exc))
+            if str(exc) == BINARY:  # not a text file at all: skipped, as the walk skips other non-text files
+                self._skip(display, str(exc))
+            else:
+                self._fail(display, str(exc))
             self._forget(stored)
             return
         if not document.text.strip():
@@ -281,6 +375,9 @@ class Ingester:
         budget = self.settings.max_tokens
         pieces = chunk(document, max_tokens=budget, overlap_tokens=self.settings.overlap_tokens)
         self._pending.append(_Pending(key, kind, size, mtime_ns, sha, document, pieces, budget, display, existed))
+        self._files_read += 1
+        self._chunks_queued += len(pieces)
+        self._emit(display)
 
     def _forget(self, stored) -> None:
         """A previously indexed file that now fails or is empty: its old chunks must not linger."""
@@ -303,12 +400,17 @@ class Ingester:
             batch, self._pending = self._pending, []
             self._inflight.append(self._submit(batch))
         while len(self._inflight) > self.in_flight:
-            self._commit(self._inflight.popleft())
+            self._commit_oldest()
 
     def _drain(self) -> None:
         self._flush()
         while self._inflight:
-            self._commit(self._inflight.popleft())
+            self._commit_oldest()
+
+    def _commit_oldest(self) -> None:
+        # Left in `_inflight` until written, so an interruption before that can still salvage it.
+        self._commit(self._inflight[0])
+        self._inflight.popleft()
 
     def _submit(self, batch: list[_Pending]) -> _Batch:
         texts: dict[str, str] = {}
@@ -322,7 +424,7 @@ class Ingester:
         futures = []
         if missing:
             if self._pool is None:
-                self._pool = ThreadPoolExecutor(max_workers=self.in_flight, thread_name_prefix="semsearch-embed")
+                self._pool = _EmbedWorkers(self.in_flight)
             futures = [
                 self._pool.submit(self.embedder.embed, [texts[h] for h in part], "document")
                 for part in (missing[i : i + self.batch_texts] for i in range(0, len(missing), self.batch_texts))
@@ -330,6 +432,7 @@ class Ingester:
         return _Batch(batch, found, missing, borrowed, futures)
 
     def _commit(self, item: _Batch) -> None:
+        self._await(item)
         try:
             embedded = [future.result() for future in item.futures]
         except InputTooLongError:
@@ -344,10 +447,51 @@ class Ingester:
         else:
             batch = item.documents
             vectors.update(zip(item.missing, (row for part in embedded for row in part)))
-            fresh = set(item.missing)
-            self._tally.embedded += len(fresh)
-            self._tally.reused += sum(1 for pending in batch for digest in pending.hashes if digest not in fresh)
+            self._count(batch, item.missing)
+        item.counted = True
         self._write(batch, vectors)
+
+    def _await(self, item: _Batch) -> None:
+        """Wait for `item`'s vectors, reporting progress as any in-flight batch's vectors arrive."""
+        while not all(future.done() for future in item.futures):
+            waiting = [f for batch in self._inflight for f in batch.futures if not f.done()]
+            wait(waiting, timeout=_PROGRESS_TICK, return_when=FIRST_COMPLETED)
+            self._emit(self._last_path)
+
+    def _salvage(self) -> None:
+        """After an interruption or an embedder failure: commit, in order, every in-flight batch
+        whose vectors have all arrived, so no finished embedding work is thrown away."""
+        while self._inflight:
+            item = self._inflight.popleft()
+            if item.counted:  # it was being written: committed, or rolled back with the interruption
+                continue
+            if not all(f.done() and not f.cancelled() and f.exception() is None for f in item.futures):
+                continue
+            vectors = item.vectors
+            if item.borrowed:
+                vectors.update(self.store.cached_vectors(item.borrowed))
+                if not item.borrowed.issubset(vectors):
+                    continue  # an earlier batch that was to embed these texts did not finish
+            vectors.update(zip(item.missing, (row for f in item.futures for row in f.result())))
+            self._count(item.documents, item.missing)
+            item.counted = True
+            self._write(item.documents, vectors)
+
+    def _count(self, batch: list[_Pending], embedded: Sequence[str]) -> None:
+        """Tally a batch's chunks: embedded now, identical to another chunk of this run, or from the cache."""
+        fresh = set(embedded)
+        first: set[str] = set()
+        for pending in batch:
+            for digest in pending.hashes:
+                if digest in fresh and digest not in first:
+                    first.add(digest)
+                elif digest in fresh or digest in self._embedded_hashes:
+                    self._tally.duplicate += 1
+                    self._tally.reused += 1
+                else:
+                    self._tally.reused += 1
+        self._tally.embedded += len(fresh)
+        self._embedded_hashes |= fresh
 
     def _write(self, batch: list[_Pending], vectors_by_hash: dict[str, np.ndarray]) -> None:
         documents = []
@@ -366,6 +510,7 @@ class Ingester:
             )
         result = self.store.write_documents(documents)
         self.on_commit(result)
+        self._chunks_committed += sum(len(pending.chunks) for pending in batch)
         for pending in batch:
             if pending.existed:
                 self._tally.updated += 1
@@ -377,7 +522,7 @@ class Ingester:
         """Abandon embedding that was not committed (after an error or Ctrl-C)."""
         self._inflight.clear()
         if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool.shutdown()
             self._pool = None
 
     def _vectors_for(self, batch: list[_Pending]) -> tuple[dict[str, np.ndarray], list[_Pending]]:
@@ -393,7 +538,6 @@ class Ingester:
                     texts_by_hash.setdefault(digest, text)
             found = self.store.cached_vectors(texts_by_hash)
             missing = [h for h in texts_by_hash if h not in found]
-            reused = sum(1 for pending in batch for digest in pending.hashes if digest in found)
             try:
                 embedded = self.embedder.embed([texts_by_hash[h] for h in missing], "document")
             except InputTooLongError as exc:
@@ -402,8 +546,7 @@ class Ingester:
                 batch = self._rechunk_offender(batch, texts_by_hash[missing[exc.index]])
                 continue
             found.update(zip(missing, embedded))
-            self._tally.embedded += len(missing)
-            self._tally.reused += reused
+            self._count(batch, missing)
             return found, batch
 
     def _rechunk_offender(self, batch: list[_Pending], text: str) -> list[_Pending]:
@@ -435,16 +578,36 @@ class Ingester:
 
     def _advance(self, path: str) -> None:
         self._files_done += 1
-        if self.on_progress is not None:
-            self.on_progress(
-                Progress(self._files_done, self._files_total, path, self._tally.embedded, self._tally.reused)
-            )
+        self._emit(path)
+
+    def _emit(self, path: str) -> None:
+        self._last_path = path or self._last_path
+        if self.on_progress is None:
+            return
+        arrived = ready = 0  # texts whose vectors came back; chunks of batches with all their vectors
+        for batch in self._inflight:
+            if batch.counted:
+                continue
+            texts = sum(len(f.result()) for f in batch.futures
+                        if f.done() and not f.cancelled() and f.exception() is None)
+            chunks = sum(len(pending.chunks) for pending in batch.documents)
+            arrived += texts
+            ready += chunks if texts == len(batch.missing) else min(texts, chunks)
+        self.on_progress(Progress(
+            files_done=self._files_done, files_total=self._files_total, path=self._last_path,
+            chunks_embedded=self._tally.embedded + arrived, chunks_reused=self._tally.reused,
+            scanning=self._scanning, files_scanned=self._files_scanned, files_read=self._files_read,
+            chunks_queued=self._chunks_queued,
+            chunks_done=min(self._chunks_queued, self._chunks_committed + ready),
+        ))
 
     def _report(self, seconds: float, interrupted: bool) -> IndexReport:
         t = self._tally
+        total = self.store.counts()[1]
         return IndexReport(
             files_added=t.added, files_updated=t.updated, files_unchanged=t.unchanged, files_removed=t.removed,
             files_failed=t.failed, files_skipped=t.skipped, chunks_embedded=t.embedded, chunks_reused=t.reused,
-            chunks_total=self.store.counts()[1], seconds=seconds, problems=tuple(t.problems),
-            interrupted=interrupted,
+            chunks_total=total, seconds=seconds, problems=tuple(t.problems),
+            interrupted=interrupted, chunks_duplicate=t.duplicate,
+            chunks_kept=max(0, total - t.embedded - t.reused),
         )

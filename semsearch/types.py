@@ -287,6 +287,15 @@ class IndexReport:
     seconds: float = 0.0
     problems: tuple[FileProblem, ...] = ()
     interrupted: bool = False
+    # How `chunks_total` adds up: chunks_embedded + chunks_reused + chunks_kept. `chunks_reused`
+    # (given a vector without embedding) splits into chunks_duplicate (the same text as another
+    # chunk of this run, embedded once) and chunks_cached (text already in the index before).
+    chunks_duplicate: int = 0
+    chunks_kept: int = 0  # chunks of documents this run did not write (unchanged files, other folders)
+
+    @property
+    def chunks_cached(self) -> int:
+        return self.chunks_reused - self.chunks_duplicate
 
     @property
     def chunks_per_second(self) -> float:
@@ -304,6 +313,9 @@ class IndexReport:
             "chunks_embedded": self.chunks_embedded,
             "chunks_reused": self.chunks_reused,
             "chunks_total": self.chunks_total,
+            "chunks_cached": self.chunks_cached,
+            "chunks_duplicate": self.chunks_duplicate,
+            "chunks_kept": self.chunks_kept,
             "seconds": round(self.seconds, 3),
             "chunks_per_second": round(self.chunks_per_second, 1),
             "problems": [{"path": p.path, "reason": p.reason} for p in self.problems],

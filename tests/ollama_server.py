@@ -812,8 +812,11 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=11434)
     parser.add_argument("--version", dest="ollama_version", default="0.13.0",
                         help="Ollama version to report (default: %(default)s)")
+    parser.add_argument("--delay-per-text", type=float, default=0.0, metavar="SECONDS",
+                        help="extra seconds per text on /api/embed, to watch a slow embedder (default: 0)")
     args = parser.parse_args()
     server = OllamaTestServer(version=args.ollama_version).start(args.port)
+    server.delay_per_text = args.delay_per_text
     print(f"Ollama test server listening on {server.url} (Ctrl-C to stop)", flush=True)
     try:
         threading.Event().wait()

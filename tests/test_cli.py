@@ -134,6 +134,19 @@ def test_model_not_pulled_names_the_pull_command(workdir, ollama_server):
     assert_one_clean_line(result, "ollama pull nomic-embed-text")
 
 
+def test_misspelt_model_lists_the_server_models_closest_first(workdir, ollama_server):
+    result = run(["index", "data", "-m", "qwen3-embeding:0.6b"], cwd=workdir, host=ollama_server.url, check=False)
+    assert_one_clean_line(result, "did you mean `qwen3-embedding:0.6b`?")
+    line = result.stderr.strip()
+    assert "ollama pull qwen3-embeding" not in line
+    listed = line.split("It has: ", 1)[1].split(", ")
+    assert listed[0] == "qwen3-embedding:0.6b"
+    assert set(listed) == {"qwen3-embedding:0.6b", "multilingual-e5-small:latest",
+                           "dengcao/Qwen3-Reranker-0.6B:Q8_0", "llama3.2:latest"}
+    assert not (workdir / ".semsearch" / "semsearch.db").exists() or not any(
+        path == "/api/embed" for path, _ in ollama_server.requests)
+
+
 def test_pull_flag_pulls_a_missing_model(workdir, ollama_server):
     (workdir / "small").mkdir()
     (workdir / "small" / "a.md").write_text("# Tea\n\nGreen tea is not oxidised.\n", encoding="utf-8")

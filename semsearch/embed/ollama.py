@@ -7,6 +7,7 @@ the chunk budget; the client's default timeout is none, so we always set one.
 
 from __future__ import annotations
 
+import difflib
 import logging
 import os
 import re
@@ -44,6 +45,9 @@ _log = logging.getLogger(__name__)
 
 DEFAULT_HOST = "http://127.0.0.1:11434"
 _RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+# How alike (difflib ratio) a model the server has must be to a missing name to count as what the
+# user meant: a typo or another tag of the same model scores above 0.85, unrelated models below 0.5.
+_CLOSE_MODEL_RATIO = 0.6
 
 
 _DURATION = re.compile(r"-?(\d+(\.\d*)?(ns|us|µs|ms|s|m|h))+")
@@ -352,12 +356,11 @@ class OllamaEmbedder(BaseEmbedder):
         message = str(exc.error)
         lowered = message.lower()
         if pulling:
-            return ModelNotFoundError(f"cannot pull {self.model} from Ollama at {host}: {message}")
+            suggestion = self._suggest_model(host)
+            return ModelNotFoundError(f"cannot pull {self.model} from Ollama at {host}: {message}"
+                                      + (f" — {suggestion}" if suggestion else ""))
         if exc.status_code == 404 or "not found" in lowered:
-            return ModelNotFoundError(
-                f"model {self.model} is not pulled on Ollama at {host} — run "
-                f"`ollama pull {self.model}` (or add --pull)"
-            )
+            return self._model_not_found(host)
         if exc.status_code == 501 or "does not support embeddings" in lowered:
             return ModelCapabilityError(
                 f"model {self.model} does not support embeddings — choose an embedding model, "
@@ -366,6 +369,35 @@ class OllamaEmbedder(BaseEmbedder):
         if "context length" in lowered or "input length" in lowered:
             return InputTooLongError(f"a text is longer than the context of {self.model}: {message}")
         return EmbedderError(f"Ollama at {host} answered {exc.status_code}: {message}")
+
+    def _model_not_found(self, host: str) -> ModelNotFoundError:
+        """The error for a model the server lacks: a likely misspelling lists what the server has
+        (closest first) rather than telling the user to pull the typo."""
+        suggestion = self._suggest_model(host)
+        if suggestion:
+            return ModelNotFoundError(f"model {self.model} is not on Ollama at {host} — {suggestion}")
+        return ModelNotFoundError(
+            f"model {self.model} is not pulled on Ollama at {host} — run "
+            f"`ollama pull {self.model}` (or add --pull)"
+        )
+
+    def _suggest_model(self, host: str) -> str:
+        """"did you mean `X`? It has: X, Y, Z" when the server has a model close to ours, else ""."""
+        wanted = self.model.lower()
+        ranked = sorted(self._models_on(host),
+                        key=lambda name: -difflib.SequenceMatcher(None, wanted, name.lower()).ratio())
+        if not ranked or difflib.SequenceMatcher(None, wanted, ranked[0].lower()).ratio() < _CLOSE_MODEL_RATIO:
+            return ""
+        return f"did you mean `{ranked[0]}`? It has: {', '.join(ranked)}"
+
+    def _models_on(self, host: str) -> list[str]:
+        """Names of the models `GET /api/tags` lists on `host`; empty if it cannot tell."""
+        client = self._clients[self.hosts.index(host)] if host in self.hosts else self._client
+        try:
+            listed = client.list()
+        except Exception:  # only a hint for an error already being raised; never hide that error
+            return []
+        return [model.model for model in listed.models if model.model]
 
     def close(self) -> None:
         for client in self._clients:

@@ -14,7 +14,7 @@ from pathlib import Path, PurePath
 from typing import Callable
 
 from semsearch.errors import ConfigError, ExtractError
-from semsearch.extract.decoding import decode, normalize_newlines
+from semsearch.extract.decoding import BINARY, decode, looks_binary, normalize_newlines
 from semsearch.extract.docx import parse_docx
 from semsearch.extract.markdown import parse_markdown
 from semsearch.extract.notebook import parse_notebook
@@ -122,6 +122,9 @@ def extract(source: SourceFile, data: bytes | None = None) -> Document:
     path = PurePath(source.path)
     extractor = _extractor_for(path)
     if extractor is None:
+        # Named on the command line or by --include: say what the file is when we can tell.
+        if looks_binary(data if data is not None else _read(Path(source.path))):
+            raise ExtractError(BINARY)
         raise ExtractError(f"unsupported file type: {path.suffix or path.name}")
     if data is None:
         data = _read(Path(source.path))

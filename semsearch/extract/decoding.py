@@ -8,7 +8,7 @@ from itertools import islice
 
 from semsearch.errors import ExtractError
 
-__all__ = ["BINARY", "UNDECODABLE", "check_not_binary", "decode", "normalize_newlines"]
+__all__ = ["BINARY", "UNDECODABLE", "check_not_binary", "decode", "looks_binary", "normalize_newlines"]
 
 BINARY = "binary content"
 UNDECODABLE = "not valid UTF-8, UTF-16 or GB18030 text"
@@ -50,9 +50,9 @@ def decode(data: bytes) -> str:
     try:
         text = data.decode("gb18030")
     except UnicodeDecodeError as exc:
-        raise ExtractError(UNDECODABLE) from exc
+        raise ExtractError(BINARY if looks_binary(data) else UNDECODABLE) from exc
     if not _reads_as_chinese(text):
-        raise ExtractError(UNDECODABLE)
+        raise ExtractError(BINARY if looks_binary(data) else UNDECODABLE)
     return normalize_newlines(text)
 
 
@@ -60,6 +60,19 @@ def check_not_binary(data: bytes) -> None:
     """Raise ExtractError("binary content") if the first 8 KiB contain a NUL byte."""
     if b"\x00" in data[:_SNIFF_BYTES]:
         raise ExtractError(BINARY)
+
+
+# Control bytes no text format uses (tab, newlines, form feed and escape are left out).
+_CONTROL_BYTES = bytes(set(range(32)) - {9, 10, 12, 13, 27})
+
+
+def looks_binary(data: bytes) -> bool:
+    """True for bytes that are not text in any encoding: a NUL anywhere, or more than one byte
+    in ten of the first 8 KiB a control character (compressed, image and executable data)."""
+    if b"\x00" in data:
+        return True
+    sample = data[:_SNIFF_BYTES]
+    return bool(sample) and len(sample) - len(sample.translate(None, _CONTROL_BYTES)) > len(sample) // 10
 
 
 def normalize_newlines(text: str) -> str:
