@@ -216,8 +216,11 @@ def _write_many(folder: Path, count: int) -> None:
 
 def _snapshot(cwd: Path, index_dir: Path, host: str) -> tuple:
     status = json.loads(run(["status", "--json", "-i", str(index_dir)], cwd=cwd, host=host).stdout)
-    hits = json.loads(run(["search", "--json", "-k", "5", "-i", str(index_dir), "notes about bicycles"],
-                          cwd=cwd, host=host).stdout)
+    searched = run(["search", "--json", "-k", "5", "-i", str(index_dir), "notes about bicycles"],
+                   cwd=cwd, host=host, check=False)
+    hits = json.loads(searched.stdout)
+    # Exit 1 with [] is "no results" (an index killed before its first commit); anything else is an error.
+    assert searched.returncode == (0 if hits else 1), searched.stderr
     return status["documents"], status["chunks"], [(h["path"], h["text"]) for h in hits]
 
 
