@@ -5,19 +5,8 @@ from __future__ import annotations
 import asyncio
 import time
 
-import pytest
-
-from tests.rag_corpus import build_index
-
 DELAY = 0.1
 CALLS = 20
-
-
-@pytest.fixture
-def rag_index(tmp_path, ollama_server):
-    index, _ = build_index(tmp_path, ollama_server.url)
-    yield index
-    index.close()
 
 
 def test_twenty_concurrent_asearch_calls_overlap(rag_index, ollama_server):
