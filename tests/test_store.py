@@ -90,14 +90,20 @@ def test_the_embedding_cache_finds_stored_vectors_by_text_hash(store, embedder):
     np.testing.assert_array_equal(found[text_sha256("reuse me")], doc.vectors[0])
 
 
-def test_lookups_of_more_ids_than_sqlite_binds_at_once_return_every_row(store, embedder):
+def test_lookups_of_more_ids_than_sqlite_binds_at_once_return_every_row(store, embedder, tmp_path):
     texts = [f"note number {i}" for i in range(1200)]
-    doc = new_document("many", texts, embedder)
-    ids = store.write_documents([doc]).added_ids.tolist()
+    ids = store.write_documents([new_document("many", texts, embedder)]).added_ids.tolist()
+    files = store.write_documents([new_document(f"f{i}.txt", [f"file {i}"], embedder, kind="file")
+                                   for i in range(1200)]).added_ids.tolist()
+    file_ids = sorted({row.document_id for row in store.chunks(files).values()})
+    # SQLite before 3.32 (still shipped by some systems) binds at most 999 variables per statement.
+    store.conn.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 999)
     assert len(store.chunks(ids)) == 1200
     assert len(store.chunk_vectors(ids)) == 1200
     assert len(store.chunk_neighbourhood(ids[::2], radius=1)) == 1200
     assert len(store.cached_vectors(text_sha256(t) for t in texts)) == 1200
+    stats = store.file_stats(file_ids)
+    assert len(stats) == 1200 and {stat.path for stat in stats} == {str(tmp_path / f"f{i}.txt") for i in range(1200)}
 
 
 def test_neighbourhood_spans_the_radius_within_the_same_document_only(store, embedder):
