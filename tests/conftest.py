@@ -41,16 +41,10 @@ def corpus(tmp_path) -> Path:
 
 @pytest.fixture
 def rag_index(tmp_path, ollama_server):
-    """An open Index over the small RAG corpus (tests/rag_corpus.py), at tmp_path/idx."""
-    index, _ = build_index(tmp_path, ollama_server.url)
-    yield index
+    """(an open Index over the small RAG corpus of tests/rag_corpus.py, that corpus's folder)."""
+    index, corpus = build_index(tmp_path, ollama_server.url)
+    yield index, corpus
     index.close()
-
-
-@pytest.fixture
-def rag_corpus(rag_index) -> Path:
-    """The folder `rag_index` was built from."""
-    return rag_index.path.parent / "corpus"
 
 
 @pytest.fixture

@@ -5,14 +5,18 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
+
 from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 
 from semsearch.langchain import SemsearchRetriever
 
+from tests.rag_corpus import build_index
 
-def test_retriever_returns_documents_with_citable_metadata(rag_index, rag_corpus):
-    index, corpus = rag_index, rag_corpus
+
+def test_retriever_returns_documents_with_citable_metadata(rag_index):
+    index, corpus = rag_index
     retriever = SemsearchRetriever(index=index, k=3, search_options={"paths": ["corpus/tea/*", "corpus/cooking/*"]})
     assert isinstance(retriever, BaseRetriever)
     docs = retriever.invoke("why does Japanese green tea taste grassy")
@@ -31,7 +35,7 @@ def test_retriever_returns_documents_with_citable_metadata(rag_index, rag_corpus
 
 
 def test_async_retrieval_matches_sync(rag_index):
-    index = rag_index
+    index, _ = rag_index
     retriever = SemsearchRetriever(index=index, k=2, mode="hybrid")
     sync_docs = retriever.invoke("炒糖色")
     async_docs = asyncio.run(retriever.ainvoke("炒糖色"))
