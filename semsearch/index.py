@@ -39,10 +39,10 @@ from semsearch.rerank.base import DEFAULT_RERANK_TOP, BaseReranker, Reranker
 from semsearch.search import search_by_vector
 from semsearch.search import search_detailed as run_search
 from semsearch.sources import CHANGED, MISSING, disk_state
+from semsearch.vectors import RebuildPolicy
 from semsearch.store import DB_NAME, SCHEMA_VERSION, Store, WriteResult
 from semsearch.types import Hit, IndexReport, IndexStatus, SearchResult, StageTimings, TextItem
 from semsearch.vectors import FAISS_NAME, SearchTuning, VectorIndex, resolve_index_type
-from semsearch.vectors import RebuildPolicy
 
 # Worker threads behind asearch/acontext: Ollama embeds one request at a time, so more in flight
 # only queue there; a bound gives backpressure to a busy web app instead of a thread per call.
