@@ -149,5 +149,6 @@ def test_a_file_that_is_not_a_database_is_a_clear_error(tmp_path):
     path = tmp_path / "idx" / "semsearch.db"
     path.parent.mkdir()
     path.write_bytes(b"this is not an SQLite database, just text" * 100)
-    with pytest.raises(IndexCorruptError, match="cannot read the index database"):
+    with pytest.raises(IndexCorruptError, match="index database") as raised:
         Store(path)
+    assert str(path) in str(raised.value)
