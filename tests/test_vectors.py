@@ -9,7 +9,11 @@ import numpy as np
 import pytest
 
 from semsearch import Index, TextItem
+from semsearch.options import DB_NAME
+from semsearch.store import Store
 from semsearch.vectors import AUTO_FLAT_MAX_ELEMENTS, RebuildPolicy, VectorIndex, resolve_index_type
+
+from tests.helpers import new_document
 
 DIMS = 16
 TYPES = ("flat", "hnsw", "hnsw-sq8", "ivf", "ivf-sq8")
@@ -152,3 +156,18 @@ def test_a_missing_vectors_file_is_rebuilt(tmp_path, embedder):
         assert index.search("puncture in the bicycle tire", k=1)[0].path == "n3"
         assert index.repaired is not None
     assert (path / "vectors.faiss").exists()
+
+
+
+def test_writes_committed_to_sqlite_after_the_last_save_are_not_missed(tmp_path, embedder):
+    path = tmp_path / "idx"
+    with Index.open(path, embedder=embedder) as index:
+        index.add_texts(NOTES)
+    # As if a process died after committing to SQLite and before saving vectors.faiss: same
+    # number of chunks, one replaced, the file one generation behind.
+    store = Store(path / DB_NAME)
+    store.write_documents([new_document("n4", ["a saucepan of rice simmering for fifteen minutes"], embedder)])
+    store.close()
+    with Index.open(path, embedder=embedder) as index:
+        assert index.search("rice simmering in a saucepan", k=1)[0].path == "n4"
+        assert index.repaired is not None
