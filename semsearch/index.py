@@ -56,6 +56,7 @@ from semsearch.rerank.base import DEFAULT_RERANK_TOP, BaseReranker, Reranker
 from semsearch.search import search_by_vector
 from semsearch.search import search_detailed as run_search
 from semsearch.sources import CHANGED, MISSING, disk_state
+from semsearch.vectors import RebuildPolicy
 from semsearch.store import DB_NAME, SCHEMA_VERSION, Store, WriteResult
 from semsearch.types import DocumentText, Hit, IndexReport, IndexStatus, SearchResult, StageTimings, TextItem
 from semsearch.vectors import FAISS_NAME, SearchTuning, VectorIndex, remove_stale_temp_files, resolve_index_type
@@ -86,7 +87,8 @@ class Index:
 
     def __init__(self, path: Path, store: Store, embedder: Embedder | None, embedder_options: dict[str, Any],
                  model: str | None, preset: Preset | None, settings: ChunkSettings | None,
-                 index_type: str | None = None, tuning: SearchTuning = SearchTuning()):
+                 index_type: str | None = None, tuning: SearchTuning = SearchTuning(),
+                 rebuild_policy: RebuildPolicy = RebuildPolicy()):
         self.path = path
         self._store = store
         self._embedder = embedder
@@ -96,6 +98,7 @@ class Index:
         self._requested_settings = settings
         self._requested_type = index_type
         self.tuning = tuning
+        self.rebuild_policy = rebuild_policy
         self._vectors: VectorIndex | None = None
         self._vectors_generation = -1
         self._vectors_lock = threading.Lock()
@@ -131,6 +134,7 @@ class Index:
         index_type: str | None = None,
         ef_search: int | None = None,
         nprobe: int | None = None,
+        rebuild_policy: RebuildPolicy | None = None,
     ) -> Index:
         """Open the index at `path`, creating the directory if `create` and it does not exist.
 
@@ -151,7 +155,8 @@ class Index:
         index's is an IndexMismatchError. `keep_alive` (e.g. "10m", or seconds) is sent to Ollama
         with every request. `index_type` (auto, flat, hnsw, hnsw-sq8, ivf, ivf-sq8; default auto)
         applies to a new index — convert an existing one with `rebuild(index_type=...)`.
-        `ef_search` / `nprobe` override the approximate-search defaults for this handle.
+        `ef_search` / `nprobe` override the approximate-search defaults for this handle;
+        `rebuild_policy` when `auto` leaves exact search and when HNSW deletions force a rebuild.
         """
         if index_type is not None:
             resolve_index_type(index_type, 0, 1)  # fail early on an unknown name
@@ -220,7 +225,7 @@ class Index:
             settings = ChunkSettings(chunk_tokens or defaults.max_tokens,
                                      defaults.overlap_tokens if chunk_overlap is None else chunk_overlap)
         index = cls(path, store, embedder, options, model, chosen, settings, index_type,
-                    SearchTuning(ef_search=ef_search, nprobe=nprobe))
+                    SearchTuning(ef_search=ef_search, nprobe=nprobe), rebuild_policy or RebuildPolicy())
         if embedder is not None and "model" in meta:
             index._check_embedder(embedder.info(), meta)
         return index
@@ -333,7 +338,8 @@ class Index:
         )
 
     def _wanted_type(self, meta: dict[str, str], chunks: int) -> str:
-        return resolve_index_type(meta.get("index_type", "flat"), chunks, int(meta.get("dimensions", 0) or 1))
+        return resolve_index_type(meta.get("index_type", "flat"), chunks, int(meta.get("dimensions", 0) or 1),
+                                  self.rebuild_policy)
 
     def vectors(self, *, writable: bool = False) -> VectorIndex:
         """The FAISS index, checked against SQLite and rebuilt from it if stale.
@@ -352,7 +358,7 @@ class Index:
             loaded = None
             if dims and self._stamp_ok(meta, chunks):
                 loaded = VectorIndex.load(self._faiss_path(), dims, kind, self._store.faiss_tombstones(),
-                                          mmap=not writable)
+                                          mmap=not writable, policy=self.rebuild_policy)
             if loaded is None or loaded.ntotal != chunks:
                 loaded = self._build(meta, chunks) if dims else VectorIndex(1)
                 self.repaired = (
@@ -374,7 +380,7 @@ class Index:
     def _build(self, meta: dict[str, str], chunks: int) -> VectorIndex:
         """A new FAISS index of the wanted type from the vectors in SQLite (no embedder calls)."""
         return VectorIndex.build(self._wanted_type(meta, chunks), int(meta["dimensions"]), self._store.iter_vectors,
-                                 chunks)
+                                 chunks, self.rebuild_policy)
 
     def _try_persist_vectors(self) -> None:
         """Save a rebuilt FAISS file if no writer holds the lock (a reader never waits)."""

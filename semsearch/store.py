@@ -31,6 +31,8 @@ from semsearch.sources import absolute_path, document_key, keys_prefix
 from semsearch.types import Chunk
 
 SCHEMA_VERSION = 4
+# Values bound per `IN (...)` query: SQLite before 3.32 refuses more than 999 variables.
+IN_BATCH = 500
 
 _DOCUMENTS_TABLE = """
 CREATE TABLE IF NOT EXISTS {name} (
@@ -445,6 +447,15 @@ class Store:
         with self._lock:
             return self.conn.execute(sql, params).fetchall()
 
+    def _query_in(self, sql: str, values: Sequence[Any], leading: Sequence[Any] = ()) -> list[tuple]:
+        """The rows of `sql` for every value, its `{marks}` filled with placeholders for at most
+        IN_BATCH values per query (after the `leading` parameters)."""
+        rows: list[tuple] = []
+        for start in range(0, len(values), IN_BATCH):
+            part = list(values[start : start + IN_BATCH])
+            rows.extend(self._query(sql.format(marks=",".join("?" * len(part))), [*leading, *part]))
+        return rows
+
     def close(self) -> None:
         with self._lock:
             self.conn.close()
@@ -640,16 +651,9 @@ class Store:
 
     def cached_vectors(self, text_hashes: Iterable[str]) -> dict[str, np.ndarray]:
         """Stored vectors for chunk-text hashes (the embedding cache)."""
-        found: dict[str, np.ndarray] = {}
-        wanted = list(dict.fromkeys(text_hashes))
-        for start in range(0, len(wanted), 500):
-            part = wanted[start : start + 500]
-            marks = ",".join("?" * len(part))
-            for text_hash, blob in self._query(
-                f"SELECT text_sha256, vector FROM chunks WHERE text_sha256 IN ({marks}) GROUP BY text_sha256", part
-            ):
-                found[text_hash] = np.frombuffer(blob, dtype="<f4")
-        return found
+        rows = self._query_in("SELECT text_sha256, vector FROM chunks WHERE text_sha256 IN ({marks}) "
+                              "GROUP BY text_sha256", list(dict.fromkeys(text_hashes)))
+        return {text_hash: np.frombuffer(blob, dtype="<f4") for text_hash, blob in rows}
 
     def iter_vectors(self, batch: int = 50_000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """All (chunk ids, vectors) in id order, in batches, for rebuilding FAISS."""
@@ -667,18 +671,12 @@ class Store:
 
     def chunks(self, chunk_ids: Sequence[int]) -> dict[int, ChunkRow]:
         """Chunk rows with their documents, by chunk id (missing ids are absent)."""
-        out: dict[int, ChunkRow] = {}
-        ids = [int(i) for i in chunk_ids]
-        for start in range(0, len(ids), 500):
-            part = ids[start : start + 500]
-            marks = ",".join("?" * len(part))
-            rows = self._query(
-                f"SELECT {_CHUNK_ROW_COLUMNS} FROM chunks c JOIN documents d ON d.id = c.document_id "
-                f"WHERE c.id IN ({marks})",
-                part,
-            )
-            out.update((r[0], _chunk_row(r, self.home)) for r in rows)
-        return out
+        rows = self._query_in(
+            f"SELECT {_CHUNK_ROW_COLUMNS} FROM chunks c JOIN documents d ON d.id = c.document_id "
+            "WHERE c.id IN ({marks})",
+            [int(i) for i in chunk_ids],
+        )
+        return {r[0]: _chunk_row(r, self.home) for r in rows}
 
     def chunk_neighbourhood(self, chunk_ids: Sequence[int], radius: int) -> dict[int, ChunkRow]:
         """The given chunks and those of the same document within `radius` ordinals of one, by id.
@@ -686,20 +684,14 @@ class Store:
         Rows carry their `ordinal`, so callers can tell which chunks are adjacent; ids that no
         longer exist are absent.
         """
-        out: dict[int, ChunkRow] = {}
-        ids = list(dict.fromkeys(int(i) for i in chunk_ids))
         radius = max(0, int(radius))
-        for start in range(0, len(ids), 500):
-            part = ids[start : start + 500]
-            marks = ",".join("?" * len(part))
-            rows = self._query(
-                f"SELECT DISTINCT {_CHUNK_ROW_COLUMNS} FROM chunks h JOIN chunks c "
-                "ON c.document_id = h.document_id AND c.ordinal BETWEEN h.ordinal - ? AND h.ordinal + ? "
-                f"JOIN documents d ON d.id = c.document_id WHERE h.id IN ({marks})",
-                [radius, radius, *part],
-            )
-            out.update((r[0], _chunk_row(r, self.home)) for r in rows)
-        return out
+        rows = self._query_in(
+            f"SELECT DISTINCT {_CHUNK_ROW_COLUMNS} FROM chunks h JOIN chunks c "
+            "ON c.document_id = h.document_id AND c.ordinal BETWEEN h.ordinal - ? AND h.ordinal + ? "
+            "JOIN documents d ON d.id = c.document_id WHERE h.id IN ({marks})",
+            list(dict.fromkeys(int(i) for i in chunk_ids)), leading=(radius, radius),
+        )
+        return {r[0]: _chunk_row(r, self.home) for r in rows}
 
     def keyword_analysis_current(self) -> bool:
         """Whether the FTS table holds terms from this version's keyword analysis."""
@@ -777,14 +769,8 @@ class Store:
 
     def chunk_vectors(self, chunk_ids: Sequence[int]) -> dict[int, tuple[str, np.ndarray]]:
         """(text, stored vector) of chunks by id (missing ids are absent)."""
-        out: dict[int, tuple[str, np.ndarray]] = {}
-        ids = [int(i) for i in chunk_ids]
-        for start in range(0, len(ids), 500):
-            part = ids[start : start + 500]
-            marks = ",".join("?" * len(part))
-            for cid, text, blob in self._query(f"SELECT id, text, vector FROM chunks WHERE id IN ({marks})", part):
-                out[cid] = (text, np.frombuffer(blob, dtype="<f4").astype(np.float32))
-        return out
+        rows = self._query_in("SELECT id, text, vector FROM chunks WHERE id IN ({marks})", [int(i) for i in chunk_ids])
+        return {cid: (text, np.frombuffer(blob, dtype="<f4").astype(np.float32)) for cid, text, blob in rows}
 
     def chunk_document_keys(self) -> dict[int, str]:
         """Chunk id → its document's key: the caller's id for added texts, the absolute path for files."""
@@ -798,7 +784,7 @@ class Store:
             rows = self._query(sql)
         else:
             ids = list(dict.fromkeys(int(i) for i in document_ids))
-            rows = self._query(f"{sql} AND id IN ({','.join('?' * len(ids))})", ids) if ids else []
+            rows = self._query_in(sql + " AND id IN ({marks})", ids)
         return [FileStat(i, absolute_path(path, self.home), size, mtime_ns) for i, path, size, mtime_ns in rows]
 
     # -- status --------------------------------------------------------------------------------

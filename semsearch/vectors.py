@@ -60,6 +60,18 @@ Batches = Callable[[], Iterator[tuple[np.ndarray, np.ndarray]]]
 
 
 @dataclass(frozen=True)
+class RebuildPolicy:
+    """When `auto` leaves exact search and when HNSW tombstones force a rebuild from SQLite.
+
+    The defaults are the measured ones above; a test or a tiny deployment may lower them.
+    """
+
+    auto_flat_max_elements: int = AUTO_FLAT_MAX_ELEMENTS
+    tombstone_limit: float = TOMBSTONE_LIMIT
+    tombstone_min: int = TOMBSTONE_MIN
+
+
+@dataclass(frozen=True)
 class SearchTuning:
     """Speed/recall knobs of approximate search; None keeps the type's default."""
 
@@ -67,13 +79,13 @@ class SearchTuning:
     nprobe: int | None = None  # IVF: inverted lists scanned
 
 
-def resolve_index_type(requested: str, count: int, dimensions: int) -> str:
+def resolve_index_type(requested: str, count: int, dimensions: int, policy: RebuildPolicy = RebuildPolicy()) -> str:
     """The concrete type for a requested one: `auto` depends on the number of vectors."""
     if requested not in INDEX_TYPES:
         raise ConfigError(f"unknown index type {requested!r}: choose one of {', '.join(INDEX_TYPES)}")
     if requested != "auto":
         return requested
-    return "flat" if count * dimensions <= AUTO_FLAT_MAX_ELEMENTS else AUTO_ANN_TYPE
+    return "flat" if count * dimensions <= policy.auto_flat_max_elements else AUTO_ANN_TYPE
 
 
 def ivf_lists(count: int) -> int:
@@ -86,9 +98,10 @@ class VectorIndex:
     """Top-k inner-product search over unit vectors, with ids; thread-safe for concurrent search."""
 
     def __init__(self, dimensions: int, kind: str = "flat", index: faiss.Index | None = None,
-                 tombstones: Iterable[int] = ()):
+                 tombstones: Iterable[int] = (), policy: RebuildPolicy = RebuildPolicy()):
         self.dimensions = dimensions
         self.kind = kind
+        self.policy = policy
         self._index = index if index is not None else _empty(kind, dimensions)
         self._tombstones: set[int] = set(int(i) for i in tombstones)
         self._write_lock = threading.Lock()
@@ -109,7 +122,8 @@ class VectorIndex:
     def needs_rebuild(self) -> bool:
         """Too many tombstones (HNSW), or inverted lists far from the size's ideal (IVF)."""
         if self._tombstones:
-            return len(self._tombstones) > max(TOMBSTONE_MIN, TOMBSTONE_LIMIT * self._index.ntotal)
+            return len(self._tombstones) > max(self.policy.tombstone_min,
+                                               self.policy.tombstone_limit * self._index.ntotal)
         if self.kind.startswith("ivf"):
             return self._ivf().nlist * 4 < ivf_lists(self.ntotal)
         return False
@@ -117,15 +131,16 @@ class VectorIndex:
     # -- building ------------------------------------------------------------------------------
 
     @classmethod
-    def build(cls, kind: str, dimensions: int, batches: Batches, count: int) -> VectorIndex:
+    def build(cls, kind: str, dimensions: int, batches: Batches, count: int,
+              policy: RebuildPolicy = RebuildPolicy()) -> VectorIndex:
         """Build an index of a concrete `kind` from `batches()` ((ids, vectors) pairs, e.g.
         `Store.iter_vectors`); quantisers and IVF centroids are trained on a sample of them."""
         if kind in ("flat", "hnsw"):
-            index = cls(dimensions, kind)
+            index = cls(dimensions, kind, policy=policy)
         else:
             lists = ivf_lists(count) if kind.startswith("ivf") else 1
             sample = _sample(batches, max(lists * _TRAIN_SAMPLE_PER_LIST, 20_000), count)
-            index = cls(dimensions, kind, _empty(kind, dimensions, lists))
+            index = cls(dimensions, kind, _empty(kind, dimensions, lists), policy=policy)
             if len(sample):
                 index._index.train(sample)
         for ids, vectors in batches():
@@ -269,7 +284,7 @@ class VectorIndex:
 
     @classmethod
     def load(cls, path: Path, dimensions: int, kind: str = "flat", tombstones: Iterable[int] = (),
-             *, mmap: bool = False) -> VectorIndex | None:
+             *, mmap: bool = False, policy: RebuildPolicy = RebuildPolicy()) -> VectorIndex | None:
         """The index at `path`, or None if it is missing, unreadable, or of other dimensions or type.
 
         `mmap` maps flat and HNSW codes instead of reading them (read-only: do not add to it).
@@ -281,7 +296,7 @@ class VectorIndex:
             return None
         if index.d != dimensions or _kind_of(index) != kind.removesuffix("-sq8"):
             return None
-        loaded = cls(dimensions, kind, index, tombstones)
+        loaded = cls(dimensions, kind, index, tombstones, policy)
         loaded.mapped = mapped
         return loaded
 

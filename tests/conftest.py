@@ -1,8 +1,15 @@
 """Shared pytest fixtures for the semsearch test suite."""
 
+import shutil
+from pathlib import Path
+
 import pytest
 
+from semsearch.store import Store
+
+from tests.helpers import DATA, HashingEmbedder
 from tests.ollama_server import OllamaTestServer
+from tests.rag_corpus import build_index
 
 
 @pytest.fixture(scope="session")
@@ -22,3 +29,34 @@ def ollama_server(ollama_server_session):
 @pytest.fixture
 def ollama_host(ollama_server):
     return ollama_server.url
+
+
+@pytest.fixture
+def corpus(tmp_path) -> Path:
+    """A copy of the demo corpus (data/) at tmp_path/data."""
+    target = tmp_path / "data"
+    shutil.copytree(DATA, target)
+    return target
+
+
+@pytest.fixture
+def rag_index(tmp_path, ollama_server):
+    """(an open Index over the small RAG corpus of tests/rag_corpus.py, that corpus's folder)."""
+    index, corpus = build_index(tmp_path, ollama_server.url)
+    yield index, corpus
+    index.close()
+
+
+@pytest.fixture
+def embedder() -> HashingEmbedder:
+    """A deterministic in-process embedder (no HTTP)."""
+    return HashingEmbedder()
+
+
+@pytest.fixture
+def store(tmp_path):
+    """A new, empty SQLite store at tmp_path/idx/semsearch.db (its home is tmp_path)."""
+    (tmp_path / "idx").mkdir()
+    opened = Store(tmp_path / "idx" / "semsearch.db")
+    yield opened
+    opened.close()

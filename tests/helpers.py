@@ -1,8 +1,25 @@
-"""Shared test data: the demo corpus location and its example queries with their one right answer."""
+"""Shared test data and helpers: the demo corpus and its example queries, the CLI runner, an
+in-process embedder for tests that need no HTTP, and documents ready for the store."""
 
 from __future__ import annotations
 
+import hashlib
+import os
+import re
+import socket
+import subprocess
+import sys
+import zlib
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from semsearch.embed.base import EmbedderInfo, normalize
+from semsearch.embed.presets import PRESETS
+from semsearch.store import NewDocument
+from semsearch.types import Chunk
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 
@@ -23,3 +40,81 @@ def top_relpath(hits, root: Path) -> str | None:
     if not hits:
         return None
     return Path(hits[0].path).resolve().relative_to(root.resolve()).as_posix()
+
+
+# -- the command line ----------------------------------------------------------------------------
+
+
+def run(args, *, cwd, host, check=True, env=None, timeout=600):
+    """`python -m semsearch ARGS` in `cwd` against the Ollama server at `host`; with `check`, a
+    non-zero exit fails the test showing both streams."""
+    full_env = {key: value for key, value in os.environ.items() if key != "SEMSEARCH_INDEX"}
+    full_env.update({"OLLAMA_HOST": host, **(env or {})})
+    result = subprocess.run([sys.executable, "-m", "semsearch", *args], cwd=cwd, env=full_env,
+                            capture_output=True, text=True, timeout=timeout)
+    if check and result.returncode != 0:
+        raise AssertionError(f"exit {result.returncode}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}")
+    return result
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def assert_one_clean_line(result, *needles):
+    assert result.returncode == 1, result
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+
+
+# -- without HTTP --------------------------------------------------------------------------------
+
+_WORDS = re.compile(r"[a-z0-9]+|[^\W\d_a-z]", re.UNICODE)
+
+
+class HashingEmbedder:
+    """A deterministic in-process Embedder: hashed bag-of-words counts (each CJK character is a
+    word), L2-normalised. Texts sharing more words are closer; texts sharing none are orthogonal
+    unless two words collide in one of the `dimensions` buckets."""
+
+    def __init__(self, dimensions: int = 256):
+        self.dimensions = dimensions
+        self.calls: list[tuple[tuple[str, ...], str]] = []
+
+    def info(self) -> EmbedderInfo:
+        return EmbedderInfo("test", "hashed-words", self.dimensions, 512, PRESETS["none"])
+
+    def embed(self, texts: Sequence[str], kind: str) -> np.ndarray:
+        self.calls.append((tuple(texts), kind))
+        vectors = np.zeros((len(texts), self.dimensions), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for word in _WORDS.findall(text.lower()):
+                vectors[row, zlib.crc32(word.encode("utf-8")) % self.dimensions] += 1.0
+        return normalize(vectors)
+
+
+def text_sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def new_document(path: str, texts: Sequence[str], embedder: HashingEmbedder, *, kind: str = "text",
+                 metadata: dict[str, Any] | None = None, headings: tuple[str, ...] = (),
+                 title: str = "") -> NewDocument:
+    """A document whose chunks are `texts` (one per line, in order), embedded by `embedder`."""
+    chunks, offset = [], 0
+    for ordinal, text in enumerate(texts):
+        chunks.append(Chunk(ordinal=ordinal, text=text, char_start=offset, char_end=offset + len(text),
+                            line_start=ordinal + 1, line_end=ordinal + 1, heading_path=headings))
+        offset += len(text) + 1
+    body = "\n".join(texts)
+    return NewDocument(
+        path=path, kind=kind, size=len(body.encode("utf-8")), mtime_ns=0, sha256=text_sha256(body), title=title,
+        extractor="text", metadata=dict(metadata or {}), chunks=tuple(chunks),
+        text_hashes=tuple(text_sha256(t) for t in texts),
+        vectors=embedder.embed(list(texts), "document") if texts else np.zeros((0, embedder.dimensions), np.float32),
+    )

@@ -5,31 +5,21 @@ from __future__ import annotations
 import asyncio
 import time
 
-import pytest
-
-from tests.rag_corpus import build_index
-
 DELAY = 0.1
 CALLS = 20
 
 
-@pytest.fixture
-def rag_index(tmp_path, ollama_server):
-    index, _ = build_index(tmp_path, ollama_server.url)
-    yield index
-    index.close()
-
-
 def test_twenty_concurrent_asearch_calls_overlap(rag_index, ollama_server):
+    index, _ = rag_index
     distinct = ["how to fix a flat tire", "green tea brewing", "红烧肉怎么炒糖色", "patch glue"]
     queries = [distinct[i % len(distinct)] for i in range(CALLS)]
-    expected = {q: [h.chunk_id for h in rag_index.search(q, k=3)] for q in distinct}
+    expected = {q: [h.chunk_id for h in index.search(q, k=3)] for q in distinct}
     ollama_server.delay = DELAY  # every embed request now waits 100 ms in the server
     ollama_server.requests.clear()
 
     async def run_all():
         started = time.perf_counter()
-        results = await asyncio.gather(*(rag_index.asearch(q, k=3) for q in queries))
+        results = await asyncio.gather(*(index.asearch(q, k=3) for q in queries))
         return results, time.perf_counter() - started
 
     results, elapsed = asyncio.run(run_all())
@@ -39,6 +29,7 @@ def test_twenty_concurrent_asearch_calls_overlap(rag_index, ollama_server):
 
 
 def test_event_loop_keeps_running_while_acontext_waits(rag_index, ollama_server):
+    index, _ = rag_index
     ollama_server.delay = 0.3
     ticks = 0
 
@@ -51,7 +42,7 @@ def test_event_loop_keeps_running_while_acontext_waits(rag_index, ollama_server)
     async def main():
         stop = asyncio.Event()
         task = asyncio.create_task(ticker(stop))
-        context = await rag_index.acontext("green tea brewing temperature", max_tokens=200)
+        context = await index.acontext("green tea brewing temperature", max_tokens=200)
         stop.set()
         await task
         return context
@@ -59,4 +50,4 @@ def test_event_loop_keeps_running_while_acontext_waits(rag_index, ollama_server)
     context = asyncio.run(main())
     assert ticks >= 15, f"the event loop ran only {ticks} times during a 300 ms embed"
     assert context.sources and context.tokens <= 200
-    assert context.text == rag_index.context("green tea brewing temperature", max_tokens=200).text
+    assert context.text == index.context("green tea brewing temperature", max_tokens=200).text

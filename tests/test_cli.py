@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -15,41 +13,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import DATA, EXAMPLE_QUERIES
+from tests.helpers import EXAMPLE_QUERIES, assert_one_clean_line, free_port, run
 
 HIT_FIELDS = {"rank", "score", "path", "line_start", "line_end", "char_start", "char_end", "heading", "text",
               "chunk_id", "document_id"}
 
 
-def run(args, *, cwd, host, check=True, env=None, timeout=600):
-    full_env = {key: value for key, value in os.environ.items() if key != "SEMSEARCH_INDEX"}
-    full_env.update({"OLLAMA_HOST": host, **(env or {})})
-    result = subprocess.run([sys.executable, "-m", "semsearch", *args], cwd=cwd, env=full_env,
-                            capture_output=True, text=True, timeout=timeout)
-    if check and result.returncode != 0:
-        raise AssertionError(f"exit {result.returncode}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}")
-    return result
-
-
 @pytest.fixture
-def workdir(tmp_path) -> Path:
-    shutil.copytree(DATA, tmp_path / "data")
-    return tmp_path
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def assert_one_clean_line(result, *needles):
-    assert result.returncode == 1, result
-    assert "Traceback" not in result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, result.stderr
-    for needle in needles:
-        assert needle in lines[0], lines[0]
+def workdir(corpus) -> Path:
+    """A folder holding a copy of data/ (the `corpus` fixture's parent)."""
+    return corpus.parent
 
 
 def test_index_then_search_json_finds_right_documents(workdir, ollama_server):

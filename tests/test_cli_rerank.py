@@ -10,7 +10,7 @@ import pytest
 from semsearch import Index
 from tests.helpers import DATA
 from tests.rerank_server import RerankTestServer
-from tests.test_cli import assert_one_clean_line, run
+from tests.helpers import assert_one_clean_line, run
 
 QUERY = "红烧肉怎么炒糖色"
 EXPECTED = "cooking/hongshao-rou.md"

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import json
-import os
 import sqlite3
-import subprocess
-import sys
 
 import faiss
 import numpy as np
@@ -14,15 +12,12 @@ import pytest
 
 from semsearch import Index, IndexMismatchError
 
+from tests import helpers
 from tests.ollama_server import OllamaTestServer
 from tests.rag_corpus import write_corpus
 
 
-def run(args, *, cwd, host):
-    env = {key: value for key, value in os.environ.items() if key != "SEMSEARCH_INDEX"}
-    env["OLLAMA_HOST"] = host
-    return subprocess.run([sys.executable, "-m", "semsearch", *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=120)
+run = functools.partial(helpers.run, check=False, timeout=120)  # these tests read the exit code themselves
 
 
 def embed_bodies(server):

@@ -26,7 +26,7 @@ from tests.documents import (
     write_mixed_folder,
     write_pdf,
 )
-from tests.test_cli import run
+from tests.helpers import run
 
 
 def source(path) -> SourceFile:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import tempfile
 import threading
 from pathlib import Path
@@ -18,14 +17,7 @@ from semsearch.chunking import chunk
 from semsearch.extract import extract_text
 from semsearch.errors import IndexNotFoundError
 
-from tests.helpers import DATA, EXAMPLE_QUERIES, top_relpath
-
-
-@pytest.fixture
-def corpus(tmp_path) -> Path:
-    target = tmp_path / "data"
-    shutil.copytree(DATA, target)
-    return target
+from tests.helpers import EXAMPLE_QUERIES, top_relpath
 
 
 @pytest.fixture

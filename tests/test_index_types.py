@@ -2,27 +2,18 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from semsearch import ConfigError, Index, TextItem
-from semsearch import vectors as vectors_module
-from semsearch.vectors import VectorIndex
+from semsearch.vectors import RebuildPolicy, VectorIndex
 
-from tests.helpers import DATA, EXAMPLE_QUERIES
-from tests.test_cli import run
+from tests.helpers import EXAMPLE_QUERIES
+from tests.helpers import run
 
 ANN_TYPES = ("hnsw", "hnsw-sq8", "ivf", "ivf-sq8")
-
-
-@pytest.fixture
-def corpus(tmp_path) -> Path:
-    target = tmp_path / "data"
-    shutil.copytree(DATA, target)
-    return target
 
 
 def _ranked(index: Index) -> list[list[tuple[int, float]]]:
@@ -87,7 +78,7 @@ def test_search_vector_matches_text_search(tmp_path, corpus, ollama_server):
             index.search_vector(vector[:10], k=5)
 
 
-def test_hnsw_deletions_are_hidden_persisted_and_rebuilt_past_the_threshold(tmp_path, ollama_server, monkeypatch):
+def test_hnsw_deletions_are_hidden_persisted_and_rebuilt_past_the_threshold(tmp_path, ollama_server):
     texts = [TextItem(id=f"t{i}", text=f"note {i}: the quick brown fox number {i} jumps") for i in range(30)]
     path = tmp_path / "idx"
     with Index.open(path, ollama_host=ollama_server.url, index_type="hnsw") as index:
@@ -101,16 +92,15 @@ def test_hnsw_deletions_are_hidden_persisted_and_rebuilt_past_the_threshold(tmp_
         assert len(hits) == 27 and not {"t0", "t1", "t2"} & {hit.path for hit in hits}
         filtered = index.search_vector(index.embedder().embed(["fox"], "query")[0], k=30)
         assert len(filtered) == 27
-    monkeypatch.setattr(vectors_module, "TOMBSTONE_MIN", 2)
-    with Index.open(path, ollama_host=ollama_server.url) as index:
+    with Index.open(path, ollama_host=ollama_server.url, rebuild_policy=RebuildPolicy(tombstone_min=2)) as index:
         index.delete_texts(["t3", "t4", "t5"])  # 6 of 30 > 10 %: rebuilt from SQLite
         status = index.status()
         assert status.tombstones == 0 and status.chunks == 24 and status.faiss_vectors == 24 and status.in_sync
 
 
-def test_auto_switches_from_flat_to_hnsw_as_the_index_grows(tmp_path, ollama_server, monkeypatch):
-    monkeypatch.setattr(vectors_module, "AUTO_FLAT_MAX_ELEMENTS", 20 * 384)
-    with Index.open(tmp_path / "idx", ollama_host=ollama_server.url) as index:
+def test_auto_switches_from_flat_to_hnsw_as_the_index_grows(tmp_path, ollama_server):
+    policy = RebuildPolicy(auto_flat_max_elements=20 * 384)
+    with Index.open(tmp_path / "idx", ollama_host=ollama_server.url, rebuild_policy=policy) as index:
         index.add_texts([TextItem(id=f"a{i}", text=f"short note {i}") for i in range(10)])
         assert (index.status().index_type, index.status().faiss_type) == ("auto", "flat")
         index.add_texts([TextItem(id=f"b{i}", text=f"another note {i}") for i in range(15)])

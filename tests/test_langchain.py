@@ -16,13 +16,6 @@ from semsearch.langchain import SemsearchRetriever
 from tests.rag_corpus import build_index
 
 
-@pytest.fixture
-def rag_index(tmp_path, ollama_server):
-    index, corpus = build_index(tmp_path, ollama_server.url)
-    yield index, corpus
-    index.close()
-
-
 def test_retriever_returns_documents_with_citable_metadata(rag_index):
     index, corpus = rag_index
     retriever = SemsearchRetriever(index=index, k=3, search_options={"paths": ["corpus/tea/*", "corpus/cooking/*"]})

@@ -25,7 +25,7 @@ from semsearch.embed.openai import OpenAIEmbedder
 from semsearch.errors import EmbedderError, InputTooLongError, MissingDependencyError
 from tests.documents import write_mixed_folder
 from tests.ollama_server import OllamaTestServer
-from tests.test_cli import assert_one_clean_line, free_port, run
+from tests.helpers import assert_one_clean_line, free_port, run
 
 PAGE_3_QUERY = "when were lighthouse keepers replaced by automation"
 
