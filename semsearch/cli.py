@@ -329,7 +329,10 @@ class _interruptible:
         signal.signal(signal.SIGINT, self._first)
 
     def __exit__(self, *exc_info) -> None:
-        signal.signal(signal.SIGINT, self._previous)
+        # After a first Ctrl-C, a second one still ends the process at once while the summary is
+        # printed: restoring Python's handler here would let it raise where nothing catches it.
+        if signal.getsignal(signal.SIGINT) is not _interruptible._again:
+            signal.signal(signal.SIGINT, self._previous)
 
     @staticmethod
     def _first(signum, frame) -> None:

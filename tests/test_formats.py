@@ -212,6 +212,10 @@ def test_an_index_from_before_pages_is_migrated_and_keeps_answering(tmp_path, ol
     with sqlite3.connect(tmp_path / "idx" / "semsearch.db") as db:  # what schema 1 looked like
         db.execute("ALTER TABLE chunks DROP COLUMN part")
         db.execute("ALTER TABLE documents DROP COLUMN part_kind")
+        # Schema 1 keyed documents by (indexed root, path relative to it).
+        db.execute("ALTER TABLE documents RENAME COLUMN path TO relpath")
+        db.execute("ALTER TABLE documents ADD COLUMN root TEXT NOT NULL DEFAULT ''")
+        db.execute("UPDATE documents SET root = ?", (str(tmp_path.resolve()),))
         db.execute("PRAGMA user_version=1")
     with Index.open(tmp_path / "idx", ollama_host=ollama_server.url) as index:
         assert index.status().schema_version == SCHEMA_VERSION
