@@ -18,7 +18,6 @@ import click
 
 from semsearch import __version__
 from semsearch.embed import PRESETS
-from semsearch.embed.ollama import resolve_hosts
 from semsearch.errors import IndexNotFoundError, SemsearchError
 from semsearch.options import DB_NAME, DEFAULT_INDEX_DIR, INDEX_TYPES
 from semsearch.options import SEARCH_MODES as MODES
@@ -212,9 +211,7 @@ def _make_reranker(ollama_host, rerank, rerank_model, rerank_url, rerank_api_key
     """The reranker the --rerank options ask for, or None."""
     if not (rerank or rerank_model or rerank_url):
         return None
-    # Reranking is one request per candidate to one server: the first Ollama host.
-    host = resolve_hosts(ollama_host or None)[0]
-    return make_reranker(rerank_model, url=rerank_url, api_key=rerank_api_key, host=host,
+    return make_reranker(rerank_model, url=rerank_url, api_key=rerank_api_key, host=ollama_host or None,
                          timeout=rerank_timeout, concurrency=rerank_concurrency)
 
 

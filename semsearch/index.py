@@ -659,16 +659,13 @@ class Index:
             return None
         if not isinstance(rerank, (bool, str)):
             return rerank
-        from semsearch.embed.ollama import resolve_hosts
         from semsearch.rerank import make_reranker
 
         model = None if rerank is True else rerank
         with self._rerankers_lock:
             key = model or ""
             if key not in self._rerankers:
-                # Several Ollama hosts spread embedding; reranking asks the first one.
-                host = resolve_hosts(self._embedder_options.get("host"))[0]
-                self._rerankers[key] = make_reranker(model, host=host)
+                self._rerankers[key] = make_reranker(model, host=self._embedder_options.get("host"))
             return self._rerankers[key]
 
     def context(

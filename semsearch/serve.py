@@ -50,7 +50,6 @@ from semsearch.errors import (
 )
 from semsearch.index import Index
 from semsearch.optional import require
-from semsearch.embed.ollama import resolve_hosts
 from semsearch.rerank import make_reranker
 from semsearch.rerank.base import Reranker
 from semsearch.rerank.ollama import DEFAULT_RERANK_MODEL
@@ -247,8 +246,7 @@ class _Indexes:
         with self._rerankers_lock:
             reranker = self._rerankers.pop(rerank, None)
             if reranker is None:
-                host = resolve_hosts(self.settings.ollama_host)[0]
-                reranker = make_reranker(rerank, host=host)
+                reranker = make_reranker(rerank, host=self.settings.ollama_host)
             self._rerankers[rerank] = reranker
             while len(self._rerankers) > MAX_NAMED_RERANKERS:
                 self._rerankers.pop(next(iter(self._rerankers)))

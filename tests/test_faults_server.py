@@ -140,7 +140,7 @@ def test_rate_limit_waits_as_long_as_retry_after_says(ollama_server):
 
 
 def test_rate_limit_retry_after_is_capped(ollama_server, monkeypatch):
-    monkeypatch.setattr("semsearch.embed.base.RETRY_AFTER_CAP", 0.2)
+    monkeypatch.setattr("semsearch._http.RETRY_AFTER_CAP", 0.2)
     ollama_server.embed_fault, ollama_server.embed_fault_next = "rate_limit", 1
     ollama_server.retry_after = "3600"
     client = OllamaEmbedder(MODEL, host=ollama_server.url, retries=1, backoff=0.0)

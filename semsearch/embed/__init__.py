@@ -48,10 +48,14 @@ _OPTIONS = {
 
 def __getattr__(name: str):
     # The Ollama provider imports the `ollama` client (pydantic, httpx): load it when first used.
-    if name in ("OllamaEmbedder", "resolve_host", "resolve_hosts"):
+    if name == "OllamaEmbedder":
         from semsearch.embed import ollama
 
         return getattr(ollama, name)
+    if name in ("resolve_host", "resolve_hosts"):
+        from semsearch import _http
+
+        return getattr(_http, name)
     raise AttributeError(f"module 'semsearch.embed' has no attribute {name!r}")
 
 

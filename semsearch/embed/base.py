@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass
 from typing import Any, Callable, Protocol, Sequence, runtime_checkable
 
@@ -11,22 +10,6 @@ import numpy as np
 from semsearch.embed.presets import Preset
 from semsearch.errors import EmbedderError, InputTooLongError
 from semsearch.types import EmbedKind
-
-
-# A server's Retry-After is honoured up to this many seconds: a longer wait looks like a hang.
-RETRY_AFTER_CAP = 30.0
-
-
-def retry_delay(attempt: int, backoff: float, retry_after: str | None = None) -> float:
-    """Seconds to wait before retry number `attempt` + 1: the server's Retry-After (in seconds,
-    at most RETRY_AFTER_CAP) when it sent one, else exponential backoff with jitter."""
-    try:
-        wait = float(retry_after) if retry_after else None
-    except ValueError:  # an HTTP date: rare from embedding servers, back off as usual
-        wait = None
-    if wait is not None and wait >= 0:
-        return min(wait, RETRY_AFTER_CAP)
-    return backoff * (2**attempt) * (0.5 + random.random())
 
 
 def check_vectors(vectors: Any, count: int, dimensions: int, source: str) -> np.ndarray:

@@ -9,23 +9,28 @@ from __future__ import annotations
 
 import difflib
 import logging
-import os
 import re
 import threading
-import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import httpx
 import numpy as np
 import ollama
-from ollama._client import _parse_host  # the client's own OLLAMA_HOST parsing, so we agree with it
 
+from semsearch._http import (
+    DEFAULT_OLLAMA_HOST,
+    RetryPolicy,
+    StatusRule,
+    resolve_host,  # noqa: F401 - callers import it from here too
+    resolve_hosts,
+    send_with_retries,
+    status_error,
+)
 from semsearch.embed.base import (
     BaseEmbedder,
     EmbedderInfo,
     check_vectors,
-    retry_delay,
     send_locating_overflow,
     truncate_dimensions,
 )
@@ -43,7 +48,7 @@ from semsearch.types import EmbedKind
 
 _log = logging.getLogger(__name__)
 
-DEFAULT_HOST = "http://127.0.0.1:11434"
+DEFAULT_HOST = DEFAULT_OLLAMA_HOST  # this module is where callers have always found it, and resolve_host(s)
 _RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 # How alike (difflib ratio) a model the server has must be to a missing name to count as what the
 # user meant: a typo or another tag of the same model scores above 0.85, unrelated models below 0.5.
@@ -70,21 +75,6 @@ def parse_keep_alive(value: str | float | None) -> str | float | None:
             f"keep-alive {value!r} is not a duration — use seconds (300, -1 for always) or e.g. 10m, 1h"
         ) from None
     return int(number) if number.is_integer() else number
-
-
-def resolve_host(host: str | None) -> str:
-    """The full base URL for a host given as flag, `OLLAMA_HOST`, or the default."""
-    raw = host or os.environ.get("OLLAMA_HOST") or DEFAULT_HOST
-    return _parse_host(raw)
-
-
-def resolve_hosts(hosts: str | Sequence[str] | None) -> list[str]:
-    """Full base URLs for one host, a comma list, or several (flag values or `OLLAMA_HOST`), deduplicated."""
-    raw = [hosts] if isinstance(hosts, str) else list(hosts or [])
-    if not any(item and item.strip() for item in raw):
-        raw = [os.environ.get("OLLAMA_HOST") or DEFAULT_HOST]
-    found = [resolve_host(part.strip()) for item in raw for part in (item or "").split(",") if part.strip()]
-    return list(dict.fromkeys(found)) or [resolve_host(None)]
 
 
 class OllamaEmbedder(BaseEmbedder):
@@ -149,10 +139,7 @@ class OllamaEmbedder(BaseEmbedder):
             model_info = dict(shown.modelinfo or {})
             capabilities = list(getattr(shown, "capabilities", None) or [])
             if capabilities and "embedding" not in capabilities:
-                raise ModelCapabilityError(
-                    f"model {self.model} does not support embeddings — choose an embedding model, "
-                    f"for example `{DEFAULT_MODEL}`"
-                )
+                raise self._not_an_embedding_model()
             native = _model_info_value(model_info, "embedding_length")
             context = _model_info_value(model_info, "context_length") or 2048
             if native is None:
@@ -310,65 +297,59 @@ class OllamaEmbedder(BaseEmbedder):
               host: str | None = None) -> Any:
         """Run one client call with retry on transient failures, mapping errors to ours."""
         host = host or self.host
-        attempts = (self.retries if retries is None else retries) + 1
-        for attempt in range(attempts):
-            try:
-                return fn()
-            except ollama.ResponseError as exc:
-                if exc.status_code in _RETRY_STATUSES and attempt + 1 < attempts:
-                    self._sleep(attempt, getattr(self._retry_after, "value", None) if exc.status_code == 429 else None)
-                    continue
-                raise self._map_response_error(exc, pulling, host) from exc
-            except ValueError as exc:  # a 200 whose body is not JSON, cut short, or not an answer's shape
-                raise EmbedderError(
-                    f"Ollama at {host} answered with something that is not a valid response{_in_band_error(exc)} — "
-                    "nothing was stored; check that --ollama-host / OLLAMA_HOST points at Ollama itself "
-                    "(not a proxy's error page) and that it is healthy, then try again"
-                ) from exc
-            except (ConnectionError, httpx.TransportError) as exc:
-                if attempt + 1 < attempts:
-                    self._sleep(attempt)
-                    continue
-                if isinstance(exc, httpx.TimeoutException):
-                    raise EmbedderTimeoutError(
-                        f"Ollama at {host} did not answer within {self.timeout:g} s — it may be "
-                        "loading the model or overloaded; try again or raise --timeout"
-                    ) from exc
-                if isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)):
-                    raise EmbedderUnavailableError(
-                        f"Ollama at {host} broke the connection in the middle of an answer "
-                        f"({attempts} attempts) — check that the server is not crashing or restarting "
-                        "(its log says why), then try again"
-                    ) from exc
-                raise EmbedderUnavailableError(
-                    f"cannot reach Ollama at {host} — start it with `ollama serve`, "
-                    "or point --ollama-host / OLLAMA_HOST at a running server"
-                ) from exc
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    def _sleep(self, attempt: int, retry_after: str | None = None) -> None:
-        time.sleep(retry_delay(attempt, self.backoff, retry_after))
+        policy = RetryPolicy(self.retries if retries is None else max(0, retries), self.backoff, _RETRY_STATUSES,
+                             retry_after_statuses=frozenset({429}))
+        try:
+            return send_with_retries(fn, policy, retry_after=lambda _: getattr(self._retry_after, "value", None))
+        except ollama.ResponseError as exc:
+            raise self._map_response_error(exc, pulling, host) from exc
+        except ValueError as exc:  # a 200 whose body is not JSON, cut short, or not an answer's shape
+            raise EmbedderError(
+                f"Ollama at {host} answered with something that is not a valid response{_in_band_error(exc)} — "
+                "nothing was stored; check that --ollama-host / OLLAMA_HOST points at Ollama itself "
+                "(not a proxy's error page) and that it is healthy, then try again"
+            ) from exc
+        except httpx.TimeoutException as exc:
+            raise EmbedderTimeoutError(
+                f"Ollama at {host} did not answer within {self.timeout:g} s — it may be "
+                "loading the model or overloaded; try again or raise --timeout"
+            ) from exc
+        except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
+            raise EmbedderUnavailableError(
+                f"Ollama at {host} broke the connection in the middle of an answer "
+                f"({policy.retries + 1} attempts) — check that the server is not crashing or restarting "
+                "(its log says why), then try again"
+            ) from exc
+        except (ConnectionError, httpx.TransportError) as exc:
+            raise EmbedderUnavailableError(
+                f"cannot reach Ollama at {host} — start it with `ollama serve`, "
+                "or point --ollama-host / OLLAMA_HOST at a running server"
+            ) from exc
 
     def _note_retry_after(self, response: httpx.Response) -> None:
         self._retry_after.value = response.headers.get("retry-after")
 
     def _map_response_error(self, exc: ollama.ResponseError, pulling: bool, host: str) -> EmbedderError:
         message = str(exc.error)
-        lowered = message.lower()
         if pulling:
             suggestion = self._suggest_model(host)
             return ModelNotFoundError(f"cannot pull {self.model} from Ollama at {host}: {message}"
                                       + (f" — {suggestion}" if suggestion else ""))
-        if exc.status_code == 404 or "not found" in lowered:
-            return self._model_not_found(host)
-        if exc.status_code == 501 or "does not support embeddings" in lowered:
-            return ModelCapabilityError(
-                f"model {self.model} does not support embeddings — choose an embedding model, "
-                f"for example `{DEFAULT_MODEL}`"
-            )
-        if "context length" in lowered or "input length" in lowered:
-            return InputTooLongError(f"a text is longer than the context of {self.model}: {message}")
-        return EmbedderError(f"Ollama at {host} answered {exc.status_code}: {message}")
+        return status_error(exc.status_code, message, [
+            StatusRule(lambda *_: self._model_not_found(host), statuses={404}),
+            StatusRule(lambda *_: self._model_not_found(host), phrases=("not found",)),
+            StatusRule(lambda *_: self._not_an_embedding_model(), statuses={501}),
+            StatusRule(lambda *_: self._not_an_embedding_model(), phrases=("does not support embeddings",)),
+            StatusRule(lambda status, message: InputTooLongError(
+                f"a text is longer than the context of {self.model}: {message}"),
+                phrases=("context length", "input length")),
+        ], otherwise=lambda status, message: EmbedderError(f"Ollama at {host} answered {status}: {message}"))
+
+    def _not_an_embedding_model(self) -> ModelCapabilityError:
+        return ModelCapabilityError(
+            f"model {self.model} does not support embeddings — choose an embedding model, "
+            f"for example `{DEFAULT_MODEL}`"
+        )
 
     def _model_not_found(self, host: str) -> ModelNotFoundError:
         """The error for a model the server lacks: a likely misspelling lists what the server has

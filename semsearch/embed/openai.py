@@ -16,18 +16,17 @@ preset is given, send the text without a prefix, so the prompt is not applied tw
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Callable
 from typing import Any
 
 import httpx
 import numpy as np
 
+from semsearch._http import RetryPolicy, StatusRule, error_message, send_with_retries, status_error
 from semsearch.embed.base import (
     BaseEmbedder,
     EmbedderInfo,
     check_vectors,
-    retry_delay,
     send_locating_overflow,
     truncate_dimensions,
 )
@@ -159,68 +158,43 @@ class OpenAIEmbedder(BaseEmbedder):
 
     def _call(self, send: Callable[[], httpx.Response]) -> httpx.Response:
         """Send with retry on transient failures (429, 5xx, dropped connections); map errors to ours."""
-        attempts = self.retries + 1
-        for attempt in range(attempts):
-            try:
-                response = send()
-            except httpx.TransportError as exc:
-                if attempt + 1 < attempts:
-                    self._sleep(attempt, None)
-                    continue
-                if isinstance(exc, httpx.TimeoutException):
-                    raise EmbedderTimeoutError(
-                        f"{self.base_url} did not answer within {self.timeout:g} s — try again or raise --timeout"
-                    ) from exc
-                raise EmbedderUnavailableError(
-                    f"cannot reach the embedding server at {self.base_url} — start it, or point --base-url at "
-                    "a running OpenAI-compatible server (its /v1 address)"
-                ) from exc
-            if response.status_code < 400:
-                return response
-            if response.status_code in _RETRY_STATUSES and attempt + 1 < attempts:
-                self._sleep(attempt, response.headers.get("retry-after"))
-                continue
+        try:
+            response = send_with_retries(send, RetryPolicy(self.retries, self.backoff, _RETRY_STATUSES,
+                                                           retry_after_statuses=_RETRY_STATUSES))
+        except httpx.TimeoutException as exc:
+            raise EmbedderTimeoutError(
+                f"{self.base_url} did not answer within {self.timeout:g} s — try again or raise --timeout"
+            ) from exc
+        except httpx.TransportError as exc:
+            raise EmbedderUnavailableError(
+                f"cannot reach the embedding server at {self.base_url} — start it, or point --base-url at "
+                "a running OpenAI-compatible server (its /v1 address)"
+            ) from exc
+        if response.status_code >= 400:
             raise self._map_error(response)
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    def _sleep(self, attempt: int, retry_after: str | None) -> None:
-        time.sleep(retry_delay(attempt, self.backoff, retry_after))
+        return response
 
     def _map_error(self, response: httpx.Response) -> EmbedderError:
-        message = _error_message(response)
-        lowered = message.lower()
-        status = response.status_code
-        if status in (401, 403):
-            return EmbedderError(
-                f"{self.base_url} refused the request ({status}: {message}) — set the API key in "
-                f"{' or '.join(API_KEY_ENVS)}"
-            )
-        if status == 404 and ("model" in lowered or "not found" in lowered and "route" not in lowered):
+        def unknown_model(status: int, message: str) -> ModelNotFoundError:
             return ModelNotFoundError(
                 f"the server at {self.base_url} does not know the model {self.model}: {message} — "
                 "check the model name the server lists at /v1/models"
             )
-        if status == 404:
-            return EmbedderError(
-                f"{self.base_url}/embeddings does not exist (404) — --base-url should be the server's /v1 address"
-            )
-        if status in (400, 413, 422) and any(hint in lowered for hint in _TOO_LONG_HINTS):
-            return InputTooLongError(f"a text is longer than the context of {self.model}: {message}")
-        return EmbedderError(f"{self.base_url} answered {status}: {message}")
+
+        return status_error(response.status_code, error_message(response), [
+            StatusRule(lambda status, message: EmbedderError(
+                f"{self.base_url} refused the request ({status}: {message}) — set the API key in "
+                f"{' or '.join(API_KEY_ENVS)}"), statuses={401, 403}),
+            StatusRule(unknown_model, statuses={404}, phrases=("model",)),
+            StatusRule(unknown_model, statuses={404}, phrases=("not found",), unless=("route",)),
+            StatusRule(lambda status, message: EmbedderError(
+                f"{self.base_url}/embeddings does not exist (404) — --base-url should be the server's /v1 address"),
+                statuses={404}),
+            StatusRule(lambda status, message: InputTooLongError(
+                f"a text is longer than the context of {self.model}: {message}"),
+                statuses={400, 413, 422}, phrases=_TOO_LONG_HINTS),
+        ], otherwise=lambda status, message: EmbedderError(f"{self.base_url} answered {status}: {message}"))
 
     def close(self) -> None:
         self._client.close()
 
-
-def _error_message(response: httpx.Response) -> str:
-    """The `error.message` of an OpenAI-style error body, else the body's text."""
-    try:
-        body = response.json()
-    except ValueError:
-        return response.text.strip()[:300] or response.reason_phrase
-    error = body.get("error") if isinstance(body, dict) else None
-    if isinstance(error, dict):
-        return str(error.get("message") or error)
-    if isinstance(error, str):
-        return error
-    return str(body)[:300]

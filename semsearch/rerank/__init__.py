@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from semsearch.rerank.base import (
     DEFAULT_CONCURRENCY,
     DEFAULT_RERANK_TOP,
@@ -33,15 +35,15 @@ def make_reranker(
     *,
     url: str | None = None,
     api_key: str | None = None,
-    host: str | None = None,
+    host: str | Sequence[str] | None = None,
     timeout: float | None = None,
     concurrency: int | None = None,
 ) -> BaseReranker:
     """A reranker: `/v1/rerank` at `url` when given, else `model` (default Qwen3-Reranker-0.6B) on Ollama.
 
-    `host` is the Ollama server (default `$OLLAMA_HOST`, else 127.0.0.1:11434); `api_key` is for
-    the /v1/rerank server; `timeout` is seconds per request; `concurrency` bounds Ollama requests
-    in flight. Use it as a context manager, or call `close()`.
+    `host` is the Ollama server, or several (the first reranks; default `$OLLAMA_HOST`, else
+    127.0.0.1:11434); `api_key` is for the /v1/rerank server; `timeout` is seconds per request;
+    `concurrency` bounds Ollama requests in flight. Use it as a context manager, or call `close()`.
     """
     timeout = DEFAULT_TIMEOUT if timeout is None else timeout
     if url:

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import math
-import random
-import time
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any, Protocol, runtime_checkable
 
 import httpx
 
+from semsearch._http import RetryPolicy, send_with_retries
 from semsearch.errors import RerankerError
 from semsearch.ingest import embed_text
 from semsearch.types import Hit
@@ -76,32 +75,5 @@ def post_json(client: httpx.Client, url: str, body: dict[str, Any], *, retries: 
     not helped by a second. Returns the last response (possibly an error status); raises
     httpx.TimeoutException, or httpx.TransportError when every attempt failed to connect.
     """
-    for attempt in range(retries + 1):
-        try:
-            response = client.post(url, json=body, headers=headers)
-        except httpx.TimeoutException:
-            raise
-        except httpx.TransportError:
-            if attempt == retries:
-                raise
-        else:
-            if response.status_code not in _RETRY_STATUSES or attempt == retries:
-                return response
-        time.sleep(backoff * (2**attempt) * (0.5 + random.random()))
-    raise AssertionError("unreachable")  # pragma: no cover
-
-
-def error_text(response: httpx.Response) -> str:
-    """The server's error message: Ollama's and most servers' `{"error": ...}`, else the raw body."""
-    try:
-        data = response.json()
-    except ValueError:
-        return response.text.strip()[:300]
-    if isinstance(data, dict):
-        error = data.get("error") or data.get("message") or data.get("detail")
-        if isinstance(error, dict):
-            error = error.get("message")
-        if error:
-            return str(error)
-    return response.text.strip()[:300]
-
+    policy = RetryPolicy(retries, backoff, _RETRY_STATUSES, retry_timeouts=False)
+    return send_with_retries(lambda: client.post(url, json=body, headers=headers), policy)

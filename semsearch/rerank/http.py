@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 
+from semsearch._http import StatusRule, error_message, status_error
 from semsearch.chunking import cut_to_tokens
 from semsearch.errors import (
     RerankerError,
@@ -20,7 +21,7 @@ from semsearch.errors import (
     RerankerTimeoutError,
     RerankerUnavailableError,
 )
-from semsearch.rerank.base import DEFAULT_TIMEOUT, BaseReranker, error_text, post_json
+from semsearch.rerank.base import DEFAULT_TIMEOUT, BaseReranker, post_json
 
 API_KEY_ENV = "SEMSEARCH_RERANK_API_KEY"
 DEFAULT_MAX_DOCUMENT_TOKENS = 2048
@@ -129,24 +130,19 @@ class HttpReranker(BaseReranker):
         return [float(value) for value in scores if value is not None]
 
     def _status_error(self, response: httpx.Response) -> RerankerError:
-        status, message = response.status_code, error_text(response)
-        if status in (401, 403):
-            return RerankerError(
+        return status_error(response.status_code, error_message(response), [
+            StatusRule(lambda status, message: RerankerError(
                 f"the reranker at {self.url} refused the request ({status}: {message}) — pass its key with "
-                f"--rerank-api-key or {API_KEY_ENV}"
-            )
-        if status == 404 and "model" in message.lower():
-            return RerankerModelNotFoundError(
-                f"the reranker at {self.url} does not serve model {self.model}: {message} — fix --rerank-model"
-            )
-        if status in (404, 405, 501):
-            return RerankerError(
+                f"--rerank-api-key or {API_KEY_ENV}"), statuses={401, 403}),
+            StatusRule(lambda status, message: RerankerModelNotFoundError(
+                f"the reranker at {self.url} does not serve model {self.model}: {message} — fix --rerank-model"),
+                statuses={404}, phrases=("model",)),
+            StatusRule(lambda status, message: RerankerError(
                 f"{self.url} is not a rerank endpoint ({status}: {message}) — point --rerank-url at a server "
-                "with /v1/rerank (llama.cpp needs --reranking)"
-            )
-        if status >= 500:
-            return RerankerUnavailableError(f"the reranker at {self.url} failed ({status}: {message})")
-        return RerankerError(f"the reranker at {self.url} answered {status}: {message}")
+                "with /v1/rerank (llama.cpp needs --reranking)"), statuses={404, 405, 501}),
+            StatusRule(lambda status, message: RerankerUnavailableError(
+                f"the reranker at {self.url} failed ({status}: {message})"), statuses=range(500, 600)),
+        ], otherwise=lambda status, message: RerankerError(f"the reranker at {self.url} answered {status}: {message}"))
 
     def close(self) -> None:
         self._client.close()

@@ -20,8 +20,8 @@ from typing import Any
 
 import httpx
 
+from semsearch._http import StatusRule, error_message, resolve_hosts, status_error
 from semsearch.chunking import cut_to_tokens, estimate_tokens
-from semsearch.embed.ollama import resolve_host
 from semsearch.errors import (
     RerankerError,
     RerankerModelNotFoundError,
@@ -29,7 +29,7 @@ from semsearch.errors import (
     RerankerUnavailableError,
     RerankerUnsupportedError,
 )
-from semsearch.rerank.base import DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT, BaseReranker, error_text, post_json
+from semsearch.rerank.base import DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT, BaseReranker, post_json
 from semsearch.rerank.prompts import DEFAULT_RERANK_INSTRUCTION, qwen3_rerank_prompt
 
 DEFAULT_RERANK_MODEL = "dengcao/Qwen3-Reranker-0.6B:Q8_0"
@@ -63,6 +63,8 @@ def yes_probability(candidates: Iterable[tuple[str, float]]) -> float:
 class OllamaReranker(BaseReranker):
     """Scores (query, document) pairs with a Qwen3-Reranker model on one Ollama server.
 
+    `host` is that server, or the hosts given for embedding (a comma list or several), of which
+    the first reranks; default `$OLLAMA_HOST`, else 127.0.0.1:11434.
     `concurrency` bounds the requests in flight for one `score` call; `timeout` is per request
     (seconds); 5xx answers and dropped connections are retried `retries` times. Documents are
     cut so prompt plus document stay within half of `num_ctx` (or Ollama's default context when
@@ -76,7 +78,7 @@ class OllamaReranker(BaseReranker):
         self,
         model: str = DEFAULT_RERANK_MODEL,
         *,
-        host: str | None = None,
+        host: str | Sequence[str] | None = None,
         instruction: str = DEFAULT_RERANK_INSTRUCTION,
         concurrency: int = DEFAULT_CONCURRENCY,
         timeout: float = DEFAULT_TIMEOUT,
@@ -87,7 +89,8 @@ class OllamaReranker(BaseReranker):
         transport: httpx.BaseTransport | None = None,
     ):
         self.model = model.removeprefix("ollama:")
-        self.host = resolve_host(host)
+        # Several hosts spread embedding; reranking is one request per candidate to one server: the first.
+        self.host = resolve_hosts(host)[0]
         self.instruction = instruction
         self.concurrency = max(1, concurrency)
         self.timeout = timeout
@@ -188,21 +191,23 @@ class OllamaReranker(BaseReranker):
         return data
 
     def _status_error(self, response: httpx.Response) -> RerankerError:
-        status, message = response.status_code, error_text(response)
-        lowered = message.lower()
-        if status == 404 or "not found" in lowered:
+        def not_pulled(status: int, message: str) -> RerankerModelNotFoundError:
             return RerankerModelNotFoundError(
                 f"reranker model {self.model} is not pulled on Ollama at {self.host} — run `ollama pull {self.model}`"
             )
-        if "does not support generate" in lowered:
-            return RerankerUnsupportedError(
+
+        return status_error(response.status_code, error_message(response), [
+            StatusRule(not_pulled, statuses={404}),
+            StatusRule(not_pulled, phrases=("not found",)),
+            StatusRule(lambda status, message: RerankerUnsupportedError(
                 f"model {self.model} does not support generate, so Ollama cannot score with it — use a "
                 f"generative Qwen3-Reranker such as {DEFAULT_RERANK_MODEL}, or serve this model with a "
-                "/v1/rerank server (llama.cpp --reranking, vLLM, TEI) and pass --rerank-url"
-            )
-        if status >= 500:
-            return RerankerUnavailableError(f"Ollama at {self.host} failed while reranking ({status}: {message})")
-        return RerankerError(f"Ollama at {self.host} answered {status} while reranking: {message}")
+                "/v1/rerank server (llama.cpp --reranking, vLLM, TEI) and pass --rerank-url"),
+                phrases=("does not support generate",)),
+            StatusRule(lambda status, message: RerankerUnavailableError(
+                f"Ollama at {self.host} failed while reranking ({status}: {message})"), statuses=range(500, 600)),
+        ], otherwise=lambda status, message: RerankerError(
+            f"Ollama at {self.host} answered {status} while reranking: {message}"))
 
     def _no_logprobs_error(self) -> RerankerUnsupportedError:
         version = self.server_version()
