@@ -118,3 +118,15 @@ def new_document(path: str, texts: Sequence[str], embedder: HashingEmbedder, *, 
         text_hashes=tuple(text_sha256(t) for t in texts),
         vectors=embedder.embed(list(texts), "document") if texts else np.zeros((0, embedder.dimensions), np.float32),
     )
+
+
+def write_notes(folder: Path, count: int) -> None:
+    """`count` short Markdown notes over eight topics: a folder with enough files for a run to interrupt."""
+    folder.mkdir()
+    topics = ["tea", "bread", "bicycles", "stars", "rivers", "gardens", "trains", "music"]
+    for i in range(count):
+        topic = topics[i % len(topics)]
+        (folder / f"note-{i:03d}.md").write_text(
+            f"# Note {i}\n\nThis note number {i} is about {topic}. It mentions item {i * 7} and {topic}.\n",
+            encoding="utf-8",
+        )

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import EXAMPLE_QUERIES, assert_one_clean_line, free_port, run
+from tests.helpers import EXAMPLE_QUERIES, assert_one_clean_line, free_port, run, write_notes
 
 HIT_FIELDS = {"rank", "score", "path", "line_start", "line_end", "char_start", "char_end", "heading", "text",
               "chunk_id", "document_id"}
@@ -176,17 +176,6 @@ def test_problem_files_are_reported_and_skipped(tmp_path, ollama_server):
 
 # -- crash safety (acceptance 6) ----------------------------------------------------------------
 
-def _write_many(folder: Path, count: int) -> None:
-    folder.mkdir()
-    topics = ["tea", "bread", "bicycles", "stars", "rivers", "gardens", "trains", "music"]
-    for i in range(count):
-        topic = topics[i % len(topics)]
-        (folder / f"note-{i:03d}.md").write_text(
-            f"# Note {i}\n\nThis note number {i} is about {topic}. It mentions item {i * 7} and {topic} again.\n",
-            encoding="utf-8",
-        )
-
-
 def _snapshot(cwd: Path, index_dir: Path, host: str) -> tuple:
     status = json.loads(run(["status", "--json", "-i", str(index_dir)], cwd=cwd, host=host).stdout)
     searched = run(["search", "--json", "-k", "5", "-i", str(index_dir), "notes about bicycles"],
@@ -207,7 +196,7 @@ def _committed(index_dir: Path) -> int:
 
 def test_sigkill_during_index_loses_nothing_committed(tmp_path, ollama_server):
     host = ollama_server.url
-    _write_many(tmp_path / "notes", 96)
+    write_notes(tmp_path / "notes", 96)
     run(["index", "notes", "-i", "reference"], cwd=tmp_path, host=host)
     expected = _snapshot(tmp_path, tmp_path / "reference", host)
     assert expected[0] == 96

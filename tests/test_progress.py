@@ -18,23 +18,11 @@ import threading
 import time
 from pathlib import Path
 
-import pytest
 
 from tests.ollama_server import OllamaTestServer
-from tests.test_cli import assert_one_clean_line, run
+from tests.helpers import assert_one_clean_line, run, write_notes
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
-
-
-def write_notes(folder: Path, count: int) -> None:
-    folder.mkdir()
-    topics = ["tea", "bread", "bicycles", "stars", "rivers", "gardens", "trains", "music"]
-    for i in range(count):
-        topic = topics[i % len(topics)]
-        (folder / f"note-{i:03d}.md").write_text(
-            f"# Note {i}\n\nThis note number {i} is about {topic}. It mentions item {i * 7} and {topic}.\n",
-            encoding="utf-8",
-        )
 
 
 def committed(index_dir: Path) -> int:
