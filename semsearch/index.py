@@ -14,7 +14,6 @@ and every write raises IndexReadOnlyError.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import functools
 import os
 import threading
@@ -38,11 +37,9 @@ from semsearch.embed import (
     provider_of,
 )
 from semsearch.embed.base import Embedder, EmbedderInfo
-from semsearch.documents import Citation, parse_citation
-from semsearch.documents import read as read_document
+from semsearch.documents import find_document_text
 from semsearch.errors import (
     ConfigError,
-    DocumentNotFoundError,
     IndexLockedError,
     IndexMismatchError,
     IndexNotFoundError,
@@ -610,47 +607,8 @@ class Index:
         text is rebuilt from the stored chunks: what search answered from, even if the file has
         changed since. Raises DocumentNotFoundError when the index holds no such document or lines.
         """
-        wanted = path_or_citation.strip()
-        document_id = self._document_for(wanted)
-        citation = Citation(wanted)  # the whole string names a document, even one that looks like a citation
-        if document_id is None:
-            citation = parse_citation(wanted)
-            document_id = self._document_for(citation.path)
-        rows = self._store.document_chunks(document_id) if document_id is not None else []
-        if not rows:
-            raise DocumentNotFoundError(
-                f"no document {citation.path!r} in the index at {self.path} — give a path as search results "
-                "show it (absolute, or relative to the current directory), or an id given to add_texts"
-            )
-        if line_start is not None or line_end is not None:
-            start = line_start if line_start is not None else citation.line_start or 1
-            end = line_end if line_end is not None else citation.line_end if line_start is None else None
-            citation = dataclasses.replace(citation, line_start=start, line_end=end)
-        if citation.line_start is not None and citation.line_start < 1:
-            raise ConfigError(f"line numbers start at 1, not {citation.line_start}")
-        first = rows[0]
-        path = first.path
-        return read_document(rows, path, citation)
-
-    def _document_for(self, path: str) -> int | None:
-        """The id of the document a user named by path (or text id); None when it is not indexed.
-
-        The one place that maps what a user typed to a stored document: a relative path is tried
-        against the current directory, then the index's home directory.
-        """
-        if not path:
-            return None
-        given = Path(path).expanduser()
-        bases = [Path("/")] if given.is_absolute() else [Path.cwd(), self.path.resolve().parent]
-        candidates = []
-        for base in bases:
-            absolute = Path(os.path.abspath(base / given))
-            candidates.append(absolute.as_posix())
-            try:
-                candidates.append(absolute.resolve().as_posix())
-            except OSError:
-                pass
-        return self._store.find_document(candidates, path)
+        return find_document_text(self._store, self.path, path_or_citation, line_start=line_start,
+                                  line_end=line_end)
 
     def chunk_documents(self) -> dict[int, str]:
         """Every chunk id mapped to its document: the caller's id for added texts, else the file path."""
