@@ -50,7 +50,7 @@ from semsearch.faiss_file import VectorFile
 from semsearch.ingest import DEFAULT_BATCH_TEXTS, ChunkSettings, Ingester, Progress
 from semsearch.options import DEFAULT_INDEX_DIR, LOCK_NAME
 from semsearch.rerank.base import DEFAULT_RERANK_TOP, BaseReranker, Reranker
-from semsearch.search import search_by_vector
+from semsearch.search import explain_no_results, search_by_vector
 from semsearch.search import search_detailed as run_search
 from semsearch.sources import CHANGED, MISSING, disk_state
 from semsearch.vectors import RebuildPolicy
@@ -375,8 +375,8 @@ class Index:
         Ctrl-C stops between batches: the report says `interrupted`, committed work stays.
         """
         with self._writing():
-            ingester = Ingester(self._store, self.embedder(), self._settings(), self._vector_file.apply, on_progress=on_progress,
-                                batch_texts=batch_texts)
+            ingester = Ingester(self._store, self.embedder(), self._settings(), self._vector_file.apply,
+                                on_progress=on_progress, batch_texts=batch_texts)
             return ingester.index_paths([Path(p) for p in paths], include=include, exclude=exclude,
                                         skip_dirs=[self.path])
 
@@ -484,27 +484,8 @@ class Index:
         `where` key no document has (naming the keys that exist), filters that match no chunk,
         a `min_score` nothing reached; otherwise says no passage matched the query.
         """
-        documents, chunks = self._store.counts()
-        if not self.is_initialized or documents == 0 or chunks == 0:
-            if self._writer_busy():
-                return (f"the index at {self.path} is still being built (another semsearch process is writing "
-                        "to it) — wait for it to finish, then search again")
-            return (f"the index at {self.path} is empty — add documents with `semsearch index FOLDER` "
-                    "(or `Index.index`/`add_texts`)")
-        if where:
-            keys = self._store.metadata_keys()
-            for key in where:
-                if key not in keys:
-                    known = f"keys in this index: {', '.join(keys)}" if keys else "no document here has metadata"
-                    return f"no document has the metadata key {key!r} (--where) — {known}"
-        if (paths or where) and len(self._store.chunk_ids_where(paths, where)) == 0:
-            which = " and ".join(name for name, given in (("--path", paths), ("--where", where)) if given)
-            return f"no indexed document matches {which} — loosen the filter, or check `semsearch status`"
-        if min_score is not None:
-            return f"no passage scored at least {min_score:g} (--min-score) — lower it, or leave it out"
-        if mode == "keyword":
-            return "no passage contains the query's words — try other words, or --mode vector to search by meaning"
-        return "no passage matched the query — try other words"
+        return explain_no_results(self._store, self.path, self._writer_busy, mode=mode, paths=paths, where=where,
+                                  min_score=min_score)
 
     def _writer_busy(self) -> bool:
         """Whether another process holds the write lock right now."""
