@@ -8,12 +8,15 @@ breaks as the line numbers say, which keeps line N of the result at line N of th
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from semsearch.errors import ConfigError, DocumentNotFoundError
-from semsearch.store import ChunkRow
+from semsearch.store import ChunkRow, Store
 from semsearch.types import DocumentText, cite
 
 # `path`, `path:12`, `path:12-30`, `file.pdf#page=3:12-30`, `nb.ipynb#cell=4` — the format of `types.cite`.
@@ -39,6 +42,55 @@ def parse_citation(text: str) -> Citation:
     start = int(match["start"]) if match["start"] else None
     end = int(match["end"]) if match["end"] else start
     return Citation(match["path"], match["kind"] or "", int(match["part"]) if match["part"] else None, start, end)
+
+
+def find_document_text(store: Store, index_path: Path, path_or_citation: str, *, line_start: int | None = None,
+                       line_end: int | None = None) -> DocumentText:
+    """The indexed text of the document `path_or_citation` names in the index at `index_path` (see `Index.get`).
+
+    Explicit `line_start`/`line_end` override the citation's. Raises DocumentNotFoundError when
+    the index holds no such document or lines, ConfigError for a line number below 1.
+    """
+    wanted = path_or_citation.strip()
+    document_id = _document_for(store, index_path, wanted)
+    citation = Citation(wanted)  # the whole string names a document, even one that looks like a citation
+    if document_id is None:
+        citation = parse_citation(wanted)
+        document_id = _document_for(store, index_path, citation.path)
+    rows = store.document_chunks(document_id) if document_id is not None else []
+    if not rows:
+        raise DocumentNotFoundError(
+            f"no document {citation.path!r} in the index at {index_path} — give a path as search results "
+            "show it (absolute, or relative to the current directory), or an id given to add_texts"
+        )
+    if line_start is not None or line_end is not None:
+        start = line_start if line_start is not None else citation.line_start or 1
+        end = line_end if line_end is not None else citation.line_end if line_start is None else None
+        citation = dataclasses.replace(citation, line_start=start, line_end=end)
+    if citation.line_start is not None and citation.line_start < 1:
+        raise ConfigError(f"line numbers start at 1, not {citation.line_start}")
+    return read(rows, rows[0].path, citation)
+
+
+def _document_for(store: Store, index_path: Path, path: str) -> int | None:
+    """The id of the document a user named by path (or text id); None when it is not indexed.
+
+    The one place that maps what a user typed to a stored document: a relative path is tried
+    against the current directory, then the index's home directory.
+    """
+    if not path:
+        return None
+    given = Path(path).expanduser()
+    bases = [Path("/")] if given.is_absolute() else [Path.cwd(), index_path.resolve().parent]
+    candidates = []
+    for base in bases:
+        absolute = Path(os.path.abspath(base / given))
+        candidates.append(absolute.as_posix())
+        try:
+            candidates.append(absolute.resolve().as_posix())
+        except OSError:
+            pass
+    return store.find_document(candidates, path)
 
 
 def read(rows: Sequence[ChunkRow], path: str, citation: Citation) -> DocumentText:

@@ -2,8 +2,9 @@
 
 An index directory holds `semsearch.db` (SQLite, the source of truth) and `vectors.faiss` (a
 derived accelerator, stamped in SQLite's meta with the generation and size it reflects). Writes
-take an exclusive lock file so one writer works at a time; readers never block. Opening checks
-the FAISS stamp and rebuilds from SQLite when it is stale, missing or truncated.
+take an exclusive lock file so one writer works at a time; readers never block. The FAISS file
+is checked against its stamp and rebuilt from SQLite when stale, missing or truncated
+(`semsearch.faiss_file`).
 
 An index directory this process cannot write (a read-only mount, a shipped index, another
 user's files) opens read-only: searching works, repairs stay in memory, no lock file is made,
@@ -13,9 +14,7 @@ and every write raises IndexReadOnlyError.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import functools
-import hashlib
 import os
 import threading
 from collections import Counter
@@ -38,28 +37,26 @@ from semsearch.embed import (
     provider_of,
 )
 from semsearch.embed.base import Embedder, EmbedderInfo
-from semsearch.documents import Citation, parse_citation
-from semsearch.documents import read as read_document
+from semsearch.documents import find_document_text
 from semsearch.errors import (
     ConfigError,
-    DiskFullError,
-    DocumentNotFoundError,
     IndexLockedError,
     IndexMismatchError,
     IndexNotFoundError,
     IndexReadOnlyError,
     InvalidInputError,
 )
+from semsearch.faiss_file import VectorFile
 from semsearch.ingest import DEFAULT_BATCH_TEXTS, ChunkSettings, Ingester, Progress
 from semsearch.options import DEFAULT_INDEX_DIR, LOCK_NAME
 from semsearch.rerank.base import DEFAULT_RERANK_TOP, BaseReranker, Reranker
-from semsearch.search import search_by_vector
+from semsearch.search import explain_no_results, search_by_vector
 from semsearch.search import search_detailed as run_search
 from semsearch.sources import CHANGED, MISSING, disk_state
 from semsearch.vectors import RebuildPolicy
-from semsearch.store import DB_NAME, SCHEMA_VERSION, Store, WriteResult
+from semsearch.store import DB_NAME, SCHEMA_VERSION, Store
 from semsearch.types import DocumentText, Hit, IndexReport, IndexStatus, SearchResult, StageTimings, TextItem
-from semsearch.vectors import FAISS_NAME, SearchTuning, VectorIndex, remove_stale_temp_files, resolve_index_type
+from semsearch.vectors import SearchTuning, VectorIndex, resolve_index_type
 
 # Worker threads behind asearch/acontext: Ollama embeds one request at a time, so more in flight
 # only queue there; a bound gives backpressure to a busy web app instead of a thread per call.
@@ -99,14 +96,11 @@ class Index:
         self._requested_type = index_type
         self.tuning = tuning
         self.rebuild_policy = rebuild_policy
-        self._vectors: VectorIndex | None = None
-        self._vectors_generation = -1
-        self._vectors_lock = threading.Lock()
         self._write_lock = filelock.FileLock(str(path / LOCK_NAME), timeout=0)
+        self._vector_file = VectorFile(path, store, self._write_lock, rebuild_policy)
         self.read_only = store.read_only  # the directory cannot be written: search only, repairs in memory
         self._rerankers: dict[str, BaseReranker] = {}  # the ones this index made (by model), closed with it
         self._rerankers_lock = threading.Lock()
-        self.repaired: str | None = None  # set when opening found FAISS stale and rebuilt it
         self.async_workers = DEFAULT_ASYNC_WORKERS
         self._async_pool: ThreadPoolExecutor | None = None
         self._async_pool_lock = threading.Lock()
@@ -320,108 +314,14 @@ class Index:
 
     # -- vectors -------------------------------------------------------------------------------
 
-    def _faiss_path(self) -> Path:
-        return self.path / FAISS_NAME
-
-    def _stamp_ok(self, meta: dict[str, str], chunks: int) -> bool:
-        faiss_path = self._faiss_path()
-        try:
-            size = faiss_path.stat().st_size
-        except OSError:
-            return False
-        return (
-            meta.get("faiss_generation") == meta.get("generation", "0")
-            and meta.get("faiss_bytes") == str(size)
-            and meta.get("faiss_vectors") == str(chunks)
-            # Indexes stamped before fingerprints existed get one on their next write.
-            and meta.get("faiss_fingerprint", "") in ("", _fingerprint(faiss_path))
-        )
-
-    def _wanted_type(self, meta: dict[str, str], chunks: int) -> str:
-        return resolve_index_type(meta.get("index_type", "flat"), chunks, int(meta.get("dimensions", 0) or 1),
-                                  self.rebuild_policy)
-
     def vectors(self, *, writable: bool = False) -> VectorIndex:
-        """The FAISS index, checked against SQLite and rebuilt from it if stale.
+        """The FAISS index, checked against SQLite and rebuilt from it if stale (see `VectorFile`)."""
+        return self._vector_file.vectors(writable=writable)
 
-        Readers get flat and HNSW files memory-mapped; `writable` loads them into memory.
-        """
-        with self._vectors_lock:
-            generation = self._store.generation()
-            current = self._vectors
-            if current is not None and self._vectors_generation == generation and not (writable and current.mapped):
-                return current
-            meta = self._store.meta()
-            dims = int(meta.get("dimensions", 0) or 0)
-            chunks = self._store.counts()[1]
-            kind = meta.get("faiss_type") or self._wanted_type(meta, chunks)
-            loaded = None
-            if dims and self._stamp_ok(meta, chunks):
-                loaded = VectorIndex.load(self._faiss_path(), dims, kind, self._store.faiss_tombstones(),
-                                          mmap=not writable, policy=self.rebuild_policy)
-            if loaded is None or loaded.ntotal != chunks:
-                loaded = self._build(meta, chunks) if dims else VectorIndex(1)
-                self.repaired = (
-                    f"vectors.faiss was missing or stale; rebuilt it from SQLite ({loaded.ntotal} vectors)"
-                    if dims else None
-                )
-                if self.repaired and self.read_only:
-                    self.repaired = (
-                        f"vectors.faiss was missing or stale; rebuilt it in memory from SQLite ({loaded.ntotal} "
-                        "vectors) — the index directory is read-only, so every open repeats this until "
-                        "`semsearch rebuild` runs where it is writable"
-                    )
-                self._vectors, self._vectors_generation = loaded, generation
-                self._try_persist_vectors()
-            else:
-                self._vectors, self._vectors_generation = loaded, generation
-            return self._vectors
-
-    def _build(self, meta: dict[str, str], chunks: int) -> VectorIndex:
-        """A new FAISS index of the wanted type from the vectors in SQLite (no embedder calls)."""
-        return VectorIndex.build(self._wanted_type(meta, chunks), int(meta["dimensions"]), self._store.iter_vectors,
-                                 chunks, self.rebuild_policy)
-
-    def _try_persist_vectors(self) -> None:
-        """Save a rebuilt FAISS file if no writer holds the lock (a reader never waits)."""
-        if self.read_only:
-            return
-        try:
-            with self._write_lock.acquire(timeout=0):
-                self._persist_vectors()
-        except (filelock.Timeout, DiskFullError):
-            pass  # the vectors in memory are right; a later writer saves them
-
-    def _persist_vectors(self, *, force: bool = False) -> None:
-        if self._vectors is None or not self.is_initialized:
-            return
-        meta = self._store.meta()
-        if (not force and meta.get("faiss_generation") == str(self._vectors_generation)
-                and meta.get("faiss_type") == self._vectors.kind and self._stamp_ok(meta, self._vectors.ntotal)):
-            return  # the file already holds this generation (e.g. re-indexing found nothing to do)
-        size = self._vectors.save(self._faiss_path())
-        self._store.stamp_faiss({
-            "faiss_generation": self._vectors_generation,
-            "faiss_bytes": size,
-            "faiss_fingerprint": _fingerprint(self._faiss_path()),
-            "faiss_vectors": self._vectors.ntotal,
-            "faiss_type": self._vectors.kind,
-        }, self._vectors.tombstones)
-
-    def _maintain_vectors(self) -> bool:
-        """After writes: rebuild from SQLite when HNSW tombstones pile up, IVF lists no longer fit
-        the size, or `auto` has outgrown exact search."""
-        vectors = self._vectors
-        if vectors is None or not self.is_initialized:
-            return False
-        meta = self._store.meta()
-        chunks = self._store.counts()[1]
-        if not (vectors.needs_rebuild or vectors.kind != self._wanted_type(meta, chunks)):
-            return False
-        with self._vectors_lock:
-            self._vectors = self._build(meta, chunks)
-            self._vectors_generation = self._store.generation()
-        return True
+    @property
+    def repaired(self) -> str | None:
+        """Set when loading found vectors.faiss stale and rebuilt it: what happened, for the user."""
+        return self._vector_file.repaired
 
     def _check_keyword_analysis(self) -> None:
         """Re-analyse the keyword table of an index written by an older version, if no writer is busy.
@@ -437,13 +337,6 @@ class Index:
         except filelock.Timeout:
             pass
 
-    def _apply(self, result: WriteResult) -> None:
-        vectors = self._vectors
-        assert vectors is not None
-        vectors.remove(result.removed_ids)
-        vectors.add(result.added_ids, result.added_vectors)
-        self._vectors_generation = result.generation
-
     @contextmanager
     def _writing(self) -> Iterator[None]:
         if self.read_only:
@@ -458,15 +351,11 @@ class Index:
                 f"another semsearch process is writing to the index at {self.path} — wait for it to finish"
             ) from None
         try:
-            remove_stale_temp_files(self.path)
             self._initialize()
             if not self._store.keyword_analysis_current():
                 self._store.reanalyze_keywords()
-            self.vectors(writable=True)
-            try:
+            with self._vector_file.updating():
                 yield
-            finally:
-                self._persist_vectors(force=self._maintain_vectors())
         finally:
             self._write_lock.release()
 
@@ -486,8 +375,8 @@ class Index:
         Ctrl-C stops between batches: the report says `interrupted`, committed work stays.
         """
         with self._writing():
-            ingester = Ingester(self._store, self.embedder(), self._settings(), self._apply, on_progress=on_progress,
-                                batch_texts=batch_texts)
+            ingester = Ingester(self._store, self.embedder(), self._settings(), self._vector_file.apply,
+                                on_progress=on_progress, batch_texts=batch_texts)
             return ingester.index_paths([Path(p) for p in paths], include=include, exclude=exclude,
                                         skip_dirs=[self.path])
 
@@ -499,7 +388,7 @@ class Index:
         """
         texts = [_text_item(item) for item in items]
         with self._writing():
-            ingester = Ingester(self._store, self.embedder(), self._settings(), self._apply)
+            ingester = Ingester(self._store, self.embedder(), self._settings(), self._vector_file.apply)
             return ingester.add_texts(texts)
 
     def delete_texts(self, ids: Iterable[str]) -> int:
@@ -507,7 +396,7 @@ class Index:
         with self._writing():
             document_ids = self._store.document_ids_by_key(ids, "text")
             if document_ids:
-                self._apply(self._store.delete_documents(document_ids))
+                self._vector_file.apply(self._store.delete_documents(document_ids))
             return len(document_ids)
 
     def rebuild(self, index_type: str | None = None) -> int:
@@ -516,18 +405,12 @@ class Index:
         if index_type is not None:
             resolve_index_type(index_type, 0, 1)
         with self._writing():
-            meta = self._store.meta()
-            if index_type is not None:
-                meta["index_type"] = index_type
-            with self._vectors_lock:
-                self._vectors = self._build(meta, self._store.counts()[1])
-                self._vectors_generation = self._store.generation()
-            self._persist_vectors(force=True)
+            count = self._vector_file.rebuild(index_type)
             # Recorded once the file is saved: a conversion that fails (disk full, killed)
             # leaves the index as it was.
             if index_type is not None:
                 self._store.set_meta({"index_type": index_type})
-            return self._vectors.ntotal
+            return count
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -601,27 +484,8 @@ class Index:
         `where` key no document has (naming the keys that exist), filters that match no chunk,
         a `min_score` nothing reached; otherwise says no passage matched the query.
         """
-        documents, chunks = self._store.counts()
-        if not self.is_initialized or documents == 0 or chunks == 0:
-            if self._writer_busy():
-                return (f"the index at {self.path} is still being built (another semsearch process is writing "
-                        "to it) — wait for it to finish, then search again")
-            return (f"the index at {self.path} is empty — add documents with `semsearch index FOLDER` "
-                    "(or `Index.index`/`add_texts`)")
-        if where:
-            keys = self._store.metadata_keys()
-            for key in where:
-                if key not in keys:
-                    known = f"keys in this index: {', '.join(keys)}" if keys else "no document here has metadata"
-                    return f"no document has the metadata key {key!r} (--where) — {known}"
-        if (paths or where) and len(self._store.chunk_ids_where(paths, where)) == 0:
-            which = " and ".join(name for name, given in (("--path", paths), ("--where", where)) if given)
-            return f"no indexed document matches {which} — loosen the filter, or check `semsearch status`"
-        if min_score is not None:
-            return f"no passage scored at least {min_score:g} (--min-score) — lower it, or leave it out"
-        if mode == "keyword":
-            return "no passage contains the query's words — try other words, or --mode vector to search by meaning"
-        return "no passage matched the query — try other words"
+        return explain_no_results(self._store, self.path, self._writer_busy, mode=mode, paths=paths, where=where,
+                                  min_score=min_score)
 
     def _writer_busy(self) -> bool:
         """Whether another process holds the write lock right now."""
@@ -721,47 +585,8 @@ class Index:
         text is rebuilt from the stored chunks: what search answered from, even if the file has
         changed since. Raises DocumentNotFoundError when the index holds no such document or lines.
         """
-        wanted = path_or_citation.strip()
-        document_id = self._document_for(wanted)
-        citation = Citation(wanted)  # the whole string names a document, even one that looks like a citation
-        if document_id is None:
-            citation = parse_citation(wanted)
-            document_id = self._document_for(citation.path)
-        rows = self._store.document_chunks(document_id) if document_id is not None else []
-        if not rows:
-            raise DocumentNotFoundError(
-                f"no document {citation.path!r} in the index at {self.path} — give a path as search results "
-                "show it (absolute, or relative to the current directory), or an id given to add_texts"
-            )
-        if line_start is not None or line_end is not None:
-            start = line_start if line_start is not None else citation.line_start or 1
-            end = line_end if line_end is not None else citation.line_end if line_start is None else None
-            citation = dataclasses.replace(citation, line_start=start, line_end=end)
-        if citation.line_start is not None and citation.line_start < 1:
-            raise ConfigError(f"line numbers start at 1, not {citation.line_start}")
-        first = rows[0]
-        path = first.path
-        return read_document(rows, path, citation)
-
-    def _document_for(self, path: str) -> int | None:
-        """The id of the document a user named by path (or text id); None when it is not indexed.
-
-        The one place that maps what a user typed to a stored document: a relative path is tried
-        against the current directory, then the index's home directory.
-        """
-        if not path:
-            return None
-        given = Path(path).expanduser()
-        bases = [Path("/")] if given.is_absolute() else [Path.cwd(), self.path.resolve().parent]
-        candidates = []
-        for base in bases:
-            absolute = Path(os.path.abspath(base / given))
-            candidates.append(absolute.as_posix())
-            try:
-                candidates.append(absolute.resolve().as_posix())
-            except OSError:
-                pass
-        return self._store.find_document(candidates, path)
+        return find_document_text(self._store, self.path, path_or_citation, line_start=line_start,
+                                  line_end=line_end)
 
     def chunk_documents(self) -> dict[int, str]:
         """Every chunk id mapped to its document: the caller's id for added texts, else the file path."""
@@ -790,48 +615,18 @@ class Index:
             documents=documents,
             chunks=chunks,
             index_type=meta.get("index_type", "flat"),
-            faiss_type=meta.get("faiss_type") or self._wanted_type(meta, chunks),
+            faiss_type=meta.get("faiss_type") or self._vector_file.wanted_type(meta, chunks),
             tombstones=len(self._store.faiss_tombstones()),
             bytes_on_disk=bytes_on_disk,
             generation=int(meta.get("generation", 0) or 0),
             faiss_generation=int(meta.get("faiss_generation", -1)),
             faiss_vectors=int(meta.get("faiss_vectors", 0) or 0),
-            in_sync=self._stamp_ok(meta, chunks) or (chunks == 0 and "faiss_generation" not in meta),
+            in_sync=self._vector_file.in_sync(meta, chunks),
             schema_version=int(meta.get("schema_version", SCHEMA_VERSION)),
             base_url=meta.get("base_url", ""),
             files_changed=states[CHANGED],
             files_missing=states[MISSING],
         )
-
-
-# Blocks sampled by `_fingerprint`: enough that two FAISS files of the same size and count (another
-# index's, or this one's from before a rebuild) differ in some block, few enough to cost nothing on open.
-_FINGERPRINT_BLOCKS = 64
-_FINGERPRINT_BLOCK = 4096
-_FINGERPRINT_TAIL = 65536
-
-
-def _fingerprint(path: Path) -> str:
-    """A sha256 over evenly spread blocks and the tail of a file (the id map of a FAISS file).
-
-    Generation, size and count cannot tell this index's vectors.faiss from another index's with the
-    same dimensions and count; hashing the whole file would read every vector on each open, where a
-    memory-mapped search reads only what it needs.
-    """
-    digest = hashlib.sha256()
-    try:
-        with open(path, "rb") as handle:
-            size = os.fstat(handle.fileno()).st_size
-            digest.update(str(size).encode())
-            step = max(_FINGERPRINT_BLOCK, size // _FINGERPRINT_BLOCKS)
-            for offset in range(0, size, step):
-                handle.seek(offset)
-                digest.update(handle.read(_FINGERPRINT_BLOCK))
-            handle.seek(max(0, size - _FINGERPRINT_TAIL))
-            digest.update(handle.read(_FINGERPRINT_TAIL))
-    except OSError:
-        return "unreadable"
-    return digest.hexdigest()[:32]
 
 
 def _writable(directory: Path, db_path: Path) -> bool:

@@ -18,7 +18,8 @@ Each stage is timed (`SearchResult.timings`) so evaluation can report per-stage 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
@@ -210,3 +211,33 @@ def _hit(row: ChunkRow, *, rank: int, score: float, score_kind: str = "") -> Hit
         heading_path=row.heading_path, metadata=row.metadata, title=row.title, is_file=is_file,
         part_kind=row.part_kind if row.part is not None else "", part=row.part, score_kind=score_kind,
     )
+
+
+def explain_no_results(store: Store, index_path: Path, writer_busy: Callable[[], bool], *, mode: str = "vector",
+                       paths: Sequence[str] = (), where: dict[str, Any] | None = None,
+                       min_score: float | None = None) -> str:
+    """Why a search of the index at `index_path` with these filters found nothing (see `Index.explain_no_results`).
+
+    `writer_busy` tells whether another process is writing the index right now.
+    """
+    documents, chunks = store.counts()
+    if "model" not in store.meta() or documents == 0 or chunks == 0:
+        if writer_busy():
+            return (f"the index at {index_path} is still being built (another semsearch process is writing "
+                    "to it) — wait for it to finish, then search again")
+        return (f"the index at {index_path} is empty — add documents with `semsearch index FOLDER` "
+                "(or `Index.index`/`add_texts`)")
+    if where:
+        keys = store.metadata_keys()
+        for key in where:
+            if key not in keys:
+                known = f"keys in this index: {', '.join(keys)}" if keys else "no document here has metadata"
+                return f"no document has the metadata key {key!r} (--where) — {known}"
+    if (paths or where) and len(store.chunk_ids_where(paths, where)) == 0:
+        which = " and ".join(name for name, given in (("--path", paths), ("--where", where)) if given)
+        return f"no indexed document matches {which} — loosen the filter, or check `semsearch status`"
+    if min_score is not None:
+        return f"no passage scored at least {min_score:g} (--min-score) — lower it, or leave it out"
+    if mode == "keyword":
+        return "no passage contains the query's words — try other words, or --mode vector to search by meaning"
+    return "no passage matched the query — try other words"
