@@ -1,6 +1,6 @@
-"""The store's database file: its schema and migrations, how it is opened, and how SQLite
-failures of a damaged file or a full disk become semsearch errors.
+"""The store's database file: schema, migrations, opening, transactions and failure mapping.
 
+How SQLite failures of a damaged file or a full disk become semsearch errors is decided here.
 Part of the store layer with `semsearch.store`, which holds every query and write: SQL lives in
 these two modules and nowhere else. `Store` opens the file through `connect` or
 `connect_read_only`, creates the tables with `create_schema` and upgrades an older index one
