@@ -11,6 +11,8 @@ import json
 import os
 import signal
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -213,6 +215,24 @@ def _make_reranker(ollama_host, rerank, rerank_model, rerank_url, rerank_api_key
         return None
     return make_reranker(rerank_model, url=rerank_url, api_key=rerank_api_key, host=ollama_host or None,
                          timeout=rerank_timeout, concurrency=rerank_concurrency)
+
+
+@contextmanager
+def _querying(index_dir, *, model, ef_search, nprobe, base_url, ollama_host, timeout, keep_alive, rerank,
+              rerank_model, rerank_url, rerank_api_key, rerank_timeout,
+              rerank_concurrency) -> Iterator[tuple[Index, Any]]:
+    """The existing index a query command reads, opened, with the reranker its --rerank options
+    ask for (or None); both are closed on the way out."""
+    with open_index(find_index(index_dir, for_writing=False), create=False, model=model,
+                    ollama_host=ollama_host or None, base_url=base_url, timeout=timeout,
+                    keep_alive=keep_alive, ef_search=ef_search, nprobe=nprobe) as index:
+        reranker = _make_reranker(ollama_host, rerank, rerank_model, rerank_url, rerank_api_key, rerank_timeout,
+                                  rerank_concurrency)
+        try:
+            yield index, reranker
+        finally:
+            if reranker is not None:
+                reranker.close()
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -515,18 +535,13 @@ def search_command(query, index_dir, k, mode, min_score, paths, where, model, ef
       semsearch search "红烧肉怎么炒糖色" --mode hybrid --min-score 0.5 --json
     """
     filters = parse_where(where)
-    with open_index(find_index(index_dir, for_writing=False), create=False, model=model,
-                    ollama_host=ollama_host or None, base_url=base_url, timeout=timeout,
-                    keep_alive=keep_alive, ef_search=ef_search, nprobe=nprobe) as index:
-        reranker = _make_reranker(ollama_host, rerank, rerank_model, rerank_url, rerank_api_key, rerank_timeout,
-                                  rerank_concurrency)
-        try:
-            result = index.search_detailed(query, k=k, mode=mode, paths=paths, where=filters or None,
-                                           rerank=reranker or False, rerank_top=rerank_top,
-                                           rerank_fallback=rerank_fallback, min_score=min_score)
-        finally:
-            if reranker is not None:
-                reranker.close()
+    with _querying(index_dir, model=model, ef_search=ef_search, nprobe=nprobe, base_url=base_url,
+                   ollama_host=ollama_host, timeout=timeout, keep_alive=keep_alive, rerank=rerank,
+                   rerank_model=rerank_model, rerank_url=rerank_url, rerank_api_key=rerank_api_key,
+                   rerank_timeout=rerank_timeout, rerank_concurrency=rerank_concurrency) as (index, reranker):
+        result = index.search_detailed(query, k=k, mode=mode, paths=paths, where=filters or None,
+                                       rerank=reranker or False, rerank_top=rerank_top,
+                                       rerank_fallback=rerank_fallback, min_score=min_score)
         if index.repaired:
             click.echo(index.repaired, err=True)
         reason = None if result.hits else index.explain_no_results(mode=mode, paths=paths, where=filters or None,
@@ -645,19 +660,14 @@ def context_command(query, index_dir, max_tokens, k, mode, min_score, neighbours
       semsearch context "how do I reset my password" --mode hybrid --json
     """
     filters = parse_where(where)
-    with open_index(find_index(index_dir, for_writing=False), create=False, model=model,
-                    ollama_host=ollama_host or None, base_url=base_url, timeout=timeout,
-                    keep_alive=keep_alive, ef_search=ef_search, nprobe=nprobe) as index:
-        reranker = _make_reranker(ollama_host, rerank, rerank_model, rerank_url, rerank_api_key, rerank_timeout,
-                                  rerank_concurrency)
-        try:
-            context = index.context(query, max_tokens=max_tokens, k=k, mode=mode, neighbours=neighbours,
-                                    relative_to=Path.cwd(), paths=paths, where=filters or None,
-                                    rerank=reranker or False, rerank_top=rerank_top, rerank_fallback=rerank_fallback,
-                                    min_score=min_score)
-        finally:
-            if reranker is not None:
-                reranker.close()
+    with _querying(index_dir, model=model, ef_search=ef_search, nprobe=nprobe, base_url=base_url,
+                   ollama_host=ollama_host, timeout=timeout, keep_alive=keep_alive, rerank=rerank,
+                   rerank_model=rerank_model, rerank_url=rerank_url, rerank_api_key=rerank_api_key,
+                   rerank_timeout=rerank_timeout, rerank_concurrency=rerank_concurrency) as (index, reranker):
+        context = index.context(query, max_tokens=max_tokens, k=k, mode=mode, neighbours=neighbours,
+                                relative_to=Path.cwd(), paths=paths, where=filters or None,
+                                rerank=reranker or False, rerank_top=rerank_top, rerank_fallback=rerank_fallback,
+                                min_score=min_score)
         if index.repaired:
             click.echo(index.repaired, err=True)
         reason = None if context.sources else index.explain_no_results(mode=mode, paths=paths, where=filters or None,

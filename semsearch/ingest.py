@@ -11,8 +11,6 @@ chunk. One bad file is reported and skipped; it never aborts the run.
 from __future__ import annotations
 
 import hashlib
-import queue
-import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -24,6 +22,7 @@ import numpy as np
 
 from semsearch.chunking import chunk
 from semsearch.embed.base import Embedder
+from semsearch.embed_workers import EmbedWorkers
 from semsearch.errors import EmbedderError, ExtractError, InputTooLongError, NoTextError
 from semsearch.extract import extract, extract_text
 from semsearch.extract.decoding import BINARY
@@ -129,52 +128,6 @@ class _Tally:
     problems: list[FileProblem] = field(default_factory=list)
 
 
-class _EmbedWorkers:
-    """Daemon threads running embedding calls, with futures for their results.
-
-    Not a ThreadPoolExecutor: its threads are joined when the interpreter exits, so after Ctrl-C
-    the process would wait for every request still with the embedder (tens of seconds on a slow
-    server) although their results are thrown away.
-    """
-
-    def __init__(self, count: int):
-        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
-        self._threads = [threading.Thread(target=self._run, name=f"semsearch-embed-{i}", daemon=True)
-                         for i in range(count)]
-        for thread in self._threads:
-            thread.start()
-
-    def submit(self, fn: Callable, *args) -> Future:
-        future: Future = Future()
-        self._jobs.put((future, fn, args))
-        return future
-
-    def _run(self) -> None:
-        while True:
-            job = self._jobs.get()
-            if job is None:
-                return
-            future, fn, args = job
-            if not future.set_running_or_notify_cancel():
-                continue
-            try:
-                future.set_result(fn(*args))
-            except BaseException as exc:  # handed to whoever waits on the future
-                future.set_exception(exc)
-
-    def shutdown(self) -> None:
-        """Cancel queued calls and let the threads end; calls already running are abandoned."""
-        while True:
-            try:
-                job = self._jobs.get_nowait()
-            except queue.Empty:
-                break
-            if job is not None:
-                job[0].cancel()
-        for _ in self._threads:
-            self._jobs.put(None)
-
-
 def embed_text(item: Chunk | Hit) -> str:
     """The text a model sees for a chunk (embedder) or hit (reranker): its heading path as context, then its text."""
     if item.heading_path:
@@ -210,7 +163,7 @@ class Ingester:
         self.in_flight = max(1, in_flight)
         self._pending: list[_Pending] = []
         self._inflight: deque[_Batch] = deque()
-        self._pool: _EmbedWorkers | None = None
+        self._pool: EmbedWorkers | None = None
         self._files_done = 0
         self._files_total = 0
         self._planned: set[str] = set()  # file keys already planned in this run
@@ -424,7 +377,7 @@ class Ingester:
         futures = []
         if missing:
             if self._pool is None:
-                self._pool = _EmbedWorkers(self.in_flight)
+                self._pool = EmbedWorkers(self.in_flight)
             futures = [
                 self._pool.submit(self.embedder.embed, [texts[h] for h in part], "document")
                 for part in (missing[i : i + self.batch_texts] for i in range(0, len(missing), self.batch_texts))

@@ -1,4 +1,4 @@
-"""The SQLite store: schema, migrations and every SQL statement of semsearch.
+"""The SQLite store: every query and write of semsearch's documents, chunks and vectors.
 
 SQLite is the source of truth (DESIGN §2): documents, chunks, their vectors (float32 BLOBs,
 already normalised) and the FTS5 keyword table. Chunk ids are AUTOINCREMENT so an id is never
@@ -8,6 +8,9 @@ bumps `meta.generation`, which the FAISS file is stamped with.
 A file is one document however it was reached, stored under its real path relative to the
 index home (the directory holding the index directory) when inside it, else absolute; rows
 read back carry the absolute path again (`semsearch.sources.document_key`).
+
+The schema, its migrations, opening the database file and mapping a damaged file or a full
+disk to errors live beside this module in `semsearch.store_schema`, the rest of the store layer.
 """
 
 from __future__ import annotations
@@ -25,99 +28,16 @@ from typing import Any
 import numpy as np
 
 from semsearch import keyword
-from semsearch.errors import DiskFullError, IndexCorruptError, IndexReadOnlyError
+from semsearch.errors import DiskFullError, IndexCorruptError
 from semsearch.options import DB_NAME
 from semsearch.sources import absolute_path, document_key, keys_prefix
+from semsearch.store_schema import (FTS_TABLE, SCHEMA_VERSION, Transaction, bump_generation, connect,
+                                    connect_read_only, corrupt_error, create_schema, delete_chunks, is_corrupt,
+                                    is_disk_full, migrate, newer_schema_error, user_version, write_meta)
 from semsearch.types import Chunk
 
-SCHEMA_VERSION = 4
 # Values bound per `IN (...)` query: SQLite before 3.32 refuses more than 999 variables.
 IN_BATCH = 500
-
-_DOCUMENTS_TABLE = """
-CREATE TABLE IF NOT EXISTS {name} (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    kind TEXT NOT NULL,
-    path TEXT NOT NULL,
-    size INTEGER NOT NULL DEFAULT 0,
-    mtime_ns INTEGER NOT NULL DEFAULT 0,
-    sha256 TEXT NOT NULL,
-    title TEXT NOT NULL DEFAULT '',
-    extractor TEXT NOT NULL DEFAULT '',
-    metadata TEXT NOT NULL DEFAULT '{{}}',
-    indexed_at REAL NOT NULL,
-    part_kind TEXT NOT NULL DEFAULT '',
-    UNIQUE (kind, path)
-)"""
-
-
-def _key_documents_by_path(conn: sqlite3.Connection, home: Path) -> None:
-    """v4: documents were keyed by (indexed root, path relative to it), so a file indexed through
-    a folder and a sub-folder was stored twice. Key each file by its real path (relative to the
-    home when inside it) and keep, of duplicates, the copy indexed last with its chunks and
-    vectors; the others' chunks go, and the generation bump makes FAISS follow SQLite."""
-    rows = conn.execute("SELECT id, kind, root, relpath FROM documents ORDER BY indexed_at, id").fetchall()
-    kept: dict[tuple[str, str], int] = {}
-    for document_id, kind, root, relpath in rows:
-        key = document_key(Path(root, relpath), home) if kind == "file" else relpath
-        kept[(kind, key)] = document_id  # a later row replaces an earlier one
-    survivors = set(kept.values())
-    Store._delete_chunks(conn, [row[0] for row in rows if row[0] not in survivors])
-    conn.execute(_DOCUMENTS_TABLE.format(name="documents_v4"))
-    conn.execute("CREATE TEMP TABLE document_keys (id INTEGER PRIMARY KEY, path TEXT NOT NULL)")
-    conn.executemany("INSERT INTO document_keys (id, path) VALUES (?, ?)",
-                     [(document_id, key) for (_, key), document_id in kept.items()])
-    conn.execute(
-        "INSERT INTO documents_v4 (id, kind, path, size, mtime_ns, sha256, title, extractor, metadata, indexed_at, "
-        "part_kind) SELECT d.id, d.kind, k.path, d.size, d.mtime_ns, d.sha256, d.title, d.extractor, d.metadata, "
-        "d.indexed_at, d.part_kind FROM documents d JOIN document_keys k ON k.id = d.id"
-    )
-    conn.execute("DROP TABLE temp.document_keys")
-    conn.execute("DROP TABLE documents")
-    conn.execute("ALTER TABLE documents_v4 RENAME TO documents")
-    Store._bump_generation(conn)
-
-
-# Each step brings a database from the version before it to its own number (PRAGMA user_version):
-# SQL statements, or a function of (connection, index home) for steps that rebuild a table.
-_MIGRATIONS: dict[int, Any] = {
-    # v2: paged formats — a document says what its parts are (pages, cells), a chunk which one it is in.
-    2: (
-        "ALTER TABLE documents ADD COLUMN part_kind TEXT NOT NULL DEFAULT ''",
-        "ALTER TABLE chunks ADD COLUMN part INTEGER",
-    ),
-    # v3: HNSW cannot remove vectors; ids deleted from SQLite but still in vectors.faiss.
-    3: ("CREATE TABLE IF NOT EXISTS faiss_tombstones (id INTEGER PRIMARY KEY)",),
-    4: _key_documents_by_path,
-}
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (
-    key TEXT PRIMARY KEY,
-    value TEXT NOT NULL
-);
-""" + _DOCUMENTS_TABLE.format(name="documents") + """;
-CREATE TABLE IF NOT EXISTS chunks (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    document_id INTEGER NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
-    ordinal INTEGER NOT NULL,
-    text TEXT NOT NULL,
-    char_start INTEGER NOT NULL,
-    char_end INTEGER NOT NULL,
-    line_start INTEGER NOT NULL,
-    line_end INTEGER NOT NULL,
-    heading_path TEXT NOT NULL DEFAULT '[]',
-    text_sha256 TEXT NOT NULL,
-    vector BLOB NOT NULL,
-    part INTEGER
-);
-CREATE INDEX IF NOT EXISTS chunks_document ON chunks(document_id);
-CREATE INDEX IF NOT EXISTS chunks_text_sha256 ON chunks(text_sha256);
--- Chunk ids still present in an HNSW vectors.faiss but deleted here (HNSW cannot remove),
--- written in the same transaction as the FAISS stamp.
-CREATE TABLE IF NOT EXISTS faiss_tombstones (id INTEGER PRIMARY KEY);
-"""
-_FTS_TABLE = f"CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(terms, tokenize = '{keyword.FTS_TOKENIZER}')"
 
 
 def _keyword_terms(heading_path: Sequence[str], text: str) -> str:
@@ -211,73 +131,6 @@ class WriteResult:
     generation: int
 
 
-# SQLITE_CORRUPT and SQLITE_NOTADB (primary codes): the file's pages are damaged, not busy or locked.
-_CORRUPT_CODES = frozenset({11, 26})
-
-
-def _is_corrupt(exc: sqlite3.DatabaseError) -> bool:
-    code = getattr(exc, "sqlite_errorcode", None)  # Python 3.11+
-    if code is not None:
-        return code & 0xFF in _CORRUPT_CODES
-    text = str(exc)
-    return "malformed" in text or "not a database" in text
-
-
-def _corrupt_error(path: Path, exc: sqlite3.DatabaseError) -> IndexCorruptError:
-    return IndexCorruptError(
-        f"the index database {path} is damaged ({exc}) — its vectors and text cannot be trusted: delete "
-        f"the index directory {path.parent} and index your folders again (`semsearch index FOLDER`)"
-    )
-
-
-class _GuardedCursor(sqlite3.Cursor):
-    """A cursor whose reads turn damaged-page errors into IndexCorruptError (pages are read lazily,
-    so corruption shows up while rows are fetched, not only when a statement starts)."""
-
-    db_path: Path
-
-    def execute(self, *args: Any) -> sqlite3.Cursor:
-        return self._guard(super().execute, *args)
-
-    def executemany(self, *args: Any) -> sqlite3.Cursor:
-        return self._guard(super().executemany, *args)
-
-    def fetchone(self) -> Any:
-        return self._guard(super().fetchone)
-
-    def fetchmany(self, *args: Any) -> list[Any]:
-        return self._guard(super().fetchmany, *args)
-
-    def fetchall(self) -> list[Any]:
-        return self._guard(super().fetchall)
-
-    def __next__(self) -> Any:
-        return self._guard(super().__next__)
-
-    def _guard(self, call: Any, *args: Any) -> Any:
-        try:
-            return call(*args)
-        except sqlite3.DatabaseError as exc:
-            if _is_corrupt(exc):
-                raise _corrupt_error(self.connection.db_path, exc) from exc
-            raise
-
-
-class _GuardedConnection(sqlite3.Connection):
-    """A connection whose statements raise IndexCorruptError, with the fix, on a damaged file."""
-
-    db_path: Path
-
-    def cursor(self, factory: Any = _GuardedCursor) -> sqlite3.Cursor:
-        return super().cursor(factory)
-
-    def execute(self, *args: Any) -> sqlite3.Cursor:
-        return self.cursor().execute(*args)
-
-    def executemany(self, *args: Any) -> sqlite3.Cursor:
-        return self.cursor().executemany(*args)
-
-
 class Store:
     """One SQLite database in WAL mode, safe to share between threads (calls are serialised)."""
 
@@ -289,114 +142,28 @@ class Store:
         # File paths are stored relative to this (the directory holding the index directory).
         self.home = Path(os.path.realpath(self.path.parent.parent))
         self.read_only = read_only
+        self._lock = threading.RLock()
         if read_only:
-            self._open_read_only()
+            self._conn = connect_read_only(self.path)
             return
         try:
-            conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30,
-                                   factory=_GuardedConnection)
-            conn.db_path = self.path
-            self._conn = conn
-            self._lock = threading.RLock()
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA foreign_keys=ON")
+            self._conn = connect(self.path)
             if self._user_version() == 0:
-                with self._transaction():
-                    for statement in _SCHEMA.split(";"):
-                        if statement.strip():
-                            conn.execute(statement)
-                    conn.execute(_FTS_TABLE)
-                    self._write_meta(conn, {"keyword_analysis": keyword.ANALYSIS})
-                    conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+                with self._transaction() as conn:
+                    create_schema(conn)
             elif self._user_version() < SCHEMA_VERSION:
-                self._migrate()
+                migrate(self.conn, self.home, self._transaction)
         except IndexCorruptError:
             raise
         except sqlite3.DatabaseError as exc:
-            if _is_disk_full(exc):
+            if is_disk_full(exc):
                 raise DiskFullError(self.path.parent) from exc
-            if _is_corrupt(exc):
-                raise _corrupt_error(self.path, exc) from exc
+            if is_corrupt(exc):
+                raise corrupt_error(self.path, exc) from exc
             raise IndexCorruptError(f"cannot read the index database {self.path}: {exc}") from exc
         version = self._user_version()
         if version > SCHEMA_VERSION:
-            raise IndexCorruptError(
-                f"the index at {self.path.parent} was written by a newer semsearch (schema {version}); "
-                "upgrade semsearch to open it"
-            )
-
-    def _open_read_only(self) -> None:
-        """Open without creating or changing any file: `mode=ro`, else `immutable=1`.
-
-        A WAL database opened with `mode=ro` needs its `-shm` file, or must create it: in a
-        read-only directory that fails whenever the last writer closed cleanly (SQLite then
-        deletes `-wal` and `-shm`). `immutable=1` reads the database file alone, skipping
-        locks and the write-ahead log, so it is only used when the log holds nothing.
-        """
-        uri = self.path.resolve().as_uri()
-        self._lock = threading.RLock()
-        try:
-            self._conn = self._connect_uri(f"{uri}?mode=ro")
-        except sqlite3.DatabaseError:
-            wal = self.path.with_name(self.path.name + "-wal")
-            if wal.exists() and wal.stat().st_size > 0:
-                raise IndexReadOnlyError(
-                    f"cannot read {wal.name}, the write-ahead log of the index at {self.path.parent}: the directory "
-                    f"is read-only and SQLite needs to create {self.path.name}-shm beside it to read the log — "
-                    "open the index once where it is writable (e.g. a copy: `semsearch status -i COPY` folds the "
-                    f"log into {self.path.name}) and ship that, or ship {self.path.name}-shm with it"
-                ) from None
-            try:
-                self._conn = self._connect_uri(f"{uri}?mode=ro&immutable=1")
-            except sqlite3.DatabaseError as exc:
-                raise IndexCorruptError(f"cannot read the index database {self.path}: {exc}") from exc
-        version = self._user_version()
-        if version != SCHEMA_VERSION:
-            self._conn.close()
-            if version > SCHEMA_VERSION:
-                raise IndexCorruptError(
-                    f"the index at {self.path.parent} was written by a newer semsearch (schema {version}); "
-                    "upgrade semsearch to open it"
-                )
-            raise IndexReadOnlyError(
-                f"the index at {self.path.parent} was written by an older semsearch (schema {version}) and must be "
-                "upgraded, which needs a writable directory — open it once where it is writable (e.g. "
-                "`semsearch status -i COPY` on a copy) and use that"
-            )
-
-    def _connect_uri(self, uri: str) -> sqlite3.Connection:
-        conn = sqlite3.connect(uri, uri=True, check_same_thread=False, isolation_level=None, timeout=30,
-                               factory=_GuardedConnection)
-        conn.db_path = self.path
-        try:
-            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()  # opening is lazy: read once
-        except (sqlite3.DatabaseError, IndexCorruptError):
-            conn.close()
-            raise
-        return conn
-
-    def _migrate(self) -> None:
-        """Bring an index written by an older semsearch up to SCHEMA_VERSION, one step per transaction."""
-        for version in range(self._user_version() + 1, SCHEMA_VERSION + 1):
-            step = _MIGRATIONS[version]
-            if callable(step):
-                # A table rebuild drops the old table: without this its chunks would cascade away.
-                # The pragma is a no-op inside a transaction, so it is set around it.
-                self.conn.execute("PRAGMA foreign_keys=OFF")
-            try:
-                with self._transaction() as conn:
-                    if self._user_version() >= version:  # another process migrated it meanwhile
-                        continue
-                    if callable(step):
-                        step(conn, self.home)
-                    else:
-                        for statement in step:
-                            conn.execute(statement)
-                    conn.execute(f"PRAGMA user_version={version}")
-                    self._write_meta(conn, {"schema_version": version})
-            finally:
-                self.conn.execute("PRAGMA foreign_keys=ON")
+            raise newer_schema_error(self.path, version)
 
     # -- plumbing ------------------------------------------------------------------------------
 
@@ -405,43 +172,10 @@ class Store:
         return self._conn
 
     def _user_version(self) -> int:
-        return int(self.conn.execute("PRAGMA user_version").fetchone()[0])
+        return user_version(self.conn)
 
-    class _Tx:
-        def __init__(self, store: Store):
-            self.store = store
-
-        def __enter__(self) -> sqlite3.Connection:
-            self.store._lock.acquire()
-            try:
-                self.store.conn.execute("BEGIN IMMEDIATE")
-            except BaseException:
-                self.store._lock.release()
-                raise
-            return self.store.conn
-
-        def __exit__(self, exc_type, exc, tb) -> None:
-            conn = self.store.conn
-            try:
-                if exc_type is None:
-                    try:
-                        conn.execute("COMMIT")
-                        return
-                    except sqlite3.DatabaseError as commit_error:
-                        exc = commit_error
-                # SQLite may have rolled back by itself (SQLITE_FULL does); a second ROLLBACK would
-                # raise and hide the reason.
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                if _is_disk_full(exc):
-                    raise DiskFullError(self.store.path.parent) from exc
-                if exc_type is None:
-                    raise exc
-            finally:
-                self.store._lock.release()
-
-    def _transaction(self) -> _Tx:
-        return Store._Tx(self)
+    def _transaction(self) -> Transaction:
+        return Transaction(self.conn, self._lock, self.path.parent)
 
     def _query(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[tuple]:
         with self._lock:
@@ -469,12 +203,7 @@ class Store:
         with self._transaction() as conn:
             self._write_meta(conn, values)
 
-    @staticmethod
-    def _write_meta(conn: sqlite3.Connection, values: dict[str, Any]) -> None:
-        conn.executemany(
-            "INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-            [(key, str(value)) for key, value in values.items()],
-        )
+    _write_meta = staticmethod(write_meta)
 
     def stamp_faiss(self, values: dict[str, Any], tombstones: Iterable[int]) -> None:
         """Record what vectors.faiss reflects (meta values) and its tombstones, in one transaction."""
@@ -491,12 +220,7 @@ class Store:
         rows = self._query("SELECT value FROM meta WHERE key = 'generation'")
         return int(rows[0][0]) if rows else 0
 
-    @staticmethod
-    def _bump_generation(conn: sqlite3.Connection) -> int:
-        row = conn.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
-        generation = (int(row[0]) if row else 0) + 1
-        Store._write_meta(conn, {"generation": generation})
-        return generation
+    _bump_generation = staticmethod(bump_generation)
 
     # -- documents -----------------------------------------------------------------------------
 
@@ -610,15 +334,7 @@ class Store:
             generation=generation,
         )
 
-    @staticmethod
-    def _delete_chunks(conn: sqlite3.Connection, document_ids: Sequence[int]) -> list[int]:
-        removed: list[int] = []
-        for document_id in document_ids:
-            ids = [r[0] for r in conn.execute("SELECT id FROM chunks WHERE document_id = ?", (document_id,))]
-            conn.executemany("DELETE FROM chunks_fts WHERE rowid = ?", [(i,) for i in ids])
-            conn.execute("DELETE FROM chunks WHERE document_id = ?", (document_id,))
-            removed.extend(ids)
-        return removed
+    _delete_chunks = staticmethod(delete_chunks)
 
     def find_document(self, file_paths: Sequence[str], text_id: str) -> int | None:
         """The id of the file document at one of `file_paths` (absolute, as search hits show them),
@@ -704,7 +420,7 @@ class Store:
         """
         with self._transaction() as conn:
             conn.execute("DROP TABLE IF EXISTS chunks_fts")
-            conn.execute(_FTS_TABLE)
+            conn.execute(FTS_TABLE)
             rows = conn.execute("SELECT id, heading_path, text FROM chunks").fetchall()
             conn.executemany(
                 "INSERT INTO chunks_fts (rowid, terms) VALUES (?, ?)",
@@ -800,11 +516,6 @@ class Store:
         rows = self._query("SELECT DISTINCT item.key FROM documents d, json_each(d.metadata) AS item "
                            "WHERE json_valid(d.metadata) ORDER BY item.key")
         return [str(r[0]) for r in rows]
-
-
-def _is_disk_full(error: BaseException | None) -> bool:
-    """Whether SQLite failed because the device is full (SQLITE_FULL: database or WAL growth)."""
-    return isinstance(error, sqlite3.DatabaseError) and (getattr(error, "sqlite_errorcode", 0) & 0xFF) == 13
 
 
 def _filter_text(value: Any) -> str:
