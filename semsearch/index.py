@@ -12,7 +12,6 @@ and every write raises IndexReadOnlyError.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import functools
 import hashlib
@@ -23,7 +22,7 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 import filelock
 
@@ -37,7 +36,6 @@ from semsearch.embed import (
     preset_for_model,
     provider_of,
 )
-from semsearch.embed.base import Embedder, EmbedderInfo
 from semsearch.documents import Citation, parse_citation
 from semsearch.documents import read as read_document
 from semsearch.errors import (
@@ -50,16 +48,20 @@ from semsearch.errors import (
     IndexReadOnlyError,
     InvalidInputError,
 )
-from semsearch.ingest import DEFAULT_BATCH_TEXTS, ChunkSettings, Ingester, Progress
-from semsearch.options import DEFAULT_INDEX_DIR, LOCK_NAME
-from semsearch.rerank.base import DEFAULT_RERANK_TOP, BaseReranker, Reranker
-from semsearch.search import search_by_vector
-from semsearch.search import search_detailed as run_search
-from semsearch.sources import CHANGED, MISSING, disk_state
-from semsearch.vectors import RebuildPolicy
+from semsearch.options import DEFAULT_BATCH_TEXTS, DEFAULT_INDEX_DIR, DEFAULT_RERANK_TOP, FAISS_NAME, LOCK_NAME
+from semsearch.options import ChunkSettings, SearchTuning, resolve_index_type
+from semsearch.options import RebuildPolicy
+from semsearch.paths import CHANGED, MISSING, disk_state
 from semsearch.store import DB_NAME, SCHEMA_VERSION, Store, WriteResult
 from semsearch.types import DocumentText, Hit, IndexReport, IndexStatus, SearchResult, StageTimings, TextItem
-from semsearch.vectors import FAISS_NAME, SearchTuning, VectorIndex, remove_stale_temp_files, resolve_index_type
+
+# Indexing (extractors, chunker), search and FAISS, numpy and the embedder and reranker clients
+# load on first use: `status`, `--help` and a search that needs none of them start faster.
+if TYPE_CHECKING:
+    from semsearch.embed.base import Embedder, EmbedderInfo
+    from semsearch.ingest import Progress
+    from semsearch.rerank.base import BaseReranker, Reranker
+    from semsearch.vectors import VectorIndex
 
 # Worker threads behind asearch/acontext: Ollama embeds one request at a time, so more in flight
 # only queue there; a bound gives backpressure to a busy web app instead of a thread per call.
@@ -258,6 +260,8 @@ class Index:
         if self._embedder is None:
             meta = self._store.meta()
             if "model" in meta:
+                from semsearch.embed.base import EmbedderInfo
+
                 preset = _recorded_preset(meta)
                 info = EmbedderInfo(meta["provider"], meta["model"], int(meta["dimensions"]),
                                     int(meta["context_length"]), preset)
@@ -346,6 +350,8 @@ class Index:
 
         Readers get flat and HNSW files memory-mapped; `writable` loads them into memory.
         """
+        from semsearch.vectors import VectorIndex
+
         with self._vectors_lock:
             generation = self._store.generation()
             current = self._vectors
@@ -379,6 +385,8 @@ class Index:
 
     def _build(self, meta: dict[str, str], chunks: int) -> VectorIndex:
         """A new FAISS index of the wanted type from the vectors in SQLite (no embedder calls)."""
+        from semsearch.vectors import VectorIndex
+
         return VectorIndex.build(self._wanted_type(meta, chunks), int(meta["dimensions"]), self._store.iter_vectors,
                                  chunks, self.rebuild_policy)
 
@@ -458,6 +466,8 @@ class Index:
                 f"another semsearch process is writing to the index at {self.path} — wait for it to finish"
             ) from None
         try:
+            from semsearch.vectors import remove_stale_temp_files
+
             remove_stale_temp_files(self.path)
             self._initialize()
             if not self._store.keyword_analysis_current():
@@ -485,6 +495,8 @@ class Index:
 
         Ctrl-C stops between batches: the report says `interrupted`, committed work stays.
         """
+        from semsearch.ingest import Ingester
+
         with self._writing():
             ingester = Ingester(self._store, self.embedder(), self._settings(), self._apply, on_progress=on_progress,
                                 batch_texts=batch_texts)
@@ -498,6 +510,8 @@ class Index:
         InvalidInputError and the call changes nothing. An id given twice keeps its last text.
         """
         texts = [_text_item(item) for item in items]
+        from semsearch.ingest import Ingester
+
         with self._writing():
             ingester = Ingester(self._store, self.embedder(), self._settings(), self._apply)
             return ingester.add_texts(texts)
@@ -582,6 +596,8 @@ class Index:
             return SearchResult(hits=(), timings=StageTimings())
         if mode != "vector":
             self._check_keyword_analysis()
+        from semsearch.search import search_detailed as run_search
+
         return run_search(self._store, self.vectors(), self.embedder(), query, k=k, mode=mode, paths=paths,
                           where=where, reranker=self.reranker(rerank), rerank_top=rerank_top,
                           rerank_fallback=rerank_fallback, tuning=self._tuning(ef_search, nprobe),
@@ -647,6 +663,8 @@ class Index:
         the filters of `search`; for callers that embed queries themselves."""
         if not self.is_initialized:
             return []
+        from semsearch.search import search_by_vector
+
         return search_by_vector(self._store, self.vectors(), vector, k=k, paths=paths, where=where,
                                 tuning=self._tuning(ef_search, nprobe))
 
@@ -703,6 +721,8 @@ class Index:
     async def _in_worker(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         # One pool covers every blocking step of a search (embedding and reranking HTTP, SQLite,
         # the FAISS scan, which releases the GIL), so the async path is the sync one by construction.
+        import asyncio  # only async callers pay for loading it
+
         with self._async_pool_lock:
             if self._async_pool is None:
                 self._async_pool = ThreadPoolExecutor(self.async_workers, thread_name_prefix="semsearch-async")
@@ -791,7 +811,7 @@ class Index:
             chunks=chunks,
             index_type=meta.get("index_type", "flat"),
             faiss_type=meta.get("faiss_type") or self._wanted_type(meta, chunks),
-            tombstones=len(self._store.faiss_tombstones()),
+            tombstones=self._store.count_faiss_tombstones(),
             bytes_on_disk=bytes_on_disk,
             generation=int(meta.get("generation", 0) or 0),
             faiss_generation=int(meta.get("faiss_generation", -1)),
