@@ -143,6 +143,8 @@ def rerank_options(fn):
 
 
 def _keep_alive(ctx, param, value):
+    if value is None:
+        return None  # the default: no need to load the Ollama provider (an index may use another)
     from semsearch.embed.ollama import parse_keep_alive
 
     try:

