@@ -89,6 +89,7 @@ def main() -> None:
         "help_minus_python_s": over[HELP], "status_minus_python_s": over[STATUS],
         "search_minus_import_faiss_numpy_s": over[SEARCH],
         "ollama_client_import_s": over[CLIENT],
+        "search_minus_import_faiss_numpy_ollama_s": medians[SEARCH] - medians[CLIENT],
         "help_ratio_to_python": medians[HELP] / medians[PASS],
         "search_ratio_to_import_faiss_numpy": medians[SEARCH] / medians[FAISS],
         "target_s": TARGET_S,
@@ -107,7 +108,8 @@ def main() -> None:
         f"**`semsearch --help`: {over[HELP]:+.3f} s against `python -c pass` ({verdict[over[HELP] <= TARGET_S]} "
         f"the {TARGET_S} s target). `semsearch search`: {over[SEARCH]:+.3f} s against `python -c \"import faiss, "
         f"numpy\"` ({verdict[over[SEARCH] <= TARGET_S]} the {TARGET_S} s target), of which importing the "
-        f"`ollama` client the Ollama provider embeds the query with costs {over[CLIENT]:+.3f} s by itself.**\n\n"
+        f"`ollama` client the Ollama provider embeds the query with costs {over[CLIENT]:+.3f} s by itself; "
+        f"{medians[SEARCH] - medians[CLIENT]:+.3f} s against `python -c \"import faiss, numpy, ollama\"`.**\n\n"
         + table(["command", "median s", "reference", "minus reference s", "ratio", "runs s"], rows)
     )
     emit("Cold start", result, body)
