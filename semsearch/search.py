@@ -80,6 +80,11 @@ def keyword_candidates(store: Store, query: str, limit: int, allowed_ids: np.nda
     return [Candidate(cid, score) for cid, score in store.keyword_search(query, limit, allowed_ids)]
 
 
+def search(store: Store, vectors: VectorIndex, embedder: Embedder, query: str, **options: Any) -> list[Hit]:
+    """The top `k` hits for `query`: `search_detailed(...).hits` (the same keyword options)."""
+    return list(search_detailed(store, vectors, embedder, query, **options).hits)
+
+
 def search_detailed(
     store: Store,
     vectors: VectorIndex,
