@@ -38,72 +38,20 @@ import zlib
 from bisect import bisect_left, bisect_right
 
 from semsearch.errors import ConfigError
+from semsearch.tokens import CLOSERS as _CLOSERS
+from semsearch.tokens import SENTENCE_END, cut_to_tokens, estimate_tokens
 from semsearch.types import Chunk, Document, Heading
 
 __all__ = ["chunk", "cut_to_tokens", "estimate_tokens"]
 
-# Hangul Jamo, CJK radicals … CJK unified ideographs (incl. CJK punctuation U+3000–303F, kana,
-# bopomofo, hangul compatibility jamo, extension A), hangul syllables, compatibility ideographs,
-# vertical and compatibility forms, half/full-width forms, and the supplementary ideograph planes.
-_CJK = (
-    "\u1100-\u11ff\u2e80-\u9fff\ua960-\ua97f\uac00-\ud7ff\uf900-\ufaff"
-    "\ufe10-\ufe1f\ufe30-\ufe4f\uff00-\uffef\U00020000-\U0003ffff"
-)
-_NON_CJK_RUN = re.compile(f"[^{_CJK}]+")
-
-
-def estimate_tokens(text: str) -> int:
-    """The project's one token estimate: 1 per CJK character, ⌈n/4⌉ per run of n other characters.
-
-    Whitespace-only text counts 0. The estimate never decreases when text is appended and costs
-    one regex scan (a plain `len` for ASCII), so it can run over every chunk.
-    """
-    if text.isascii():
-        if not text or text.isspace():
-            return 0
-        return (len(text) + 3) // 4
-    if text.isspace():
-        return 0
-    tokens = 0
-    other = 0
-    for run in _NON_CJK_RUN.findall(text):
-        length = len(run)
-        other += length
-        tokens += (length + 3) // 4
-    return tokens + len(text) - other
-
-
-def cut_to_tokens(text: str, max_tokens: int) -> str:
-    """The longest prefix of `text` whose `estimate_tokens` is at most `max_tokens`.
-
-    For inputs that must fit a model context as a whole (a reranker prompt), where splitting
-    is not an option; the estimate only grows as text is appended, so a binary search finds it.
-    """
-    if estimate_tokens(text) <= max_tokens:
-        return text
-    low, high = 0, len(text)  # estimate(text[:low]) <= max_tokens < estimate(text[:high])
-    while high - low > 1:
-        middle = (low + high) // 2
-        if estimate_tokens(text[:middle]) <= max_tokens:
-            low = middle
-        else:
-            high = middle
-    return text[:low]
-
-
 # Levels at which an over-budget span is cut into units, coarsest first.
 _PARAGRAPH, _SENTENCE_OR_LINE, _CLAUSE, _CHARACTER = range(4)
 
-_CLOSERS = "\"'”’」』）》〉】)\\]"
 _PARAGRAPH_BREAK = re.compile(r"\n(?:[ \t\f\v\r]*\n)+")
-_SENTENCE_OR_LINE_BREAK = re.compile(
-    rf"(?:[.!?]+[{_CLOSERS}]*(?=\s)|[。！？；…⋯]+[{_CLOSERS}]*)(?:[ \t\f\v\r]*\n)?|\n"
-)
+_SENTENCE_OR_LINE_BREAK = re.compile(rf"(?:{SENTENCE_END})(?:[ \t\f\v\r]*\n)?|\n")
 _CLAUSE_BREAK = re.compile(rf"(?P<clause>[，、,;:：]+[{_CLOSERS}]*)|\s+")
 # Where a new sentence (or line) starts: candidates for the start of an overlap.
-_SENTENCE_START = re.compile(
-    rf"(?:[.!?]+[{_CLOSERS}]*\s+|[。！？；…⋯]+[{_CLOSERS}]*\s*|\n\s*)"
-)
+_SENTENCE_START = re.compile(rf"(?:{SENTENCE_END})\s*|\n\s*")
 # A line made of one repeated punctuation character: a setext/rst underline or overline.
 _ADORNMENT_LINE = re.compile(r"([!-/:-@\[-`{-~])\1+")
 

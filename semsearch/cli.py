@@ -19,13 +19,13 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from semsearch import __version__
-from semsearch.embed import PRESETS
+from semsearch.embed.presets import PRESETS
 from semsearch.errors import IndexNotFoundError, SemsearchError
 from semsearch.options import DB_NAME, DEFAULT_INDEX_DIR, INDEX_TYPES
+from semsearch.options import DEFAULT_RERANK_CONCURRENCY as DEFAULT_CONCURRENCY
+from semsearch.options import DEFAULT_RERANK_MODEL, DEFAULT_RERANK_TIMEOUT, DEFAULT_RERANK_TOP
+from semsearch.options import RERANK_API_KEY_ENV as API_KEY_ENV
 from semsearch.options import SEARCH_MODES as MODES
-from semsearch.rerank import DEFAULT_CONCURRENCY, DEFAULT_RERANK_MODEL, DEFAULT_RERANK_TOP, make_reranker
-from semsearch.rerank import DEFAULT_TIMEOUT as DEFAULT_RERANK_TIMEOUT
-from semsearch.rerank.http import API_KEY_ENV
 from semsearch.types import Hit, IndexReport, cite
 
 if TYPE_CHECKING:
@@ -145,6 +145,8 @@ def rerank_options(fn):
 
 
 def _keep_alive(ctx, param, value):
+    if value is None:
+        return None  # the default: no need to load the Ollama provider (an index may use another)
     from semsearch.embed.ollama import parse_keep_alive
 
     try:
@@ -213,6 +215,8 @@ def _make_reranker(ollama_host, rerank, rerank_model, rerank_url, rerank_api_key
     """The reranker the --rerank options ask for, or None."""
     if not (rerank or rerank_model or rerank_url):
         return None
+    from semsearch.rerank import make_reranker
+
     return make_reranker(rerank_model, url=rerank_url, api_key=rerank_api_key, host=ollama_host or None,
                          timeout=rerank_timeout, concurrency=rerank_concurrency)
 

@@ -3,7 +3,7 @@
 Ranked hits (from `search`, so fused or reranked when asked) become passages: runs of adjacent
 chunks of one document, merged by char offsets so the text that overlapping chunks share appears
 once. The block numbers each passage with its citation (`[1] path:line-line`, or the caller's id
-for added texts) and is never longer than `max_tokens` by `chunking.estimate_tokens` counted over
+for added texts) and is never longer than `max_tokens` by `tokens.estimate_tokens` counted over
 the whole block, citation lines and separators included.
 
 How the budget is filled:
@@ -22,12 +22,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from semsearch.chunking import estimate_tokens
 from semsearch.errors import ConfigError
-from semsearch.store import ChunkRow, Store
+from semsearch.tokens import estimate_tokens
 from semsearch.types import Hit, cite
+
+if TYPE_CHECKING:
+    from semsearch.store import ChunkRow, Store
 
 DEFAULT_MAX_TOKENS = 2000
 DEFAULT_NEIGHBOURS = 1

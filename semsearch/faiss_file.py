@@ -19,13 +19,18 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import filelock
 
 from semsearch.errors import DiskFullError
 from semsearch.options import FAISS_NAME
 from semsearch.store import Store, WriteResult
-from semsearch.vectors import RebuildPolicy, VectorIndex, remove_stale_temp_files, resolve_index_type
+from semsearch.options import RebuildPolicy, resolve_index_type
+
+# FAISS (and numpy) load when vectors are first needed: `status` and `--help` never need them.
+if TYPE_CHECKING:
+    from semsearch.vectors import VectorIndex
 
 # Blocks sampled by `fingerprint`: enough that two FAISS files of the same size and count (another
 # index's, or this one's from before a rebuild) differ in some block, few enough to cost nothing on open.
@@ -86,6 +91,8 @@ class VectorFile:
 
         Readers get flat and HNSW files memory-mapped; `writable` loads them into memory.
         """
+        from semsearch.vectors import VectorIndex
+
         with self._lock:
             generation = self._store.generation()
             current = self._vectors
@@ -119,6 +126,8 @@ class VectorFile:
 
     def _build(self, meta: dict[str, str], chunks: int) -> VectorIndex:
         """A new FAISS index of the wanted type from the vectors in SQLite (no embedder calls)."""
+        from semsearch.vectors import VectorIndex
+
         return VectorIndex.build(self.wanted_type(meta, chunks), int(meta["dimensions"]), self._store.iter_vectors,
                                  chunks, self.policy)
 
@@ -130,6 +139,8 @@ class VectorFile:
 
         Temp files a killed writer left mid-save are removed first.
         """
+        from semsearch.vectors import remove_stale_temp_files
+
         remove_stale_temp_files(self.directory)
         self.vectors(writable=True)
         try:

@@ -13,7 +13,6 @@ and every write raises IndexReadOnlyError.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import os
 import threading
@@ -22,7 +21,7 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 import filelock
 
@@ -36,7 +35,6 @@ from semsearch.embed import (
     preset_for_model,
     provider_of,
 )
-from semsearch.embed.base import Embedder, EmbedderInfo
 from semsearch.documents import find_document_text
 from semsearch.errors import (
     ConfigError,
@@ -47,16 +45,20 @@ from semsearch.errors import (
     InvalidInputError,
 )
 from semsearch.faiss_file import VectorFile
-from semsearch.ingest import DEFAULT_BATCH_TEXTS, ChunkSettings, Ingester, Progress
-from semsearch.options import DEFAULT_INDEX_DIR, LOCK_NAME
-from semsearch.rerank.base import DEFAULT_RERANK_TOP, BaseReranker, Reranker
-from semsearch.search import explain_no_results, search_by_vector
-from semsearch.search import search_detailed as run_search
-from semsearch.sources import CHANGED, MISSING, disk_state
-from semsearch.vectors import RebuildPolicy
+from semsearch.options import DEFAULT_BATCH_TEXTS, DEFAULT_INDEX_DIR, DEFAULT_RERANK_TOP, LOCK_NAME
+from semsearch.options import ChunkSettings, SearchTuning, resolve_index_type
+from semsearch.options import RebuildPolicy
+from semsearch.paths import CHANGED, MISSING, disk_state
 from semsearch.store import DB_NAME, SCHEMA_VERSION, Store
 from semsearch.types import DocumentText, Hit, IndexReport, IndexStatus, SearchResult, StageTimings, TextItem
-from semsearch.vectors import SearchTuning, VectorIndex, resolve_index_type
+
+# Indexing (extractors, chunker), search and FAISS, numpy and the embedder and reranker clients
+# load on first use: `status`, `--help` and a search that needs none of them start faster.
+if TYPE_CHECKING:
+    from semsearch.embed.base import Embedder, EmbedderInfo
+    from semsearch.ingest import Progress
+    from semsearch.rerank.base import BaseReranker, Reranker
+    from semsearch.vectors import VectorIndex
 
 # Worker threads behind asearch/acontext: Ollama embeds one request at a time, so more in flight
 # only queue there; a bound gives backpressure to a busy web app instead of a thread per call.
@@ -252,6 +254,8 @@ class Index:
         if self._embedder is None:
             meta = self._store.meta()
             if "model" in meta:
+                from semsearch.embed.base import EmbedderInfo
+
                 preset = _recorded_preset(meta)
                 info = EmbedderInfo(meta["provider"], meta["model"], int(meta["dimensions"]),
                                     int(meta["context_length"]), preset)
@@ -374,6 +378,8 @@ class Index:
 
         Ctrl-C stops between batches: the report says `interrupted`, committed work stays.
         """
+        from semsearch.ingest import Ingester
+
         with self._writing():
             ingester = Ingester(self._store, self.embedder(), self._settings(), self._vector_file.apply,
                                 on_progress=on_progress, batch_texts=batch_texts)
@@ -387,6 +393,8 @@ class Index:
         InvalidInputError and the call changes nothing. An id given twice keeps its last text.
         """
         texts = [_text_item(item) for item in items]
+        from semsearch.ingest import Ingester
+
         with self._writing():
             ingester = Ingester(self._store, self.embedder(), self._settings(), self._vector_file.apply)
             return ingester.add_texts(texts)
@@ -465,6 +473,8 @@ class Index:
             return SearchResult(hits=(), timings=StageTimings())
         if mode != "vector":
             self._check_keyword_analysis()
+        from semsearch.search import search_detailed as run_search
+
         return run_search(self._store, self.vectors(), self.embedder(), query, k=k, mode=mode, paths=paths,
                           where=where, reranker=self.reranker(rerank), rerank_top=rerank_top,
                           rerank_fallback=rerank_fallback, tuning=self._tuning(ef_search, nprobe),
@@ -484,6 +494,8 @@ class Index:
         `where` key no document has (naming the keys that exist), filters that match no chunk,
         a `min_score` nothing reached; otherwise says no passage matched the query.
         """
+        from semsearch.search import explain_no_results
+
         return explain_no_results(self._store, self.path, self._writer_busy, mode=mode, paths=paths, where=where,
                                   min_score=min_score)
 
@@ -511,6 +523,8 @@ class Index:
         the filters of `search`; for callers that embed queries themselves."""
         if not self.is_initialized:
             return []
+        from semsearch.search import search_by_vector
+
         return search_by_vector(self._store, self.vectors(), vector, k=k, paths=paths, where=where,
                                 tuning=self._tuning(ef_search, nprobe))
 
@@ -567,6 +581,8 @@ class Index:
     async def _in_worker(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         # One pool covers every blocking step of a search (embedding and reranking HTTP, SQLite,
         # the FAISS scan, which releases the GIL), so the async path is the sync one by construction.
+        import asyncio  # only async callers pay for loading it
+
         with self._async_pool_lock:
             if self._async_pool is None:
                 self._async_pool = ThreadPoolExecutor(self.async_workers, thread_name_prefix="semsearch-async")
@@ -616,7 +632,7 @@ class Index:
             chunks=chunks,
             index_type=meta.get("index_type", "flat"),
             faiss_type=meta.get("faiss_type") or self._vector_file.wanted_type(meta, chunks),
-            tombstones=len(self._store.faiss_tombstones()),
+            tombstones=self._store.count_faiss_tombstones(),
             bytes_on_disk=bytes_on_disk,
             generation=int(meta.get("generation", 0) or 0),
             faiss_generation=int(meta.get("faiss_generation", -1)),

@@ -26,13 +26,11 @@ from semsearch.embed_workers import EmbedWorkers
 from semsearch.errors import EmbedderError, ExtractError, InputTooLongError, NoTextError
 from semsearch.extract import extract, extract_text
 from semsearch.extract.decoding import BINARY
+from semsearch.options import DEFAULT_BATCH_TEXTS, ChunkSettings
 from semsearch.sources import WalkSkip, walk
 from semsearch.store import NewDocument, Store, StoredDocument, WriteResult
-from semsearch.types import Chunk, Document, FileProblem, Hit, IndexReport, SourceFile, TextItem
+from semsearch.types import Chunk, Document, FileProblem, IndexReport, SourceFile, TextItem, embed_text
 
-# How many texts to collect before embedding and committing; a batch is the unit of work lost
-# on a crash and the unit of progress shown.
-DEFAULT_BATCH_TEXTS = 64
 # Batches waiting for vectors at once. Ollama embeds one request at a time per model, so two keep
 # it busy (one being embedded, the next queued) while this process prepares and commits others;
 # a third absorbs pauses of this process on a busy machine.
@@ -40,14 +38,6 @@ DEFAULT_IN_FLIGHT = 3
 _MIN_SPLIT_TOKENS = 16
 # While waiting for vectors, how often progress is reported even if nothing arrived (seconds).
 _PROGRESS_TICK = 0.25
-
-
-@dataclass(frozen=True)
-class ChunkSettings:
-    """The chunking parameters recorded in the index (they change results)."""
-
-    max_tokens: int = 400
-    overlap_tokens: int = 40
 
 
 @dataclass(frozen=True)
@@ -128,11 +118,6 @@ class _Tally:
     problems: list[FileProblem] = field(default_factory=list)
 
 
-def embed_text(item: Chunk | Hit) -> str:
-    """The text a model sees for a chunk (embedder) or hit (reranker): its heading path as context, then its text."""
-    if item.heading_path:
-        return " › ".join(item.heading_path) + "\n" + item.text
-    return item.text
 
 
 def text_hash(text: str) -> str:

@@ -12,25 +12,24 @@ from __future__ import annotations
 import re
 import unicodedata
 
-_CJK = (
-    r"\u3040-\u30ff"  # hiragana, katakana
-    r"\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"  # CJK ideographs
-    r"\uac00-\ud7af"  # hangul syllables
-    r"\U00020000-\U0003134f"  # CJK extensions B–G
-)
+from semsearch.tokens import CJK
+
 # CJK characters are word characters to `\w`, so the word alternative must exclude them: else
-# "2013年于乐" would be one word and never match "于乐".
-_TOKEN = re.compile(rf"([{_CJK}]+)|([^\W_{_CJK}]+)", re.UNICODE)
+# "2013年于乐" would be one word and never match "于乐". A CJK run is made of the word characters
+# among `CJK` (ideographs, kana, hangul, 々, 〇); CJK punctuation separates runs as spaces do.
+_CJK_CHARACTER = rf"(?=[^\W_])[{CJK}]"
+_TOKEN = re.compile(rf"((?:{_CJK_CHARACTER})+)|([^\W_{CJK}]+)", re.UNICODE)
 
 # The FTS5 tokenizer over the analysed terms: CJK terms pass through porter unchanged (it only
 # rewrites ASCII suffixes); English words are stemmed, as BM25 baselines do.
 FTS_TOKENIZER = "porter unicode61 remove_diacritics 2"
 # Names the analysis stored in an index; an index analysed differently is re-analysed from its
-# chunk texts (no embedding needed).
-ANALYSIS = "cjk-bigram-unigram/2;" + FTS_TOKENIZER
+# chunk texts (no embedding needed). /3: CJK runs take hangul jamo, bopomofo and 々〆〇 and are
+# split at CJK punctuation such as ・ (the CJK class the chunker's token estimate uses).
+ANALYSIS = "cjk-bigram-unigram/3;" + FTS_TOKENIZER
 
 
-_CJK_TERM = re.compile(rf"[{_CJK}]+")
+_CJK_TERM = re.compile(rf"(?:{_CJK_CHARACTER})+")
 
 
 def is_cjk(term: str) -> bool:

@@ -21,20 +21,21 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from dataclasses import dataclass, replace
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from semsearch.embed.base import Embedder, normalize
 from semsearch.errors import ConfigError, RerankerTimeoutError, RerankerUnavailableError
-from semsearch.options import SEARCH_MODES
-from semsearch.rerank.base import DEFAULT_RERANK_TOP, Reranker, rerank_hits
-from semsearch.sources import CURRENT, disk_state
+from semsearch.options import DEFAULT_RERANK_TOP, SEARCH_MODES
+from semsearch.paths import CURRENT, disk_state
 from semsearch.store import ChunkRow, Store
 from semsearch.types import Hit, SearchResult, StageTimings
 from semsearch.vectors import SearchTuning, VectorIndex
 
-Mode = Literal["vector", "keyword", "hybrid"]
+if TYPE_CHECKING:
+    from semsearch.rerank.base import Reranker
+
 MODES = SEARCH_MODES
 RRF_K = 60
 # What `Hit.score` measures, by mode (and "rerank" when a reranker decided the order).
@@ -141,6 +142,8 @@ def search_detailed(
     fused = time.perf_counter()
     reranked, fallback = False, None
     if reranker is not None and hits:
+        from semsearch.rerank.base import rerank_hits  # a reranker's HTTP client loads only when one is used
+
         try:
             hits = [replace(hit, score_kind="rerank") for hit in rerank_hits(reranker, query, hits, k)]
             reranked = True

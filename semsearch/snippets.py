@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass
 
 from semsearch import keyword
+from semsearch.tokens import SENTENCE_END
 
 # Words that match almost every passage: never highlighted, never the reason a sentence is
 # picked (unless the query has nothing else). CJK entries are single characters and bigrams,
@@ -29,8 +30,8 @@ very just also only such each any all some more most other own same too s t
 什么 怎么 哪些 哪个 如何 为什 可以 一个 这个 那个 我们 你们 他们 没有 就是 还是 但是 因为 所以 如果
 """.split())
 
-# A sentence ends at CJK terminators, or at .!? followed by whitespace, or at a line break.
-_SENTENCE_END = re.compile(r"[。！？；…]+[”’」』）)]*|[.!?]+[\"')\]]*(?=\s)|\n+")
+# A sentence ends where the chunker's sentences end, or at a line break.
+_SENTENCE_END = re.compile(rf"{SENTENCE_END}|\n+")
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 
 

@@ -17,6 +17,8 @@ from pathlib import Path
 
 from semsearch.extract import is_supported
 from semsearch.extract.limits import max_file_bytes, too_large
+# Re-exported for code that still imports them from here (they moved to `paths`).
+from semsearch.paths import CHANGED, CURRENT, MISSING, absolute_path, disk_state, document_key, keys_prefix  # noqa: F401
 from semsearch.types import FileProblem, SourceFile
 
 SKIPPED_DIRECTORIES = frozenset({"node_modules", "__pycache__", "site-packages", "venv", "CVS", "_darcs"})
@@ -47,47 +49,6 @@ def matches(relpath: str, globs: Sequence[str]) -> bool:
         if glob.endswith("/**") and (relpath + "/").startswith(glob[:-2]):
             return True
     return False
-
-
-def document_key(path: Path, home: Path) -> str:
-    """The key a file is stored under: its real path relative to the index home (POSIX) when it
-    is inside the home, else its real absolute path.
-
-    One file is one key however it was reached (a parent folder, a sub-folder, the file itself,
-    a symlink), and keys relative to the home survive moving the whole project folder.
-    `home` must already be resolved.
-    """
-    real = Path(os.path.realpath(path))
-    try:
-        return real.relative_to(home).as_posix()
-    except ValueError:
-        return real.as_posix()
-
-
-def absolute_path(key: str, home: Path) -> str:
-    """The absolute path of a file stored under `key` (see `document_key`)."""
-    return key if os.path.isabs(key) else (home / key).as_posix()
-
-
-def keys_prefix(path: Path, home: Path) -> str:
-    """The key prefix of the documents under a folder: its key with a trailing `/` ('' for the home)."""
-    key = document_key(path, home)
-    return "" if key == "." else key.rstrip("/") + "/"
-
-
-CURRENT, CHANGED, MISSING = "current", "changed", "missing"
-
-
-def disk_state(path: str, size: int, mtime_ns: int) -> str:
-    """CURRENT, CHANGED or MISSING: how a file compares with its stored (size, mtime_ns).
-
-    One stat, no reading: a file touched without an edit counts as changed until re-indexed.
-    """
-    try:
-        stat = os.stat(path)
-    except OSError:
-        return MISSING
-    return CURRENT if (stat.st_size, stat.st_mtime_ns) == (size, mtime_ns) else CHANGED
 
 
 def walk(

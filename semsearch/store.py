@@ -7,7 +7,7 @@ bumps `meta.generation`, which the FAISS file is stamped with.
 
 A file is one document however it was reached, stored under its real path relative to the
 index home (the directory holding the index directory) when inside it, else absolute; rows
-read back carry the absolute path again (`semsearch.sources.document_key`).
+read back carry the absolute path again (`semsearch.paths.document_key`).
 
 The schema, its migrations, opening the database file and mapping a damaged file or a full
 disk to errors live beside this module in `semsearch.store_schema`, the rest of the store layer.
@@ -23,18 +23,20 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from semsearch import keyword
 from semsearch.errors import DiskFullError, IndexCorruptError
 from semsearch.options import DB_NAME
-from semsearch.sources import absolute_path, document_key, keys_prefix
+from semsearch.paths import absolute_path, document_key, keys_prefix
 from semsearch.store_schema import (FTS_TABLE, SCHEMA_VERSION, Transaction, bump_generation, connect,
                                     connect_read_only, corrupt_error, create_schema, delete_chunks, is_corrupt,
                                     is_disk_full, migrate, newer_schema_error, user_version, write_meta)
 from semsearch.types import Chunk
+
+# numpy loads in the methods that handle vectors: `status` and opening an index never need it.
+if TYPE_CHECKING:
+    import numpy as np
 
 # Values bound per `IN (...)` query: SQLite before 3.32 refuses more than 999 variables.
 IN_BATCH = 500
@@ -70,7 +72,7 @@ class FileStat:
 class NewDocument:
     """A document ready to be written: its identity, stat, and its chunks with vectors."""
 
-    path: str  # a file's key (`semsearch.sources.document_key`) or a text's id
+    path: str  # a file's key (`semsearch.paths.document_key`) or a text's id
     kind: str  # "file" | "text"
     size: int
     mtime_ns: int
@@ -213,8 +215,13 @@ class Store:
             conn.executemany("INSERT INTO faiss_tombstones (id) VALUES (?)", ((int(i),) for i in tombstones))
 
     def faiss_tombstones(self) -> np.ndarray:
+        import numpy as np
+
         rows = self._query("SELECT id FROM faiss_tombstones")
         return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+
+    def count_faiss_tombstones(self) -> int:
+        return self._query("SELECT count(*) FROM faiss_tombstones")[0][0]
 
     def generation(self) -> int:
         rows = self._query("SELECT value FROM meta WHERE key = 'generation'")
@@ -225,7 +232,7 @@ class Store:
     # -- documents -----------------------------------------------------------------------------
 
     def file_key(self, path: Path) -> str:
-        """The key a file is stored under in this index (see `semsearch.sources.document_key`)."""
+        """The key a file is stored under in this index (see `semsearch.paths.document_key`)."""
         return document_key(path, self.home)
 
     def files_in(self, folder: Path) -> dict[str, StoredDocument]:
@@ -266,6 +273,8 @@ class Store:
 
     def write_documents(self, documents: Sequence[NewDocument]) -> WriteResult:
         """Insert or replace documents and their chunks in one transaction."""
+        import numpy as np
+
         added_ids: list[int] = []
         added_vectors: list[np.ndarray] = []
         removed: list[int] = []
@@ -323,6 +332,8 @@ class Store:
 
     def delete_documents(self, document_ids: Sequence[int]) -> WriteResult:
         """Delete documents, their chunks, vectors and FTS rows in one transaction."""
+        import numpy as np
+
         with self._transaction() as conn:
             removed = self._delete_chunks(conn, document_ids)
             conn.executemany("DELETE FROM documents WHERE id = ?", [(i,) for i in document_ids])
@@ -367,12 +378,16 @@ class Store:
 
     def cached_vectors(self, text_hashes: Iterable[str]) -> dict[str, np.ndarray]:
         """Stored vectors for chunk-text hashes (the embedding cache)."""
+        import numpy as np
+
         rows = self._query_in("SELECT text_sha256, vector FROM chunks WHERE text_sha256 IN ({marks}) "
                               "GROUP BY text_sha256", list(dict.fromkeys(text_hashes)))
         return {text_hash: np.frombuffer(blob, dtype="<f4") for text_hash, blob in rows}
 
     def iter_vectors(self, batch: int = 50_000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """All (chunk ids, vectors) in id order, in batches, for rebuilding FAISS."""
+        import numpy as np
+
         last = -1
         while True:
             rows = self._query("SELECT id, vector FROM chunks WHERE id > ? ORDER BY id LIMIT ?", (last, batch))
@@ -460,6 +475,8 @@ class Store:
         contains it; a list of wanted values matches any of them. Values compare as text, so
         `year=2024` from the command line matches a YAML number and `draft=false` a boolean.
         """
+        import numpy as np
+
         clauses: list[str] = []
         params: list[Any] = []
         if path_globs:
@@ -485,6 +502,8 @@ class Store:
 
     def chunk_vectors(self, chunk_ids: Sequence[int]) -> dict[int, tuple[str, np.ndarray]]:
         """(text, stored vector) of chunks by id (missing ids are absent)."""
+        import numpy as np
+
         rows = self._query_in("SELECT id, text, vector FROM chunks WHERE id IN ({marks})", [int(i) for i in chunk_ids])
         return {cid: (text, np.frombuffer(blob, dtype="<f4").astype(np.float32)) for cid, text, blob in rows}
 

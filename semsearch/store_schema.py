@@ -19,7 +19,7 @@ from typing import Any
 
 from semsearch import keyword
 from semsearch.errors import DiskFullError, IndexCorruptError, IndexReadOnlyError
-from semsearch.sources import document_key
+from semsearch.paths import document_key
 
 SCHEMA_VERSION = 4
 

@@ -69,7 +69,7 @@ class Chunk:
     line_start: int  # 1-based, inclusive, in the original file
     line_end: int
     heading_path: tuple[str, ...] = ()
-    tokens: int = 0  # token estimate (semsearch.chunking.estimate_tokens)
+    tokens: int = 0  # token estimate (semsearch.tokens.estimate_tokens)
     part: int | None = None  # 1-based page or cell number for paged documents
 
     @property
@@ -230,6 +230,13 @@ def cite(path: str, line_start: int, line_end: int, part_kind: str = "", part: i
     lines = str(line_start) if line_start == line_end else f"{line_start}-{line_end}"
     return f"{where}:{lines}"
 
+
+
+def embed_text(item: Chunk | Hit) -> str:
+    """The text a model sees for a chunk (embedder) or hit (reranker): its heading path as context, then its text."""
+    if item.heading_path:
+        return " › ".join(item.heading_path) + "\n" + item.text
+    return item.text
 
 @dataclass(frozen=True)
 class StageTimings:

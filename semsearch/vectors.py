@@ -26,66 +26,28 @@ import os
 import tempfile
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import faiss
 import numpy as np
 
 from semsearch.errors import ConfigError, DiskFullError
-from semsearch.options import FAISS_NAME, INDEX_TYPES
+# Re-exported: the thresholds and knobs live with the other choices, light enough for `status`.
+from semsearch.options import AUTO_ANN_TYPE, AUTO_FLAT_MAX_ELEMENTS, TOMBSTONE_LIMIT, TOMBSTONE_MIN  # noqa: F401
+from semsearch.options import FAISS_NAME, INDEX_TYPES, RebuildPolicy, SearchTuning, resolve_index_type  # noqa: F401
 
 
-# `auto` stays exact while one query scans at most this many floats (25k × 1024 or 65k × 384
-# vectors). bench_query.py measured flat search at 0.6–1.1 ms per million floats on the shared
-# 2-core machine (27 ms at 100k × 384, 114 ms at 100k × 1024), so exact answers stay within
-# ~15–25 ms below the threshold, while HNSW answered in under 1 ms with recall@10 ≥ 0.99 above it.
-AUTO_FLAT_MAX_ELEMENTS = 25_000_000
-AUTO_ANN_TYPE = "hnsw"
 HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 80
 # At 1M × 384 (bench_query.py), efSearch 64 reached recall@10 0.944 and 128 reached 0.99 at
 # ~0.4 ms: 128 is the default. nprobe 32 of √n lists reached ≥ 0.95 at 100k and 1M.
 DEFAULT_EF_SEARCH = 128
 DEFAULT_NPROBE = 32
-# HNSW tombstones beyond this share of the stored vectors (and at least TOMBSTONE_MIN of them)
-# trigger a rebuild from SQLite: hidden vectors still cost search time and memory.
-TOMBSTONE_LIMIT = 0.10
-TOMBSTONE_MIN = 1000
 _TRAIN_SAMPLE_PER_LIST = 50
 # A save writes `.vectors-XXXX.tmp` next to the index and renames it; a killed writer leaves one.
 TEMP_PREFIX, TEMP_SUFFIX = ".vectors-", ".tmp"
 
 Batches = Callable[[], Iterator[tuple[np.ndarray, np.ndarray]]]
-
-
-@dataclass(frozen=True)
-class RebuildPolicy:
-    """When `auto` leaves exact search and when HNSW tombstones force a rebuild from SQLite.
-
-    The defaults are the measured ones above; a test or a tiny deployment may lower them.
-    """
-
-    auto_flat_max_elements: int = AUTO_FLAT_MAX_ELEMENTS
-    tombstone_limit: float = TOMBSTONE_LIMIT
-    tombstone_min: int = TOMBSTONE_MIN
-
-
-@dataclass(frozen=True)
-class SearchTuning:
-    """Speed/recall knobs of approximate search; None keeps the type's default."""
-
-    ef_search: int | None = None  # HNSW: candidate list size (≥ k)
-    nprobe: int | None = None  # IVF: inverted lists scanned
-
-
-def resolve_index_type(requested: str, count: int, dimensions: int, policy: RebuildPolicy = RebuildPolicy()) -> str:
-    """The concrete type for a requested one: `auto` depends on the number of vectors."""
-    if requested not in INDEX_TYPES:
-        raise ConfigError(f"unknown index type {requested!r}: choose one of {', '.join(INDEX_TYPES)}")
-    if requested != "auto":
-        return requested
-    return "flat" if count * dimensions <= policy.auto_flat_max_elements else AUTO_ANN_TYPE
 
 
 def ivf_lists(count: int) -> int:

@@ -11,11 +11,13 @@ may pass another one, e.g. when the server moved). Ollama hosts are not recorded
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from semsearch.embed.base import BaseEmbedder, Embedder, EmbedderInfo, normalize
 from semsearch.embed.presets import DEFAULT_MODEL, PRESETS, Preset, custom_preset, preset_for_model
 from semsearch.errors import ConfigError
+
+if TYPE_CHECKING:
+    from semsearch.embed.base import BaseEmbedder
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -47,7 +49,12 @@ _OPTIONS = {
 
 
 def __getattr__(name: str):
-    # The Ollama provider imports the `ollama` client (pydantic, httpx): load it when first used.
+    # The protocol and base class import numpy, the Ollama provider the `ollama` client (pydantic,
+    # httpx): load them when first used, so naming a model or a preset costs nothing.
+    if name in ("BaseEmbedder", "Embedder", "EmbedderInfo", "normalize"):
+        from semsearch.embed import base
+
+        return getattr(base, name)
     if name == "OllamaEmbedder":
         from semsearch.embed import ollama
 

@@ -11,12 +11,12 @@ import httpx
 
 from semsearch._http import RetryPolicy, send_with_retries
 from semsearch.errors import RerankerError
-from semsearch.ingest import embed_text
-from semsearch.types import Hit
+# Re-exported under the names the providers and callers know.
+from semsearch.options import DEFAULT_RERANK_CONCURRENCY as DEFAULT_CONCURRENCY  # noqa: F401
+from semsearch.options import DEFAULT_RERANK_TIMEOUT as DEFAULT_TIMEOUT  # noqa: F401
+from semsearch.options import DEFAULT_RERANK_TOP  # noqa: F401
+from semsearch.types import Hit, embed_text
 
-DEFAULT_RERANK_TOP = 40
-DEFAULT_CONCURRENCY = 4
-DEFAULT_TIMEOUT = 60.0
 _RETRY_STATUSES = frozenset({500, 502, 503, 504})
 
 

@@ -14,16 +14,16 @@ from typing import Any
 import httpx
 
 from semsearch._http import StatusRule, error_message, status_error
-from semsearch.chunking import cut_to_tokens
 from semsearch.errors import (
     RerankerError,
     RerankerModelNotFoundError,
     RerankerTimeoutError,
     RerankerUnavailableError,
 )
+from semsearch.options import RERANK_API_KEY_ENV as API_KEY_ENV
 from semsearch.rerank.base import DEFAULT_TIMEOUT, BaseReranker, post_json
+from semsearch.tokens import cut_to_tokens
 
-API_KEY_ENV = "SEMSEARCH_RERANK_API_KEY"
 DEFAULT_MAX_DOCUMENT_TOKENS = 2048
 
 

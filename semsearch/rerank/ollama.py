@@ -21,7 +21,6 @@ from typing import Any
 import httpx
 
 from semsearch._http import StatusRule, error_message, resolve_hosts, status_error
-from semsearch.chunking import cut_to_tokens, estimate_tokens
 from semsearch.errors import (
     RerankerError,
     RerankerModelNotFoundError,
@@ -29,10 +28,11 @@ from semsearch.errors import (
     RerankerUnavailableError,
     RerankerUnsupportedError,
 )
+from semsearch.options import DEFAULT_RERANK_MODEL
 from semsearch.rerank.base import DEFAULT_CONCURRENCY, DEFAULT_TIMEOUT, BaseReranker, post_json
 from semsearch.rerank.prompts import DEFAULT_RERANK_INSTRUCTION, qwen3_rerank_prompt
+from semsearch.tokens import cut_to_tokens, estimate_tokens
 
-DEFAULT_RERANK_MODEL = "dengcao/Qwen3-Reranker-0.6B:Q8_0"
 LOGPROBS_SINCE = (0, 12, 11)  # the first Ollama release whose /api/generate returns logprobs
 OLLAMA_DEFAULT_NUM_CTX = 4096  # what Ollama gives a request that does not set options.num_ctx
 TOP_LOGPROBS = 20  # Ollama's maximum
