@@ -26,20 +26,11 @@ from typing import TYPE_CHECKING, Any, Iterator
 import filelock
 
 from semsearch.context import DEFAULT_MAX_TOKENS, DEFAULT_NEIGHBOURS, Context, assemble, check_budget
-from semsearch.embed import (
-    DEFAULT_MODEL,
-    PRESETS,
-    Preset,
-    custom_preset,
-    make_embedder,
-    preset_for_model,
-    provider_of,
-)
+from semsearch.config import IndexSettings, IndexState, check_embedder, is_recorded, resolve
+from semsearch.embed import DEFAULT_MODEL, Preset, make_embedder, provider_of
 from semsearch.documents import find_document_text
 from semsearch.errors import (
-    ConfigError,
     IndexLockedError,
-    IndexMismatchError,
     IndexNotFoundError,
     IndexReadOnlyError,
     InvalidInputError,
@@ -55,7 +46,7 @@ from semsearch.types import DocumentText, Hit, IndexReport, IndexStatus, SearchR
 # Indexing (extractors, chunker), search and FAISS, numpy and the embedder and reranker clients
 # load on first use: `status`, `--help` and a search that needs none of them start faster.
 if TYPE_CHECKING:
-    from semsearch.embed.base import Embedder, EmbedderInfo
+    from semsearch.embed.base import Embedder
     from semsearch.ingest import Progress
     from semsearch.rerank.base import BaseReranker, Reranker
     from semsearch.vectors import VectorIndex
@@ -84,19 +75,13 @@ class Index:
     several threads at once is safe while nothing writes.
     """
 
-    def __init__(self, path: Path, store: Store, embedder: Embedder | None, embedder_options: dict[str, Any],
-                 model: str | None, preset: Preset | None, settings: ChunkSettings | None,
-                 index_type: str | None = None, tuning: SearchTuning = SearchTuning(),
+    def __init__(self, path: Path, store: Store, embedder: Embedder | None, settings: IndexSettings,
                  rebuild_policy: RebuildPolicy = RebuildPolicy()):
         self.path = path
         self._store = store
         self._embedder = embedder
-        self._embedder_options = embedder_options
-        self._requested_model = model
-        self._requested_preset = preset
-        self._requested_settings = settings
-        self._requested_type = index_type
-        self.tuning = tuning
+        self._settings = settings  # resolved when opened; replaced by the recorded ones on the first write
+        self.tuning = SearchTuning(ef_search=settings.ef_search, nprobe=settings.nprobe)
         self.rebuild_policy = rebuild_policy
         self._write_lock = filelock.FileLock(str(path / LOCK_NAME), timeout=0)
         self._vector_file = VectorFile(path, store, self._write_lock, rebuild_policy)
@@ -154,8 +139,12 @@ class Index:
         `ef_search` / `nprobe` override the approximate-search defaults for this handle;
         `rebuild_policy` when `auto` leaves exact search and when HNSW deletions force a rebuild.
         """
-        if index_type is not None:
-            resolve_index_type(index_type, 0, 1)  # fail early on an unknown name
+        flags = IndexSettings.from_flags(  # checked before anything is created
+            model=model, preset=preset, query_instruction=query_instruction, dimensions=dimensions,
+            input_type=input_type, chunk_tokens=chunk_tokens, chunk_overlap=chunk_overlap, index_type=index_type,
+            base_url=base_url, ollama_host=ollama_host, timeout=timeout, keep_alive=keep_alive,
+            ef_search=ef_search, nprobe=nprobe,
+        )
         path = Path(path).expanduser()
         db_path = path / DB_NAME
         if not db_path.exists():
@@ -177,59 +166,20 @@ class Index:
                     "with -i/--index or SEMSEARCH_INDEX"
                 )
         store = Store(db_path, read_only=not _writable(path, db_path))
-        meta = store.meta()
-        if "model" in meta:
-            recorded = _qualified(meta["provider"], meta["model"])
-            if model is not None and _model_key(model) != _model_key(recorded):
-                store.close()
-                raise IndexMismatchError(
-                    f"the index at {path} was built with {recorded} ({meta.get('dimensions')} dimensions), "
-                    f"not {model} — search it with -m {recorded}, or use another --index for {model}, "
-                    "or delete the index directory to rebuild it with the new model"
-                )
-            if dimensions is not None and dimensions != int(meta["dimensions"]):
-                store.close()
-                raise IndexMismatchError(
-                    f"the index at {path} holds {meta['dimensions']}-dimension vectors of {recorded}, "
-                    f"not {dimensions} — leave out --dimensions to use it, or use another --index for "
-                    f"{dimensions} dimensions"
-                )
-        options: dict[str, Any] = {"host": ollama_host, "base_url": base_url or meta.get("base_url") or None}
-        if timeout is not None:
-            options["timeout"] = timeout
-        if keep_alive is not None:
-            options["keep_alive"] = keep_alive
-        if meta.get("dimensions_requested"):
-            options["dimensions"] = int(meta["dimensions_requested"])
-        elif "model" not in meta and dimensions is not None:
-            options["dimensions"] = dimensions
-        if meta.get("input_type") == "1" or ("model" not in meta and input_type):
-            options["input_type"] = True
-        if preset is not None and preset not in PRESETS:
+        try:
+            recorded = IndexSettings.from_meta(store.meta())
+            settings = resolve(flags, recorded, where=path)
+            if embedder is not None and recorded is not None:
+                check_embedder(recorded, embedder.info(), path)
+        except BaseException:
             store.close()
-            raise ConfigError(f"unknown preset {preset!r}: choose one of {', '.join(PRESETS)}")
-        chosen = None
-        if preset is not None or query_instruction is not None:
-            base = PRESETS[preset] if preset is not None else preset_for_model(model or meta.get("model", DEFAULT_MODEL))
-            chosen = base
-            if query_instruction is not None:
-                chosen = (custom_preset(base, task=query_instruction) if "{task}" in base.query_template
-                          else custom_preset(base, query_template=query_instruction + "{text}"))
-        settings = None
-        if chunk_tokens is not None or chunk_overlap is not None:
-            defaults = ChunkSettings()
-            settings = ChunkSettings(chunk_tokens or defaults.max_tokens,
-                                     defaults.overlap_tokens if chunk_overlap is None else chunk_overlap)
-        index = cls(path, store, embedder, options, model, chosen, settings, index_type,
-                    SearchTuning(ef_search=ef_search, nprobe=nprobe), rebuild_policy or RebuildPolicy())
-        if embedder is not None and "model" in meta:
-            index._check_embedder(embedder.info(), meta)
-        return index
+            raise
+        return cls(path, store, embedder, settings, rebuild_policy or RebuildPolicy())
 
     @property
     def is_initialized(self) -> bool:
         """Whether the index has recorded its embedder (i.e. something was ever written)."""
-        return "model" in self._store.meta()
+        return is_recorded(self._store.meta())
 
     def close(self) -> None:
         if self._async_pool is not None:
@@ -252,69 +202,34 @@ class Index:
     def embedder(self) -> Embedder:
         """The embedder for this index: the recorded model and preset, or the requested ones."""
         if self._embedder is None:
-            meta = self._store.meta()
-            if "model" in meta:
-                from semsearch.embed.base import EmbedderInfo
-
-                preset = _recorded_preset(meta)
-                info = EmbedderInfo(meta["provider"], meta["model"], int(meta["dimensions"]),
-                                    int(meta["context_length"]), preset)
-                self._embedder = make_embedder(
-                    _qualified(meta["provider"], meta["model"]), preset=preset, num_ctx=int(meta["num_ctx"]),
-                    known_info=info, **self._embedder_options,
-                )
-            else:
-                model = self._requested_model or DEFAULT_MODEL
-                self._embedder = make_embedder(model, preset=self._requested_preset, **self._embedder_options)
+            recorded = self._recorded()
+            settings = self._settings if recorded is None else self._settings.per_run().over(recorded)
+            known = {"known_info": settings.recorded_info} if recorded is not None else {}
+            self._embedder = make_embedder(settings.model or DEFAULT_MODEL, **settings.embedder_options(), **known)
         return self._embedder
+
+    def _recorded(self) -> IndexSettings | None:
+        """The settings the index records (read each time: another process may have made the first write)."""
+        return IndexSettings.from_meta(self._store.meta())
 
     def _initialize(self) -> None:
         """Record the embedder and chunking in meta on the first write (needs the embedder's facts)."""
-        meta = self._store.meta()
-        if "model" in meta:
+        if self.is_initialized:
             return
         embedder = self.embedder()
-        info = embedder.info()
-        requested = self._requested_settings or ChunkSettings()
-        # Our token count is an estimate: keep chunks well under the context and give the
-        # server about twice the budget (DESIGN §4).
-        budget = max(16, min(requested.max_tokens, info.context_length // 2))
-        num_ctx = min(info.context_length, max(1024, 2 * budget))
-        if hasattr(embedder, "num_ctx") and not getattr(embedder, "num_ctx", None):
-            embedder.num_ctx = num_ctx
-        self._store.set_meta({
-            "schema_version": SCHEMA_VERSION,
-            "provider": info.provider,
-            "model": info.model,
-            "dimensions": info.dimensions,
-            "context_length": info.context_length,
-            "num_ctx": num_ctx,
-            "preset": info.preset.name,
-            "query_template": info.preset.query_template,
-            "document_template": info.preset.document_template,
-            "task": info.preset.task,
-            "chunk_tokens": budget,
-            "chunk_overlap": min(requested.overlap_tokens, budget // 4),
-            "index_type": self._requested_type or "auto",
-            "generation": self._store.generation(),
-            # How to reach the same vector space again: the server's address (openai) and the
-            # dimensions asked for, if any. Ollama hosts are not recorded (flag or OLLAMA_HOST).
-            "base_url": getattr(embedder, "base_url", "") or "",
-            "dimensions_requested": getattr(embedder, "dimensions", None) or "",
-            "input_type": "1" if getattr(embedder, "input_type", False) else "",
-        })
+        settings = self._settings.for_embedder(embedder.info())
+        from semsearch.embed.base import ContextSizedEmbedder
 
-    def _check_embedder(self, info: EmbedderInfo, meta: dict[str, str]) -> None:
-        if _model_key(info.model) != _model_key(meta["model"]) or info.dimensions != int(meta["dimensions"]):
-            raise IndexMismatchError(
-                f"the index at {self.path} was built with {meta['model']} ({meta['dimensions']} dimensions), "
-                f"not {info.model} ({info.dimensions} dimensions) — use the model the index was built with, "
-                "or another --index for the new model"
-            )
+        if isinstance(embedder, ContextSizedEmbedder):
+            embedder.use_num_ctx(settings.num_ctx)
+        self._store.set_meta({"schema_version": SCHEMA_VERSION, **settings.to_meta(),
+                              "generation": self._store.generation()})
+        self._settings = settings
 
-    def _settings(self) -> ChunkSettings:
-        meta = self._store.meta()
-        return ChunkSettings(int(meta["chunk_tokens"]), int(meta["chunk_overlap"]))
+    def _chunk_settings(self) -> ChunkSettings:
+        recorded = self._recorded()
+        assert recorded is not None and recorded.chunk_tokens is not None and recorded.chunk_overlap is not None
+        return ChunkSettings(recorded.chunk_tokens, recorded.chunk_overlap)
 
     # -- vectors -------------------------------------------------------------------------------
 
@@ -381,7 +296,7 @@ class Index:
         from semsearch.ingest import Ingester
 
         with self._writing():
-            ingester = Ingester(self._store, self.embedder(), self._settings(), self._vector_file.apply,
+            ingester = Ingester(self._store, self.embedder(), self._chunk_settings(), self._vector_file.apply,
                                 on_progress=on_progress, batch_texts=batch_texts)
             return ingester.index_paths([Path(p) for p in paths], include=include, exclude=exclude,
                                         skip_dirs=[self.path])
@@ -396,7 +311,7 @@ class Index:
         from semsearch.ingest import Ingester
 
         with self._writing():
-            ingester = Ingester(self._store, self.embedder(), self._settings(), self._vector_file.apply)
+            ingester = Ingester(self._store, self.embedder(), self._chunk_settings(), self._vector_file.apply)
             return ingester.add_texts(texts)
 
     def delete_texts(self, ids: Iterable[str]) -> int:
@@ -543,7 +458,7 @@ class Index:
         with self._rerankers_lock:
             key = model or ""
             if key not in self._rerankers:
-                self._rerankers[key] = make_reranker(model, host=self._embedder_options.get("host"))
+                self._rerankers[key] = make_reranker(model, host=list(self._settings.host or ()) or None)
             return self._rerankers[key]
 
     def context(
@@ -617,29 +532,32 @@ class Index:
         changed or vanished since (one stat per file, nothing read); never calls the embedder."""
         states = Counter(disk_state(f.path, f.size, f.mtime_ns) for f in self._store.file_stats())
         meta = self._store.meta()
+        recorded = IndexSettings.from_meta(meta) or IndexSettings(preset=Preset("none"), index_type="flat")
+        state = IndexState.from_meta(meta, SCHEMA_VERSION)
+        preset = recorded.preset or Preset("none")
         documents, chunks = self._store.counts()
         bytes_on_disk = sum(p.stat().st_size for p in self.path.iterdir() if p.is_file())
         return IndexStatus(
             path=str(self.path.resolve()),
-            provider=meta.get("provider", ""),
-            model=meta.get("model", ""),
-            dimensions=int(meta.get("dimensions", 0) or 0),
-            query_instruction=_recorded_preset(meta).query_instruction,
-            document_prefix=_recorded_preset(meta).format_document(""),
-            chunk_tokens=int(meta.get("chunk_tokens", 0) or 0),
-            chunk_overlap=int(meta.get("chunk_overlap", 0) or 0),
+            provider=recorded.provider if recorded.model else "",
+            model=provider_of(recorded.model)[1] if recorded.model else "",
+            dimensions=recorded.dimensions or 0,
+            query_instruction=preset.query_instruction,
+            document_prefix=preset.format_document(""),
+            chunk_tokens=recorded.chunk_tokens or 0,
+            chunk_overlap=recorded.chunk_overlap or 0,
             documents=documents,
             chunks=chunks,
-            index_type=meta.get("index_type", "flat"),
-            faiss_type=meta.get("faiss_type") or self._vector_file.wanted_type(meta, chunks),
+            index_type=recorded.index_type or "flat",
+            faiss_type=state.faiss_type or self._vector_file.wanted_type(meta, chunks),
             tombstones=self._store.count_faiss_tombstones(),
             bytes_on_disk=bytes_on_disk,
-            generation=int(meta.get("generation", 0) or 0),
-            faiss_generation=int(meta.get("faiss_generation", -1)),
-            faiss_vectors=int(meta.get("faiss_vectors", 0) or 0),
+            generation=state.generation,
+            faiss_generation=state.faiss_generation,
+            faiss_vectors=state.faiss_vectors,
             in_sync=self._vector_file.in_sync(meta, chunks),
-            schema_version=int(meta.get("schema_version", SCHEMA_VERSION)),
-            base_url=meta.get("base_url", ""),
+            schema_version=state.schema_version,
+            base_url=recorded.base_url or "",
             files_changed=states[CHANGED],
             files_missing=states[MISSING],
         )
@@ -654,17 +572,3 @@ def _writable(directory: Path, db_path: Path) -> bool:
     if not os.access(directory, os.W_OK | os.X_OK, **options):
         return False
     return not db_path.exists() or os.access(db_path, os.W_OK, **options)
-
-
-def _recorded_preset(meta: dict[str, str]) -> Preset:
-    return Preset(meta.get("preset", "none"), meta.get("query_template", "{text}"),
-                  meta.get("document_template", "{text}"), meta.get("task", ""))
-
-
-def _model_key(model: str) -> tuple[str, str]:
-    provider, name = provider_of(model)
-    return provider, name if ":" in name or provider != "ollama" else name + ":latest"
-
-
-def _qualified(provider: str, model: str) -> str:
-    return model if provider == "ollama" else f"{provider}:{model}"

@@ -41,13 +41,21 @@ def check_vectors(vectors: Any, count: int, dimensions: int, source: str) -> np.
 
 @dataclass(frozen=True)
 class EmbedderInfo:
-    """What identifies an embedder's vector space; recorded in the index and checked on open."""
+    """What identifies an embedder's vector space; recorded in the index and checked on open.
+
+    The last three fields say how to reach the same vector space again: the server's address
+    (OpenAI-compatible providers), the dimensions asked of the server (None: the model's own
+    size) and whether the server applies the query/document prompt itself (`input_type`).
+    """
 
     provider: str
     model: str
     dimensions: int
     context_length: int
     preset: Preset
+    base_url: str = ""
+    requested_dimensions: int | None = None
+    input_type: bool = False
 
 
 @runtime_checkable
@@ -57,6 +65,30 @@ class Embedder(Protocol):
     def info(self) -> EmbedderInfo: ...
 
     def embed(self, texts: Sequence[str], kind: EmbedKind) -> np.ndarray: ...
+
+
+@runtime_checkable
+class ContextSizedEmbedder(Embedder, Protocol):
+    """An embedder whose server takes a context size per request (Ollama's `options.num_ctx`)."""
+
+    def use_num_ctx(self, num_ctx: int) -> None:
+        """Send `num_ctx` with every request from now on, unless one was chosen when it was made."""
+        ...
+
+
+@runtime_checkable
+class PullableEmbedder(Embedder, Protocol):
+    """An embedder whose server can fetch a missing model (Ollama's `/api/pull`)."""
+
+    model: str
+
+    def is_available(self) -> bool:
+        """Whether the server has the model."""
+        ...
+
+    def pull(self, progress: Callable[[str, int | None, int | None], None] | None = None) -> None:
+        """Fetch the model, reporting (status, completed, total) to `progress`."""
+        ...
 
 
 def normalize(vectors: np.ndarray) -> np.ndarray:

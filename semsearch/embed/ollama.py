@@ -155,6 +155,7 @@ class OllamaEmbedder(BaseEmbedder):
                 dimensions=self.dimensions or native,
                 context_length=context,
                 preset=self.preset,
+                requested_dimensions=self.dimensions,
             )
         return self._info
 
@@ -173,6 +174,11 @@ class OllamaEmbedder(BaseEmbedder):
 
     def context_length(self) -> int:
         return self.info().context_length
+
+    def use_num_ctx(self, num_ctx: int) -> None:
+        """Send `num_ctx` with every request from now on, unless one was chosen when it was made."""
+        if not self.num_ctx:
+            self.num_ctx = num_ctx
 
     # -- embedding -----------------------------------------------------------------------------
 

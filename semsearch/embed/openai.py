@@ -15,6 +15,7 @@ preset is given, send the text without a prefix, so the prompt is not applied tw
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable
 from typing import Any
@@ -103,7 +104,8 @@ class OpenAIEmbedder(BaseEmbedder):
         if transport is not None:
             kwargs["transport"] = transport
         self._client = httpx.Client(**kwargs)
-        self._info: EmbedderInfo | None = known_info
+        # A recorded index knows the model's facts; the address is the one used now (it may have moved).
+        self._info = dataclasses.replace(known_info, base_url=self.base_url) if known_info else None
 
     def info(self) -> EmbedderInfo:
         """The vector size, found by embedding one probe text the first time it is needed."""
@@ -115,6 +117,9 @@ class OpenAIEmbedder(BaseEmbedder):
                 dimensions=int(probe.shape[1]),
                 context_length=self.context_length,
                 preset=self.preset,
+                base_url=self.base_url,
+                requested_dimensions=self.dimensions,
+                input_type=self.input_type,
             )
         return self._info
 
