@@ -7,6 +7,7 @@ and an empty query); a traceback reaching the user is a bug.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import signal
@@ -144,6 +145,28 @@ def rerank_options(fn):
     return fn
 
 
+# Options that are `Index.open` keywords (the flags layer of semsearch.config), and the reranker's.
+SETTING_OPTIONS = ("model", "preset", "dimensions", "input_type", "query_instruction", "chunk_tokens", "index_type",
+                   "base_url", "ollama_host", "timeout", "keep_alive", "ef_search", "nprobe")
+RERANK_OPTIONS = ("rerank", "rerank_model", "rerank_top", "rerank_url", "rerank_api_key", "rerank_timeout",
+                  "rerank_concurrency", "rerank_fallback")
+
+
+def gather(into: str, names: tuple[str, ...]):
+    """Hand a command the options `names` it declares as one dict keyword `into`, so each command
+    takes its settings as one argument and forwards them whole (`open_index(path, **settings)`)."""
+
+    def decorator(fn):
+        @functools.wraps(fn)  # also carries the click options declared below this decorator
+        def command(*args, **kwargs):
+            kwargs[into] = {name: kwargs.pop(name) for name in names if name in kwargs}
+            return fn(*args, **kwargs)
+
+        return command
+
+    return decorator
+
+
 def _keep_alive(ctx, param, value):
     if value is None:
         return None  # the default: no need to load the Ollama provider (an index may use another)
@@ -210,28 +233,23 @@ def query_options(fn):
     return fn
 
 
-def _make_reranker(ollama_host, rerank, rerank_model, rerank_url, rerank_api_key, rerank_timeout,
-                   rerank_concurrency):
-    """The reranker the --rerank options ask for, or None."""
-    if not (rerank or rerank_model or rerank_url):
+def _make_reranker(ollama_host, reranking: dict[str, Any]):
+    """The reranker the --rerank options (`reranking`) ask for, or None."""
+    if not (reranking["rerank"] or reranking["rerank_model"] or reranking["rerank_url"]):
         return None
     from semsearch.rerank import make_reranker
 
-    return make_reranker(rerank_model, url=rerank_url, api_key=rerank_api_key, host=ollama_host or None,
-                         timeout=rerank_timeout, concurrency=rerank_concurrency)
+    return make_reranker(reranking["rerank_model"], url=reranking["rerank_url"], api_key=reranking["rerank_api_key"],
+                         host=ollama_host or None, timeout=reranking["rerank_timeout"],
+                         concurrency=reranking["rerank_concurrency"])
 
 
 @contextmanager
-def _querying(index_dir, *, model, ef_search, nprobe, base_url, ollama_host, timeout, keep_alive, rerank,
-              rerank_model, rerank_url, rerank_api_key, rerank_timeout,
-              rerank_concurrency) -> Iterator[tuple[Index, Any]]:
-    """The existing index a query command reads, opened, with the reranker its --rerank options
-    ask for (or None); both are closed on the way out."""
-    with open_index(find_index(index_dir, for_writing=False), create=False, model=model,
-                    ollama_host=ollama_host or None, base_url=base_url, timeout=timeout,
-                    keep_alive=keep_alive, ef_search=ef_search, nprobe=nprobe) as index:
-        reranker = _make_reranker(ollama_host, rerank, rerank_model, rerank_url, rerank_api_key, rerank_timeout,
-                                  rerank_concurrency)
+def _querying(index_dir, settings: dict[str, Any], reranking: dict[str, Any]) -> Iterator[tuple[Index, Any]]:
+    """The existing index a query command reads, opened with its `settings`, with the reranker
+    its --rerank options (`reranking`) ask for (or None); both are closed on the way out."""
+    with open_index(find_index(index_dir, for_writing=False), create=False, **settings) as index:
+        reranker = _make_reranker(settings["ollama_host"], reranking)
         try:
             yield index, reranker
         finally:
@@ -277,6 +295,7 @@ def cli() -> None:
 # -- index -----------------------------------------------------------------------------------
 
 @cli.command("index", short_help="Index folders or files: add new, update changed, drop vanished.")
+@gather("settings", SETTING_OPTIONS)
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @index_option
 @click.option("-m", "--model", default=None,
@@ -306,9 +325,7 @@ def cli() -> None:
 @timeout_option
 @keep_alive_option
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def index_command(paths, index_dir, model, preset, dimensions, input_type, include, exclude, pull,
-                  query_instruction, chunk_tokens, index_type, batch, base_url, ollama_host, timeout, keep_alive,
-                  as_json) -> None:
+def index_command(paths, index_dir, include, exclude, pull, batch, as_json, settings) -> None:
     """Index folders (or files): add new, update changed, remove vanished files.
 
     On a terminal, progress shows on stderr as the work happens: files scanned and read, chunks
@@ -325,10 +342,7 @@ def index_command(paths, index_dir, model, preset, dimensions, input_type, inclu
       semsearch index data/
       semsearch index ~/notes --include '*.md' -m local:multilingual-e5-small
     """
-    with _interruptible(), open_index(find_index(index_dir, for_writing=True), model=model, ollama_host=ollama_host or None,
-                    base_url=base_url, preset=preset, dimensions=dimensions, input_type=input_type,
-                    query_instruction=query_instruction, chunk_tokens=chunk_tokens, timeout=timeout,
-                    keep_alive=keep_alive, index_type=index_type) as index:
+    with _interruptible(), open_index(find_index(index_dir, for_writing=True), **settings) as index:
         if pull:
             _pull_if_missing(index)
         with _ProgressBar() as bar:
@@ -370,8 +384,10 @@ class _interruptible:
 
 
 def _pull_if_missing(index: Index) -> None:
+    from semsearch.embed.base import PullableEmbedder
+
     embedder = index.embedder()
-    if not hasattr(embedder, "pull") or embedder.is_available():
+    if not isinstance(embedder, PullableEmbedder) or embedder.is_available():
         return
     from tqdm import tqdm
 
@@ -512,6 +528,8 @@ def _print_report(report: IndexReport, paths) -> None:
 # -- search ----------------------------------------------------------------------------------
 
 @cli.command("search", short_help="Print the passages that best answer QUERY.")
+@gather("reranking", RERANK_OPTIONS)
+@gather("settings", SETTING_OPTIONS)
 @click.argument("query", callback=_query_text)
 @index_option
 @click.option("-k", "--top", "k", type=click.IntRange(min=1, max=1000), default=10, show_default=True,
@@ -520,9 +538,7 @@ def _print_report(report: IndexReport, paths) -> None:
 @click.option("--color", type=click.Choice(COLOR_CHOICES), default="auto", show_default=True,
               help="Colour and bold in the output: auto = only on a terminal and when NO_COLOR is unset.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array of hits.")
-def search_command(query, index_dir, k, mode, min_score, paths, where, model, ef_search, nprobe, base_url,
-                   ollama_host, timeout, keep_alive, rerank, rerank_model, rerank_top, rerank_url, rerank_api_key,
-                   rerank_timeout, rerank_concurrency, rerank_fallback, color, as_json) -> None:
+def search_command(query, index_dir, k, mode, min_score, paths, where, color, as_json, settings, reranking) -> None:
     """Search the index for QUERY and print the best passages.
 
     Each hit shows its rank, score, `path:line` of its best sentences, heading, and those
@@ -539,13 +555,10 @@ def search_command(query, index_dir, k, mode, min_score, paths, where, model, ef
       semsearch search "红烧肉怎么炒糖色" --mode hybrid --min-score 0.5 --json
     """
     filters = parse_where(where)
-    with _querying(index_dir, model=model, ef_search=ef_search, nprobe=nprobe, base_url=base_url,
-                   ollama_host=ollama_host, timeout=timeout, keep_alive=keep_alive, rerank=rerank,
-                   rerank_model=rerank_model, rerank_url=rerank_url, rerank_api_key=rerank_api_key,
-                   rerank_timeout=rerank_timeout, rerank_concurrency=rerank_concurrency) as (index, reranker):
+    with _querying(index_dir, settings, reranking) as (index, reranker):
         result = index.search_detailed(query, k=k, mode=mode, paths=paths, where=filters or None,
-                                       rerank=reranker or False, rerank_top=rerank_top,
-                                       rerank_fallback=rerank_fallback, min_score=min_score)
+                                       rerank=reranker or False, rerank_top=reranking["rerank_top"],
+                                       rerank_fallback=reranking["rerank_fallback"], min_score=min_score)
         if index.repaired:
             click.echo(index.repaired, err=True)
         reason = None if result.hits else index.explain_no_results(mode=mode, paths=paths, where=filters or None,
@@ -639,6 +652,8 @@ def _print_hit(hit: Hit, query: str, *, color: bool | None = None) -> None:
 # -- context, serve, mcp ---------------------------------------------------------------------
 
 @cli.command("context", short_help="Print a prompt-ready block of cited passages.")
+@gather("reranking", RERANK_OPTIONS)
+@gather("settings", SETTING_OPTIONS)
 @click.argument("query", callback=_query_text)
 @index_option
 @click.option("--max-tokens", type=click.IntRange(min=1), default=2000, show_default=True,
@@ -649,9 +664,8 @@ def _print_hit(hit: Hit, query: str, *, color: bool | None = None) -> None:
               help="Chunks on each side of a hit to add while they fit the budget.")
 @query_options
 @click.option("--json", "as_json", is_flag=True, help="Print the block and its sources as JSON.")
-def context_command(query, index_dir, max_tokens, k, mode, min_score, neighbours, paths, where, model, ef_search, nprobe,
-                    base_url, ollama_host, timeout, keep_alive, rerank, rerank_model, rerank_top, rerank_url, rerank_api_key,
-                    rerank_timeout, rerank_concurrency, rerank_fallback, as_json) -> None:
+def context_command(query, index_dir, max_tokens, k, mode, min_score, neighbours, paths, where, as_json, settings,
+                    reranking) -> None:
     """Print a prompt-ready block of cited passages for QUERY within --max-tokens.
 
     File citations are relative to the current directory when the file is inside it. Exit
@@ -664,14 +678,11 @@ def context_command(query, index_dir, max_tokens, k, mode, min_score, neighbours
       semsearch context "how do I reset my password" --mode hybrid --json
     """
     filters = parse_where(where)
-    with _querying(index_dir, model=model, ef_search=ef_search, nprobe=nprobe, base_url=base_url,
-                   ollama_host=ollama_host, timeout=timeout, keep_alive=keep_alive, rerank=rerank,
-                   rerank_model=rerank_model, rerank_url=rerank_url, rerank_api_key=rerank_api_key,
-                   rerank_timeout=rerank_timeout, rerank_concurrency=rerank_concurrency) as (index, reranker):
+    with _querying(index_dir, settings, reranking) as (index, reranker):
         context = index.context(query, max_tokens=max_tokens, k=k, mode=mode, neighbours=neighbours,
                                 relative_to=Path.cwd(), paths=paths, where=filters or None,
-                                rerank=reranker or False, rerank_top=rerank_top, rerank_fallback=rerank_fallback,
-                                min_score=min_score)
+                                rerank=reranker or False, rerank_top=reranking["rerank_top"],
+                                rerank_fallback=reranking["rerank_fallback"], min_score=min_score)
         if index.repaired:
             click.echo(index.repaired, err=True)
         reason = None if context.sources else index.explain_no_results(mode=mode, paths=paths, where=filters or None,
@@ -685,6 +696,7 @@ def context_command(query, index_dir, max_tokens, k, mode, min_score, neighbours
 
 
 @cli.command("serve", short_help="Serve search and context as a JSON HTTP API.")
+@gather("settings", SETTING_OPTIONS)
 @index_option
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to listen on; anything but loopback exposes the index to the network.")
@@ -700,8 +712,7 @@ def context_command(query, index_dir, max_tokens, k, mode, min_score, neighbours
 @host_option
 @timeout_option
 @keep_alive_option
-def serve_command(index_dir, host, port, token, model, dimensions, max_body, base_url, ollama_host, timeout,
-                  keep_alive) -> None:
+def serve_command(index_dir, host, port, token, max_body, settings) -> None:
     """Serve search, context, status and text indexing as a JSON HTTP API (needs semsearch[serve]).
 
     Request types are strict (422 for a wrong type, never coerced); `rerank` takes true/false or an
@@ -714,21 +725,19 @@ def serve_command(index_dir, host, port, token, model, dimensions, max_body, bas
     """
     from semsearch.serve import ServeSettings, run_server
 
-    settings = ServeSettings(
-        index_path=find_index(index_dir, for_writing=True), token=token or None, max_body=max_body, model=model,
-        dimensions=dimensions, ollama_host=ollama_host or None, base_url=base_url, timeout=timeout,
-        keep_alive=keep_alive,
-    )
-    run_server(settings, host=host, port=port, announce=lambda url: click.echo(
-        f"semsearch serving {settings.index_path} on {url} (OpenAPI at {url}/docs)", err=True))
+    served = ServeSettings(index_path=find_index(index_dir, for_writing=True), token=token or None, max_body=max_body,
+                           **{**settings, "ollama_host": settings["ollama_host"] or None})
+    run_server(served, host=host, port=port, announce=lambda url: click.echo(
+        f"semsearch serving {served.index_path} on {url} (OpenAPI at {url}/docs)", err=True))
 
 
 @cli.command("mcp", short_help="Serve search and context as MCP tools on stdio.")
+@gather("settings", SETTING_OPTIONS)
 @index_option
 @host_option
 @timeout_option
 @keep_alive_option
-def mcp_command(index_dir, base_url, ollama_host, timeout, keep_alive) -> None:
+def mcp_command(index_dir, settings) -> None:
     """Serve search, context, get, multi_get and status as MCP tools on stdio (needs semsearch[mcp]).
 
     \b
@@ -738,13 +747,14 @@ def mcp_command(index_dir, base_url, ollama_host, timeout, keep_alive) -> None:
     """
     from semsearch.mcp_server import run_stdio
 
-    run_stdio(find_index(index_dir, for_writing=False), ollama_host=ollama_host or None, base_url=base_url,
-              timeout=timeout, keep_alive=keep_alive)
+    run_stdio(find_index(index_dir, for_writing=False), **settings)
 
 
 # -- eval ------------------------------------------------------------------------------------
 
 @cli.command("eval", short_help="Measure retrieval quality on a BEIR-layout dataset.")
+@gather("reranking", RERANK_OPTIONS)
+@gather("settings", SETTING_OPTIONS)
 @click.argument("dataset_dir", type=click.Path(path_type=Path, file_okay=False))
 @click.option("-i", "--index", "index_dir", metavar="DIR",
               help="Index directory for the dataset [default: a per-dataset, per-model directory under "
@@ -762,9 +772,7 @@ def mcp_command(index_dir, base_url, ollama_host, timeout, keep_alive) -> None:
 @timeout_option
 @rerank_options
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def eval_command(dataset_dir, index_dir, model, mode, k, max_queries, chunk_tokens, base_url, ollama_host, timeout,
-                 rerank, rerank_model, rerank_top, rerank_url, rerank_api_key, rerank_timeout, rerank_concurrency,
-                 rerank_fallback, as_json) -> None:
+def eval_command(dataset_dir, index_dir, mode, k, max_queries, as_json, settings, reranking) -> None:
     """Measure retrieval quality on a BEIR-layout dataset (corpus.jsonl, queries.jsonl, qrels/test.tsv).
 
     \b
@@ -774,16 +782,15 @@ def eval_command(dataset_dir, index_dir, model, mode, k, max_queries, chunk_toke
     """
     from semsearch.evaluate import evaluate_dataset
 
-    reranker = _make_reranker(ollama_host, rerank, rerank_model, rerank_url, rerank_api_key, rerank_timeout,
-                              rerank_concurrency)
+    reranker = _make_reranker(settings["ollama_host"], reranking)
     try:
         with _CountBar(("documents indexed", "document"), ("queries run", "query")) as bars:
             report = evaluate_dataset(
-                dataset_dir, index_dir=index_dir, model=model, mode=mode, k=k, max_queries=max_queries,
-                chunk_tokens=chunk_tokens, ollama_host=ollama_host or None, base_url=base_url, timeout=timeout,
+                dataset_dir, index_dir=index_dir, mode=mode, k=k, max_queries=max_queries,
+                **{**settings, "ollama_host": settings["ollama_host"] or None},
                 on_index_progress=lambda p: bars.update(0, p.documents_done, p.documents_total),
                 on_query=lambda done, total: bars.update(1, done, total), rerank=reranker or False,
-                rerank_top=rerank_top,
+                rerank_top=reranking["rerank_top"],
             )
     finally:
         if reranker is not None:
