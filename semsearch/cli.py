@@ -276,6 +276,11 @@ def cli() -> None:
       130  interrupted (Ctrl-C); committed work is kept
 
     \b
+    Settings: defaults < what the index records < environment < flags; what
+    changes results (model, dimensions, chunking, ...) is fixed when the index
+    is created.
+
+    \b
     Environment:
       SEMSEARCH_INDEX            the index directory (all commands but eval)
       OLLAMA_HOST                Ollama server(s), a comma list

@@ -138,6 +138,8 @@ class Index:
         applies to a new index — convert an existing one with `rebuild(index_type=...)`.
         `ef_search` / `nprobe` override the approximate-search defaults for this handle;
         `rebuild_policy` when `auto` leaves exact search and when HNSW deletions force a rebuild.
+        The settings keywords are the flags of `semsearch.config`'s one rule: defaults < what the
+        index records < environment (SEMSEARCH_BASE_URL, OLLAMA_HOST) < flags.
         """
         flags = IndexSettings.from_flags(  # checked before anything is created
             model=model, preset=preset, query_instruction=query_instruction, dimensions=dimensions,
