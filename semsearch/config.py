@@ -49,7 +49,9 @@ _PER_RUN = ("base_url", "host", "timeout", "keep_alive", "ef_search", "nprobe")
 class IndexSettings:
     """The settings of one index handle; a field left None is "not set" at this layer.
 
-    `model` is the name as a user gives it (`qwen3-embedding:0.6b`, `openai:NAME`, `local:NAME`).
+    `model` is the name as a user gives it (`qwen3-embedding:0.6b`, `openai:NAME`, `local:NAME`);
+    `provider` is the one that made the index's vectors (None: the one the model name says; a
+    custom embedder may name its own).
     `dimensions` is the vectors' size; `requested_dimensions` what is asked of the server
     (Matryoshka), None for the model's own size. `preset` None leaves the format to the model's
     name (or, with `input_type`, to the server). The last five fields belong to this handle only
@@ -57,6 +59,7 @@ class IndexSettings:
     """
 
     model: str | None = None
+    provider: str | None = None
     dimensions: int | None = None
     requested_dimensions: int | None = None
     context_length: int | None = None
@@ -130,8 +133,10 @@ class IndexSettings:
         """
         if "model" not in meta:
             return None
+        provider = meta.get("provider") or "ollama"
         return cls(
-            model=_qualified(meta.get("provider", "ollama"), meta["model"]),
+            model=_qualified(provider, meta["model"]),
+            provider=provider,
             dimensions=_int(meta.get("dimensions")),
             requested_dimensions=_int(meta.get("dimensions_requested")),
             context_length=_int(meta.get("context_length")),
@@ -147,7 +152,7 @@ class IndexSettings:
 
     def to_meta(self) -> dict[str, str]:
         """The recorded fields as meta values (text); the per-handle fields are not recorded."""
-        provider, model = provider_of(self.model or DEFAULT_MODEL)
+        provider, model = self.identity()
         preset = self.preset or Preset("none")
         return {
             "provider": provider,
@@ -179,16 +184,19 @@ class IndexSettings:
 
     # -- derived -------------------------------------------------------------------------------
 
-    @property
-    def provider(self) -> str:
-        return provider_of(self.model or DEFAULT_MODEL)[0]
+    def identity(self) -> tuple[str, str]:
+        """(provider, model name without its provider prefix), as the index records them."""
+        model = self.model or DEFAULT_MODEL
+        if self.provider is None:
+            return provider_of(model)
+        return self.provider, model.removeprefix(self.provider + ":")
 
     @property
     def recorded_info(self) -> EmbedderInfo:
         """The embedder facts a recorded index already knows (no server round trip needed)."""
         from semsearch.embed.base import EmbedderInfo  # numpy: not for commands that never embed
 
-        provider, model = provider_of(self.model or DEFAULT_MODEL)
+        provider, model = self.identity()
         return EmbedderInfo(provider, model, self.dimensions or 0, self.context_length or 0,
                             self.preset or Preset("none"), base_url=self.base_url or "",
                             requested_dimensions=self.requested_dimensions, input_type=bool(self.input_type))
@@ -210,6 +218,7 @@ class IndexSettings:
         return dataclasses.replace(
             self,
             model=_qualified(info.provider, info.model),
+            provider=info.provider,
             dimensions=info.dimensions,
             requested_dimensions=info.requested_dimensions,
             context_length=info.context_length,
@@ -259,7 +268,7 @@ def check_model(recorded: IndexSettings, model: str | None, dimensions: int | No
 
 def check_embedder(recorded: IndexSettings, info: EmbedderInfo, where: Path | str) -> None:
     """Raise IndexMismatchError unless an embedder passed in makes the recorded vector space."""
-    recorded_model = provider_of(recorded.model or DEFAULT_MODEL)[1]
+    recorded_model = recorded.identity()[1]
     if not same_model(info.model, recorded_model) or info.dimensions != recorded.dimensions:
         raise IndexMismatchError(
             f"the index at {where} was built with {recorded_model} ({recorded.dimensions} dimensions), "

@@ -27,7 +27,7 @@ import filelock
 
 from semsearch.context import DEFAULT_MAX_TOKENS, DEFAULT_NEIGHBOURS, Context, assemble, check_budget
 from semsearch.config import IndexSettings, IndexState, check_embedder, is_recorded, resolve
-from semsearch.embed import DEFAULT_MODEL, Preset, make_embedder, provider_of
+from semsearch.embed import DEFAULT_MODEL, Preset, make_embedder
 from semsearch.documents import find_document_text
 from semsearch.errors import (
     IndexLockedError,
@@ -541,8 +541,8 @@ class Index:
         bytes_on_disk = sum(p.stat().st_size for p in self.path.iterdir() if p.is_file())
         return IndexStatus(
             path=str(self.path.resolve()),
-            provider=recorded.provider if recorded.model else "",
-            model=provider_of(recorded.model)[1] if recorded.model else "",
+            provider=recorded.identity()[0] if recorded.model else "",
+            model=recorded.identity()[1] if recorded.model else "",
             dimensions=recorded.dimensions or 0,
             query_instruction=preset.query_instruction,
             document_prefix=preset.format_document(""),

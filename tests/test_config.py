@@ -14,6 +14,7 @@ from semsearch.config import DEFAULTS, IndexSettings, resolve
 from semsearch.embed import PRESETS, custom_preset
 from semsearch.errors import ConfigError, IndexMismatchError
 from semsearch.store import DB_NAME, SCHEMA_VERSION, Store
+from tests.helpers import HashingEmbedder
 
 V3_FIXTURE = Path(__file__).resolve().parent / "data" / "index-v3"
 RECORDED_URL = "http://recorded.example/v1"
@@ -24,7 +25,7 @@ FLAG_URL = "http://flag.example/v1"
 def openai_settings(**changes) -> IndexSettings:
     """The complete settings an index of an OpenAI-compatible model records, every field off its default."""
     settings = IndexSettings(
-        model="openai:text-embedding-3-small", dimensions=256, requested_dimensions=256, context_length=8191,
+        model="openai:text-embedding-3-small", provider="openai", dimensions=256, requested_dimensions=256, context_length=8191,
         num_ctx=1024, preset=custom_preset(PRESETS["qwen3"], task="find the answer"), input_type=True,
         chunk_tokens=300, chunk_overlap=30, index_type="hnsw", base_url=RECORDED_URL,
     )
@@ -111,7 +112,8 @@ def test_the_library_reaches_the_server_the_environment_names_over_the_recorded_
 def test_settings_survive_a_round_trip_through_the_meta_table():
     settings = openai_settings()
     assert IndexSettings.from_meta(settings.to_meta()) == settings
-    plain = openai_settings(requested_dimensions=None, input_type=False, base_url=None, model="nomic-embed-text")
+    plain = openai_settings(requested_dimensions=None, input_type=False, base_url=None, model="nomic-embed-text",
+                            provider="ollama")
     assert IndexSettings.from_meta(plain.to_meta()) == plain
     # What belongs to one handle is never recorded.
     assert dataclasses.replace(settings, ef_search=300, nprobe=9, timeout=5.0).to_meta() == settings.to_meta()
@@ -152,3 +154,14 @@ def test_an_index_written_by_an_older_version_without_newer_keys_still_reads(tmp
         assert index.search("opening hours", k=1)[0].path == "faq-1"
         embeds = [body for path, body in ollama_server.requests if path == "/api/embed"]
         assert "dimensions" not in embeds[-1] and embeds[-1]["options"] == {"num_ctx": 1024}
+
+
+def test_a_custom_embedder_is_recorded_under_its_own_provider_and_reopens(tmp_path):
+    with Index.open(tmp_path / "idx", embedder=HashingEmbedder()) as index:
+        index.add_texts([{"id": "t1", "text": "tide tables for the harbour"}])
+        status = index.status()
+        assert (status.provider, status.model, status.dimensions) == ("test", "hashed-words", 256)
+    with Index.open(tmp_path / "idx", embedder=HashingEmbedder(), create=False) as index:
+        assert index.search("harbour tide", k=1)[0].path == "t1"
+    with pytest.raises(IndexMismatchError, match="built with hashed-words \\(256 dimensions\\)"):
+        Index.open(tmp_path / "idx", embedder=HashingEmbedder(dimensions=64), create=False)
