@@ -1,0 +1,163 @@
+"""`semsearch status`, `semsearch rebuild` and `semsearch eval`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from semsearch.cli.common import (
+    MODES,
+    RERANK_OPTIONS,
+    SETTING_OPTIONS,
+    _echo_json,
+    _make_reranker,
+    find_index,
+    gather,
+    host_option,
+    index_option,
+    open_index,
+    rerank_options,
+    timeout_option,
+)
+from semsearch.cli.progress import _CountBar
+from semsearch.options import INDEX_TYPES
+
+
+@click.command("status", short_help="Show what the index holds and whether it is in sync.")
+@index_option
+@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
+def status_command(index_dir, as_json) -> None:
+    """Show what the index holds, whether its FAISS file agrees with SQLite, and how many indexed
+    files changed or vanished since indexing (a stat per file, nothing read).
+
+    \b
+    Examples:
+      semsearch status
+      semsearch status -i ~/notes/.semsearch --json
+    """
+    with open_index(find_index(index_dir, for_writing=False), create=False) as index:
+        status = index.status()
+    if as_json:
+        _echo_json(status.to_dict())
+        return
+    rows = [
+        ("Index", status.path),
+        ("Model", f"{status.model} ({status.provider}, {status.dimensions} dimensions)" if status.model else "(none yet)"),
+        *([("Server", status.base_url)] if status.base_url else []),
+        ("Query instruction", repr(status.query_instruction)),
+        ("Document prefix", repr(status.document_prefix)),
+        ("Chunking", f"{status.chunk_tokens} tokens, {status.chunk_overlap} overlap"),
+        ("Documents", str(status.documents)),
+        ("Chunks", str(status.chunks)),
+        ("Index type", _index_type_line(status)),
+        ("On disk", _human_bytes(status.bytes_on_disk)),
+        ("Generation", f"{status.generation} (FAISS file at {status.faiss_generation}, {status.faiss_vectors} vectors)"),
+        ("Vectors", "FAISS file matches SQLite" if status.in_sync
+         else "FAISS file behind SQLite — the next search or `semsearch rebuild` repairs it"),
+    ]
+    for label, value in rows:
+        click.echo(f"{label + ':':<19}{value}")
+    click.echo(_files_line(status))
+
+
+def _files_line(status) -> str:
+    line = f"Files changed since indexing: {status.files_changed}, missing: {status.files_missing}"
+    if status.files_changed or status.files_missing:
+        line += " — run `semsearch index` on their folders to bring the index up to date"
+    return line
+
+
+def _index_type_line(status) -> str:
+    line = status.index_type if status.index_type == status.faiss_type else f"{status.index_type} ({status.faiss_type})"
+    if status.tombstones:
+        line += f", {status.tombstones} deleted vectors hidden until the next rebuild"
+    return line
+
+
+def _human_bytes(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{size} B"  # pragma: no cover
+
+
+@click.command("rebuild", short_help="Rebuild vectors.faiss from SQLite (no embedding calls).")
+@index_option
+@click.option("--index-type", type=click.Choice(INDEX_TYPES), default=None,
+              help="Convert to this FAISS index type, recorded for later writes once the new file is saved "
+                   "[default: keep].")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def rebuild_command(index_dir, index_type, as_json) -> None:
+    """Rebuild vectors.faiss from the vectors stored in SQLite (no embedding calls).
+
+    \b
+    Examples:
+      semsearch rebuild
+      semsearch rebuild --index-type hnsw
+    """
+    with open_index(find_index(index_dir, for_writing=False), create=False) as index:
+        count = index.rebuild(index_type=index_type)
+        kind = index.status().faiss_type
+    if as_json:
+        _echo_json({"vectors": count, "index_type": kind})
+    else:
+        click.echo(f"Rebuilt vectors.faiss ({kind}) from SQLite: {count} vectors.")
+
+
+@click.command("eval", short_help="Measure retrieval quality on a BEIR-layout dataset.")
+@gather("reranking", RERANK_OPTIONS)
+@gather("settings", SETTING_OPTIONS)
+@click.argument("dataset_dir", type=click.Path(path_type=Path, file_okay=False))
+@click.option("-i", "--index", "index_dir", metavar="DIR",
+              help="Index directory for the dataset [default: a per-dataset, per-model directory under "
+                   "$SEMSEARCH_CACHE/eval, else ~/.cache/semsearch/eval]; an existing index is reused.")
+@click.option("-m", "--model", default=None,
+              help="Embedding model [default: the index's model, else qwen3-embedding:0.6b].")
+@click.option("--mode", type=click.Choice(MODES), default="vector", show_default=True,
+              help="Vector, keyword or hybrid retrieval.")
+@click.option("-k", "k", type=click.IntRange(min=1, max=1000), default=10, show_default=True,
+              help="Cut-off of nDCG, Recall and MRR (Recall@100 is always reported).")
+@click.option("--max-queries", type=click.IntRange(min=1), default=None, help="Run only the first N judged queries.")
+@click.option("--chunk-tokens", type=click.IntRange(min=16), default=None,
+              help="Chunk budget for a new eval index [default: 512].")
+@host_option
+@timeout_option
+@rerank_options
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def eval_command(dataset_dir, index_dir, mode, k, max_queries, as_json, settings, reranking) -> None:
+    """Measure retrieval quality on a BEIR-layout dataset (corpus.jsonl, queries.jsonl, qrels/test.tsv).
+
+    \b
+    Examples:
+      semsearch eval tests/data/beir-mini --mode hybrid
+      semsearch eval ~/beir/scifact --max-queries 50 --rerank --json
+    """
+    from semsearch.evaluate import evaluate_dataset
+
+    reranker = _make_reranker(settings["ollama_host"], reranking)
+    try:
+        with _CountBar(("documents indexed", "document"), ("queries run", "query")) as bars:
+            report = evaluate_dataset(
+                dataset_dir, index_dir=index_dir, mode=mode, k=k, max_queries=max_queries,
+                **{**settings, "ollama_host": settings["ollama_host"] or None},
+                on_index_progress=lambda p: bars.update(0, p.documents_done, p.documents_total),
+                on_query=lambda done, total: bars.update(1, done, total), rerank=reranker or False,
+                rerank_top=reranking["rerank_top"],
+            )
+    finally:
+        if reranker is not None:
+            reranker.close()
+    if as_json:
+        _echo_json(report.to_dict())
+        return
+    click.echo(f"{report.dataset}: {report.queries} queries, {report.documents} documents, {report.chunks} chunks; "
+               f"mode {report.mode}")
+    click.echo(f"Index: {report.index_path} ({report.chunks_embedded} chunks embedded by this run)")
+    for name, value in report.metrics.items():
+        click.echo(f"  {name:<11}{value:.4f}")
+    click.echo(f"Latency per query, ms:  {'p50':>8} {'p95':>8}")
+    for stage, latency in report.latency.items():
+        click.echo(f"  {stage:<22}{latency.p50 * 1000:>8.1f} {latency.p95 * 1000:>8.1f}")

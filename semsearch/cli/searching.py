@@ -1,0 +1,193 @@
+"""`semsearch search` and `semsearch context`: hits printed or packed, and nothing found as exit 1."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from semsearch.cli.common import (
+    COLOR_CHOICES,
+    MARKDOWN_SUFFIXES,
+    NO_RESULTS_EXIT,
+    RERANK_OPTIONS,
+    SETTING_OPTIONS,
+    _echo_json,
+    _query_text,
+    _querying,
+    display_path,
+    gather,
+    index_option,
+    query_options,
+)
+from semsearch.types import Hit, cite
+
+
+@click.command("search", short_help="Print the passages that best answer QUERY.")
+@gather("reranking", RERANK_OPTIONS)
+@gather("settings", SETTING_OPTIONS)
+@click.argument("query", callback=_query_text)
+@index_option
+@click.option("-k", "--top", "k", type=click.IntRange(min=1, max=1000), default=10, show_default=True,
+              help="Number of results.")
+@query_options
+@click.option("--color", type=click.Choice(COLOR_CHOICES), default="auto", show_default=True,
+              help="Colour and bold in the output: auto = only on a terminal and when NO_COLOR is unset.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array of hits.")
+def search_command(query, index_dir, k, mode, min_score, paths, where, color, as_json, settings, reranking) -> None:
+    """Search the index for QUERY and print the best passages.
+
+    Each hit shows its rank, score, `path:line` of its best sentences, heading, and those
+    sentences with the query's words highlighted. Scores are larger-is-better, on the mode's
+    scale: vector = cosine similarity (-1..1), keyword = bm25 (0 and up), hybrid = fused rank
+    score (0..1; 1 = first in both lists); with --rerank, the reranker's score (0..1).
+
+    Exit status: 0 with results, 1 when nothing is found (the reason on stderr; --json prints
+    []) or on an error, 2 for bad usage (e.g. an empty QUERY).
+
+    \b
+    Examples:
+      semsearch search "invention of paper in China" -k 3
+      semsearch search "红烧肉怎么炒糖色" --mode hybrid --min-score 0.5 --json
+    """
+    filters = parse_where(where)
+    with _querying(index_dir, settings, reranking) as (index, reranker):
+        result = index.search_detailed(query, k=k, mode=mode, paths=paths, where=filters or None,
+                                       rerank=reranker or False, rerank_top=reranking["rerank_top"],
+                                       rerank_fallback=reranking["rerank_fallback"], min_score=min_score)
+        if index.repaired:
+            click.echo(index.repaired, err=True)
+        reason = None if result.hits else index.explain_no_results(mode=mode, paths=paths, where=filters or None,
+                                                                   min_score=min_score)
+    if result.rerank_fallback:
+        click.echo(f"reranking skipped, results are in retrieval order: {result.rerank_fallback}", err=True)
+    hits = result.hits
+    if as_json:
+        _echo_json([_hit_json(hit) for hit in hits])
+    else:
+        use_color = _use_color(color)
+        for hit in hits:
+            _print_hit(hit, query, color=use_color)
+    if reason is not None:
+        _exit_no_results(reason)
+
+
+def _use_color(choice: str) -> bool | None:
+    """click's `color=`: forced on or off, or None to colour only a terminal (https://no-color.org)."""
+    if choice == "always":
+        return True
+    if choice == "never" or os.environ.get("NO_COLOR"):
+        return False
+    return None
+
+
+def _exit_no_results(reason: str) -> None:
+    """Nothing found: the reason on stderr and exit status 1, as grep does."""
+    click.echo(f"No results: {reason}", err=True)
+    sys.exit(NO_RESULTS_EXIT)
+
+
+def parse_where(items: tuple[str, ...]) -> dict[str, list[str]]:
+    """`KEY=VALUE` options → {key: [values]}; a malformed one is a usage error (exit 2)."""
+    filters: dict[str, list[str]] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="'--where'")
+        filters.setdefault(key.strip(), []).append(value.strip())
+    return filters
+
+
+def _hit_json(hit: Hit) -> dict[str, Any]:
+    data = hit.to_dict()
+    if hit.is_file:
+        data["absolute_path"] = hit.path
+        data["path"] = display_path(hit.path)
+    return data
+
+
+def format_score(score: float) -> str:
+    """A score with four decimals, or four significant digits when it is that close to zero
+    (bm25 of a term found in most chunks), so a score is never shown as 0.0000."""
+    if score == 0 or abs(score) >= 0.001:
+        return f"{score:.4f}"
+    return f"{score:.4g}"
+
+
+def _print_hit(hit: Hit, query: str, *, color: bool | None = None) -> None:
+    """Rank, score(s), the citation of the snippet's own line, heading; then the best-matching
+    sentence(s) without Markdown markup, query terms in bold (unless colour is off)."""
+    from semsearch.snippets import display, snippet
+
+    best = snippet(hit.text, query, line_start=hit.line_start)
+    location = cite(display_path(hit.path), best.line, best.line, hit.part_kind, hit.part) if hit.is_file \
+        else hit.path
+    if hit.rerank_score is not None:
+        scores = f"rerank {format_score(hit.rerank_score)}  retrieval {format_score(hit.retrieval_score)}"
+    else:
+        scores = format_score(hit.score)
+    header = f"{hit.rank:>2}. {scores}  {click.style(location, fg='cyan')}"
+    if hit.stale:
+        header += "  " + click.style("[stale: changed or deleted since indexing]", fg="red")
+    if hit.heading:
+        header += f" — {click.style(hit.heading, bold=True)}"
+    click.echo(header, color=color)
+    markdown = hit.is_file and Path(hit.path).suffix.lower() in MARKDOWN_SUFFIXES
+    text, spans = display(best.text, query, markdown=markdown, headings=hit.heading_path)
+    pieces, position = [], 0
+    for start, end in spans:
+        pieces.append(text[position:start])
+        pieces.append(click.style(text[start:end], bold=True, fg="yellow"))
+        position = end
+    pieces.append(text[position:])
+    prefix = "…" if best.char_start > 0 else ""
+    suffix = "…" if best.char_end < len(hit.text.rstrip()) else ""
+    click.echo("    " + prefix + "".join(pieces) + suffix, color=color)
+
+
+
+@click.command("context", short_help="Print a prompt-ready block of cited passages.")
+@gather("reranking", RERANK_OPTIONS)
+@gather("settings", SETTING_OPTIONS)
+@click.argument("query", callback=_query_text)
+@index_option
+@click.option("--max-tokens", type=click.IntRange(min=1), default=2000, show_default=True,
+              help="Budget for the whole block, citation lines included (the chunker's token estimate).")
+@click.option("-k", "--top", "k", type=click.IntRange(min=1, max=1000), default=10, show_default=True,
+              help="Number of search hits to pack.")
+@click.option("--neighbours", type=click.IntRange(min=0, max=10), default=1, show_default=True,
+              help="Chunks on each side of a hit to add while they fit the budget.")
+@query_options
+@click.option("--json", "as_json", is_flag=True, help="Print the block and its sources as JSON.")
+def context_command(query, index_dir, max_tokens, k, mode, min_score, neighbours, paths, where, as_json, settings,
+                    reranking) -> None:
+    """Print a prompt-ready block of cited passages for QUERY within --max-tokens.
+
+    File citations are relative to the current directory when the file is inside it. Exit
+    status: 0 with passages, 1 when nothing is found (the reason on stderr) or on an error, 2
+    for bad usage (e.g. an empty QUERY).
+
+    \b
+    Examples:
+      semsearch context "用双筒望远镜能看到哪些星星" --max-tokens 250 -k 3
+      semsearch context "how do I reset my password" --mode hybrid --json
+    """
+    filters = parse_where(where)
+    with _querying(index_dir, settings, reranking) as (index, reranker):
+        context = index.context(query, max_tokens=max_tokens, k=k, mode=mode, neighbours=neighbours,
+                                relative_to=Path.cwd(), paths=paths, where=filters or None,
+                                rerank=reranker or False, rerank_top=reranking["rerank_top"],
+                                rerank_fallback=reranking["rerank_fallback"], min_score=min_score)
+        if index.repaired:
+            click.echo(index.repaired, err=True)
+        reason = None if context.sources else index.explain_no_results(mode=mode, paths=paths, where=filters or None,
+                                                                       min_score=min_score)
+    if as_json:
+        _echo_json(context.to_dict())
+    elif context.sources:
+        click.echo(context.text)
+    if reason is not None:
+        _exit_no_results(reason)
