@@ -291,9 +291,11 @@ class IndexState:
     faiss_generation: int
     faiss_vectors: int
     faiss_type: str | None
+    faiss_bytes: int | None = None  # the size of vectors.faiss when stamped; None: never stamped
+    faiss_fingerprint: str = ""  # "" for a file stamped before fingerprints existed
 
     @classmethod
-    def from_meta(cls, meta: Mapping[str, str], schema_version: int) -> IndexState:
+    def from_meta(cls, meta: Mapping[str, str], schema_version: int = 0) -> IndexState:
         """Read from the meta table; `schema_version` is assumed when none is recorded yet."""
         return cls(
             schema_version=_int(meta.get("schema_version")) or schema_version,
@@ -301,7 +303,14 @@ class IndexState:
             faiss_generation=int(meta.get("faiss_generation", -1)),
             faiss_vectors=_int(meta.get("faiss_vectors")) or 0,
             faiss_type=meta.get("faiss_type") or None,
+            faiss_bytes=_int(meta.get("faiss_bytes")),
+            faiss_fingerprint=meta.get("faiss_fingerprint", ""),
         )
+
+    @property
+    def faiss_stamped(self) -> bool:
+        """Whether vectors.faiss was ever saved and stamped."""
+        return self.faiss_generation >= 0
 
 
 def is_recorded(meta: Mapping[str, str]) -> bool:

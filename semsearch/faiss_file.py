@@ -16,13 +16,14 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import filelock
 
+from semsearch.config import IndexSettings, IndexState, is_recorded
 from semsearch.errors import DiskFullError
 from semsearch.options import FAISS_NAME
 from semsearch.store import Store, WriteResult
@@ -61,27 +62,29 @@ class VectorFile:
 
     # -- checking ------------------------------------------------------------------------------
 
-    def stamp_ok(self, meta: dict[str, str], chunks: int) -> bool:
+    def stamp_ok(self, meta: Mapping[str, str], chunks: int) -> bool:
         """Whether the file on disk is the one meta's stamp describes, holding `chunks` vectors."""
+        state = IndexState.from_meta(meta)
         try:
             size = self.path.stat().st_size
         except OSError:
             return False
         return (
-            meta.get("faiss_generation") == meta.get("generation", "0")
-            and meta.get("faiss_bytes") == str(size)
-            and meta.get("faiss_vectors") == str(chunks)
+            state.faiss_stamped and state.faiss_generation == state.generation
+            and state.faiss_bytes == size
+            and state.faiss_vectors == chunks
             # Indexes stamped before fingerprints existed get one on their next write.
-            and meta.get("faiss_fingerprint", "") in ("", fingerprint(self.path))
+            and state.faiss_fingerprint in ("", fingerprint(self.path))
         )
 
-    def in_sync(self, meta: dict[str, str], chunks: int) -> bool:
+    def in_sync(self, meta: Mapping[str, str], chunks: int) -> bool:
         """Whether the file agrees with SQLite (an index that never held a vector needs no file)."""
-        return self.stamp_ok(meta, chunks) or (chunks == 0 and "faiss_generation" not in meta)
+        return self.stamp_ok(meta, chunks) or (chunks == 0 and not IndexState.from_meta(meta).faiss_stamped)
 
-    def wanted_type(self, meta: dict[str, str], chunks: int) -> str:
-        """The FAISS type the recorded index type resolves to at `chunks` vectors."""
-        return resolve_index_type(meta.get("index_type", "flat"), chunks, int(meta.get("dimensions", 0) or 1),
+    def wanted_type(self, meta: Mapping[str, str], chunks: int, index_type: str | None = None) -> str:
+        """The FAISS type `index_type` (default: the recorded one) resolves to at `chunks` vectors."""
+        settings = IndexSettings.from_meta(meta) or IndexSettings()
+        return resolve_index_type(index_type or settings.index_type or "flat", chunks, settings.dimensions or 1,
                                   self.policy)
 
     # -- loading -------------------------------------------------------------------------------
@@ -99,9 +102,9 @@ class VectorFile:
             if current is not None and self._generation == generation and not (writable and current.mapped):
                 return current
             meta = self._store.meta()
-            dims = int(meta.get("dimensions", 0) or 0)
+            dims = (IndexSettings.from_meta(meta) or IndexSettings()).dimensions or 0
             chunks = self._store.counts()[1]
-            kind = meta.get("faiss_type") or self.wanted_type(meta, chunks)
+            kind = IndexState.from_meta(meta).faiss_type or self.wanted_type(meta, chunks)
             loaded = None
             if dims and self.stamp_ok(meta, chunks):
                 loaded = VectorIndex.load(self.path, dims, kind, self._store.faiss_tombstones(), mmap=not writable,
@@ -124,11 +127,13 @@ class VectorFile:
                 self._vectors, self._generation = loaded, generation
             return self._vectors
 
-    def _build(self, meta: dict[str, str], chunks: int) -> VectorIndex:
-        """A new FAISS index of the wanted type from the vectors in SQLite (no embedder calls)."""
+    def _build(self, meta: Mapping[str, str], chunks: int, index_type: str | None = None) -> VectorIndex:
+        """A new FAISS index of the wanted type (or `index_type`) from the vectors in SQLite (no embedder calls)."""
         from semsearch.vectors import VectorIndex
 
-        return VectorIndex.build(self.wanted_type(meta, chunks), int(meta["dimensions"]), self._store.iter_vectors,
+        dimensions = (IndexSettings.from_meta(meta) or IndexSettings()).dimensions
+        assert dimensions is not None
+        return VectorIndex.build(self.wanted_type(meta, chunks, index_type), dimensions, self._store.iter_vectors,
                                  chunks, self.policy)
 
     # -- writing (the caller holds the write lock) ---------------------------------------------
@@ -159,10 +164,8 @@ class VectorFile:
     def rebuild(self, index_type: str | None = None) -> int:
         """Rebuild from SQLite as `index_type` (default: the recorded one) and save; returns the vector count."""
         meta = self._store.meta()
-        if index_type is not None:
-            meta["index_type"] = index_type
         with self._lock:
-            self._vectors = self._build(meta, self._store.counts()[1])
+            self._vectors = self._build(meta, self._store.counts()[1], index_type)
             self._generation = self._store.generation()
         self.save(force=True)
         return self._vectors.ntotal
@@ -173,10 +176,11 @@ class VectorFile:
         Raises DiskFullError when the device is full (the previous file and stamp stay).
         """
         meta = self._store.meta()
-        if self._vectors is None or "model" not in meta:
+        if self._vectors is None or not is_recorded(meta):
             return
-        if (not force and meta.get("faiss_generation") == str(self._generation)
-                and meta.get("faiss_type") == self._vectors.kind and self.stamp_ok(meta, self._vectors.ntotal)):
+        state = IndexState.from_meta(meta)
+        if (not force and state.faiss_generation == self._generation
+                and state.faiss_type == self._vectors.kind and self.stamp_ok(meta, self._vectors.ntotal)):
             return  # the file already holds this generation (e.g. re-indexing found nothing to do)
         size = self._vectors.save(self.path)
         self._store.stamp_faiss({
@@ -202,7 +206,7 @@ class VectorFile:
         `auto` has outgrown exact search; returns whether it did."""
         vectors = self._vectors
         meta = self._store.meta()
-        if vectors is None or "model" not in meta:
+        if vectors is None or not is_recorded(meta):
             return False
         chunks = self._store.counts()[1]
         if not (vectors.needs_rebuild or vectors.kind != self.wanted_type(meta, chunks)):

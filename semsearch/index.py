@@ -2,9 +2,9 @@
 
 An index directory holds `semsearch.db` (SQLite, the source of truth) and `vectors.faiss` (a
 derived accelerator, stamped in SQLite's meta with the generation and size it reflects). Writes
-take an exclusive lock file so one writer works at a time; readers never block. The FAISS file
-is checked against its stamp and rebuilt from SQLite when stale, missing or truncated
-(`semsearch.faiss_file`).
+take an exclusive lock file (`semsearch.write_lock`) so one writer works at a time; readers never
+block. The FAISS file is checked against its stamp and rebuilt from SQLite when stale, missing or
+truncated (`semsearch.faiss_file`); `status` is built in `semsearch.status`.
 
 An index directory this process cannot write (a read-only mount, a shipped index, another
 user's files) opens read-only: searching works, repairs stay in memory, no lock file is made,
@@ -13,59 +13,34 @@ and every write raises IndexReadOnlyError.
 
 from __future__ import annotations
 
-import functools
-import os
 import threading
-from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
-import filelock
-
 from semsearch.context import DEFAULT_MAX_TOKENS, DEFAULT_NEIGHBOURS, Context, assemble, check_budget
-from semsearch.config import IndexSettings, IndexState, check_embedder, is_recorded, resolve
-from semsearch.embed import DEFAULT_MODEL, Preset, make_embedder
+from semsearch.async_pool import DEFAULT_ASYNC_WORKERS, AsyncPool
+from semsearch.config import IndexSettings, check_embedder, is_recorded, resolve
+from semsearch.embed import DEFAULT_MODEL, make_embedder
 from semsearch.documents import find_document_text
-from semsearch.errors import (
-    IndexLockedError,
-    IndexNotFoundError,
-    IndexReadOnlyError,
-    InvalidInputError,
-)
 from semsearch.faiss_file import VectorFile
-from semsearch.options import DEFAULT_BATCH_TEXTS, DEFAULT_INDEX_DIR, DEFAULT_RERANK_TOP, LOCK_NAME
-from semsearch.options import ChunkSettings, SearchTuning, resolve_index_type
-from semsearch.options import RebuildPolicy
-from semsearch.paths import CHANGED, MISSING, disk_state
-from semsearch.store import DB_NAME, SCHEMA_VERSION, Store
+from semsearch.options import DEFAULT_BATCH_TEXTS, DEFAULT_INDEX_DIR, DEFAULT_RERANK_TOP
+from semsearch.options import ChunkSettings, RebuildPolicy, SearchTuning, resolve_index_type
+from semsearch.status import index_status
+from semsearch.store import SCHEMA_VERSION, Store
 from semsearch.types import DocumentText, Hit, IndexReport, IndexStatus, SearchResult, StageTimings, TextItem
+from semsearch.types import text_item
+from semsearch.write_lock import WriteLock, open_store
 
 # Indexing (extractors, chunker), search and FAISS, numpy and the embedder and reranker clients
 # load on first use: `status`, `--help` and a search that needs none of them start faster.
 if TYPE_CHECKING:
     from semsearch.embed.base import Embedder
     from semsearch.ingest import Progress
-    from semsearch.rerank.base import BaseReranker, Reranker
+    from semsearch.rerank.base import Reranker
+    from semsearch.rerank.cache import RerankerCache
     from semsearch.vectors import VectorIndex
-
-# Worker threads behind asearch/acontext: Ollama embeds one request at a time, so more in flight
-# only queue there; a bound gives backpressure to a busy web app instead of a thread per call.
-DEFAULT_ASYNC_WORKERS = 16
-
-
-def _text_item(item: TextItem | dict[str, Any]) -> TextItem:
-    if isinstance(item, TextItem):
-        return item
-    if not isinstance(item, dict):
-        raise InvalidInputError(f"add_texts takes TextItem objects or dicts, not {type(item).__name__}")
-    unknown = sorted(set(item) - {"id", "text", "metadata", "title"}, key=str)
-    if unknown or "id" not in item or "text" not in item:
-        raise InvalidInputError(f"a text item needs the keys id and text (metadata and title are optional); "
-                                f"got {sorted(item, key=str)}")
-    return TextItem(**item)
 
 
 class Index:
@@ -83,14 +58,13 @@ class Index:
         self._settings = settings  # resolved when opened; replaced by the recorded ones on the first write
         self.tuning = SearchTuning(ef_search=settings.ef_search, nprobe=settings.nprobe)
         self.rebuild_policy = rebuild_policy
-        self._write_lock = filelock.FileLock(str(path / LOCK_NAME), timeout=0)
-        self._vector_file = VectorFile(path, store, self._write_lock, rebuild_policy)
+        self._write_lock = WriteLock(path)
+        self._vector_file = VectorFile(path, store, self._write_lock.lock, rebuild_policy)
         self.read_only = store.read_only  # the directory cannot be written: search only, repairs in memory
-        self._rerankers: dict[str, BaseReranker] = {}  # the ones this index made (by model), closed with it
+        self._rerankers: RerankerCache | None = None  # made on the first rerank=True or model name
         self._rerankers_lock = threading.Lock()
-        self.async_workers = DEFAULT_ASYNC_WORKERS
-        self._async_pool: ThreadPoolExecutor | None = None
-        self._async_pool_lock = threading.Lock()
+        self.async_workers = DEFAULT_ASYNC_WORKERS  # the size of the pool behind asearch/acontext
+        self._async_pool = AsyncPool()
 
     # -- opening -------------------------------------------------------------------------------
 
@@ -148,26 +122,7 @@ class Index:
             ef_search=ef_search, nprobe=nprobe,
         )
         path = Path(path).expanduser()
-        db_path = path / DB_NAME
-        if not db_path.exists():
-            if not create:
-                raise IndexNotFoundError(
-                    f"no semsearch index at {path} — create one with `semsearch index FOLDER` "
-                    "(or point -i/--index or SEMSEARCH_INDEX at an existing one)"
-                )
-            try:
-                path.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise IndexReadOnlyError(
-                    f"cannot create the index directory {path}: {exc.strerror} — choose a writable place with "
-                    "-i/--index or SEMSEARCH_INDEX"
-                ) from exc
-            if not _writable(path, db_path):
-                raise IndexReadOnlyError(
-                    f"cannot create an index in {path}: the directory is read-only — choose a writable place "
-                    "with -i/--index or SEMSEARCH_INDEX"
-                )
-        store = Store(db_path, read_only=not _writable(path, db_path))
+        store = open_store(path, create)
         try:
             recorded = IndexSettings.from_meta(store.meta())
             settings = resolve(flags, recorded, where=path)
@@ -184,13 +139,11 @@ class Index:
         return is_recorded(self._store.meta())
 
     def close(self) -> None:
-        if self._async_pool is not None:
-            self._async_pool.shutdown(wait=True, cancel_futures=True)
+        self._async_pool.close()
         if self._embedder is not None and hasattr(self._embedder, "close"):
             self._embedder.close()
-        for reranker in self._rerankers.values():
-            reranker.close()
-        self._rerankers.clear()
+        if self._rerankers is not None:
+            self._rerankers.close()
         self._store.close()
 
     def __enter__(self) -> Index:
@@ -251,34 +204,18 @@ class Index:
         """
         if self.read_only or self._store.keyword_analysis_current():
             return
-        try:
-            with self._write_lock.acquire(timeout=0):
-                if not self._store.keyword_analysis_current():
-                    self._store.reanalyze_keywords()
-        except filelock.Timeout:
-            pass
+        with self._write_lock.held_if_free() as held:
+            if held and not self._store.keyword_analysis_current():
+                self._store.reanalyze_keywords()
 
     @contextmanager
     def _writing(self) -> Iterator[None]:
-        if self.read_only:
-            raise IndexReadOnlyError(
-                f"the index at {self.path} is read-only (this process cannot write to its directory) — it can "
-                "be searched as it is; to change it, copy it somewhere writable or remount the directory read-write"
-            )
-        try:
-            self._write_lock.acquire(timeout=0)
-        except filelock.Timeout:
-            raise IndexLockedError(
-                f"another semsearch process is writing to the index at {self.path} — wait for it to finish"
-            ) from None
-        try:
+        with self._write_lock.held(self.read_only):
             self._initialize()
             if not self._store.keyword_analysis_current():
                 self._store.reanalyze_keywords()
             with self._vector_file.updating():
                 yield
-        finally:
-            self._write_lock.release()
 
     # -- writing -------------------------------------------------------------------------------
 
@@ -309,7 +246,7 @@ class Index:
         Every item is checked before anything is written (see `TextItem`); a bad one raises
         InvalidInputError and the call changes nothing. An id given twice keeps its last text.
         """
-        texts = [_text_item(item) for item in items]
+        texts = [text_item(item) for item in items]
         from semsearch.ingest import Ingester
 
         with self._writing():
@@ -413,18 +350,8 @@ class Index:
         """
         from semsearch.search import explain_no_results
 
-        return explain_no_results(self._store, self.path, self._writer_busy, mode=mode, paths=paths, where=where,
-                                  min_score=min_score)
-
-    def _writer_busy(self) -> bool:
-        """Whether another process holds the write lock right now."""
-        try:
-            with self._write_lock.acquire(timeout=0):
-                return False
-        except filelock.Timeout:
-            return True
-        except OSError:  # a read-only index directory: no writer could be there either
-            return False
+        return explain_no_results(self._store, self.path, self._write_lock.busy, mode=mode, paths=paths,
+                                  where=where, min_score=min_score)
 
     def search_vector(
         self,
@@ -454,14 +381,12 @@ class Index:
             return None
         if not isinstance(rerank, (bool, str)):
             return rerank
-        from semsearch.rerank import make_reranker
+        from semsearch.rerank.cache import RerankerCache  # loaded only when a search reranks
 
-        model = None if rerank is True else rerank
         with self._rerankers_lock:
-            key = model or ""
-            if key not in self._rerankers:
-                self._rerankers[key] = make_reranker(model, host=list(self._settings.host or ()) or None)
-            return self._rerankers[key]
+            if self._rerankers is None:
+                self._rerankers = RerankerCache(self._settings.host)
+        return self._rerankers.get(None if rerank is True else rerank)
 
     def context(
         self,
@@ -489,22 +414,11 @@ class Index:
 
     async def asearch(self, query: str, **options: Any) -> list[Hit]:
         """`search` for asyncio code: runs in a bounded worker pool, so the event loop never waits on Ollama."""
-        return await self._in_worker(self.search, query, **options)
+        return await self._async_pool.run(self.async_workers, self.search, query, **options)
 
     async def acontext(self, query: str, **options: Any) -> Context:
         """`context` for asyncio code: runs in a bounded worker pool, so the event loop never waits on Ollama."""
-        return await self._in_worker(self.context, query, **options)
-
-    async def _in_worker(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        # One pool covers every blocking step of a search (embedding and reranking HTTP, SQLite,
-        # the FAISS scan, which releases the GIL), so the async path is the sync one by construction.
-        import asyncio  # only async callers pay for loading it
-
-        with self._async_pool_lock:
-            if self._async_pool is None:
-                self._async_pool = ThreadPoolExecutor(self.async_workers, thread_name_prefix="semsearch-async")
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._async_pool, functools.partial(fn, *args, **kwargs))
+        return await self._async_pool.run(self.async_workers, self.context, query, **options)
 
     def get(self, path_or_citation: str, *, line_start: int | None = None,
             line_end: int | None = None) -> DocumentText:
@@ -531,46 +445,6 @@ class Index:
 
     def status(self) -> IndexStatus:
         """What the index holds, whether FAISS agrees with SQLite, and how many indexed files
-        changed or vanished since (one stat per file, nothing read); never calls the embedder."""
-        states = Counter(disk_state(f.path, f.size, f.mtime_ns) for f in self._store.file_stats())
-        meta = self._store.meta()
-        recorded = IndexSettings.from_meta(meta) or IndexSettings(preset=Preset("none"), index_type="flat")
-        state = IndexState.from_meta(meta, SCHEMA_VERSION)
-        preset = recorded.preset or Preset("none")
-        documents, chunks = self._store.counts()
-        bytes_on_disk = sum(p.stat().st_size for p in self.path.iterdir() if p.is_file())
-        return IndexStatus(
-            path=str(self.path.resolve()),
-            provider=recorded.identity()[0] if recorded.model else "",
-            model=recorded.identity()[1] if recorded.model else "",
-            dimensions=recorded.dimensions or 0,
-            query_instruction=preset.query_instruction,
-            document_prefix=preset.format_document(""),
-            chunk_tokens=recorded.chunk_tokens or 0,
-            chunk_overlap=recorded.chunk_overlap or 0,
-            documents=documents,
-            chunks=chunks,
-            index_type=recorded.index_type or "flat",
-            faiss_type=state.faiss_type or self._vector_file.wanted_type(meta, chunks),
-            tombstones=self._store.count_faiss_tombstones(),
-            bytes_on_disk=bytes_on_disk,
-            generation=state.generation,
-            faiss_generation=state.faiss_generation,
-            faiss_vectors=state.faiss_vectors,
-            in_sync=self._vector_file.in_sync(meta, chunks),
-            schema_version=state.schema_version,
-            base_url=recorded.base_url or "",
-            files_changed=states[CHANGED],
-            files_missing=states[MISSING],
-        )
-
-
-def _writable(directory: Path, db_path: Path) -> bool:
-    """Whether this process may write the index: create files in `directory` and write the database.
-
-    access(2) answers for a read-only mount (EROFS) as well as for permission bits.
-    """
-    options = {"effective_ids": True} if os.access in os.supports_effective_ids else {}
-    if not os.access(directory, os.W_OK | os.X_OK, **options):
-        return False
-    return not db_path.exists() or os.access(db_path, os.W_OK, **options)
+        changed or vanished since (one stat per file, nothing read); never calls the embedder
+        (see `semsearch.status`)."""
+        return index_status(self.path, self._store, self._vector_file)

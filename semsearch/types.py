@@ -380,3 +380,16 @@ class DocumentText:
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
+
+
+def text_item(item: TextItem | dict[str, Any]) -> TextItem:
+    """A `TextItem`, or one made from a dict with the keys id, text and optionally metadata and title."""
+    if isinstance(item, TextItem):
+        return item
+    if not isinstance(item, dict):
+        raise InvalidInputError(f"add_texts takes TextItem objects or dicts, not {type(item).__name__}")
+    unknown = sorted(set(item) - {"id", "text", "metadata", "title"}, key=str)
+    if unknown or "id" not in item or "text" not in item:
+        raise InvalidInputError(f"a text item needs the keys id and text (metadata and title are optional); "
+                                f"got {sorted(item, key=str)}")
+    return TextItem(**item)
