@@ -9,14 +9,7 @@ import pytest
 from semsearch.errors import DocumentNotFoundError
 
 from tests.documents import PDF_PAGES
-from tests.rag_corpus import FILES, build_index
-
-
-@pytest.fixture
-def rag_index(tmp_path, ollama_server):
-    index, corpus = build_index(tmp_path, ollama_server.url)
-    yield index, corpus
-    index.close()
+from tests.rag_corpus import FILES
 
 
 def test_get_by_a_hits_citation_returns_exactly_those_lines(rag_index):
