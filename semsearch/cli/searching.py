@@ -58,10 +58,7 @@ def search_command(query, index_dir, k, mode, min_score, paths, where, color, as
         result = index.search_detailed(query, k=k, mode=mode, paths=paths, where=filters or None,
                                        rerank=reranker or False, rerank_top=reranking["rerank_top"],
                                        rerank_fallback=reranking["rerank_fallback"], min_score=min_score)
-        if index.repaired:
-            click.echo(index.repaired, err=True)
-        reason = None if result.hits else index.explain_no_results(mode=mode, paths=paths, where=filters or None,
-                                                                   min_score=min_score)
+        reason = _reported(index, bool(result.hits), mode=mode, paths=paths, where=filters, min_score=min_score)
     if result.rerank_fallback:
         click.echo(f"reranking skipped, results are in retrieval order: {result.rerank_fallback}", err=True)
     hits = result.hits
@@ -82,6 +79,16 @@ def _use_color(choice: str) -> bool | None:
     if choice == "never" or os.environ.get("NO_COLOR"):
         return False
     return None
+
+
+def _reported(index, found: bool, *, mode, paths, where, min_score) -> str | None:
+    """After a query: print the note of a FAISS repair on opening, and say why nothing was found
+    (None when something was)."""
+    if index.repaired:
+        click.echo(index.repaired, err=True)
+    if found:
+        return None
+    return index.explain_no_results(mode=mode, paths=paths, where=where or None, min_score=min_score)
 
 
 def _exit_no_results(reason: str) -> None:
@@ -181,10 +188,8 @@ def context_command(query, index_dir, max_tokens, k, mode, min_score, neighbours
                                 relative_to=Path.cwd(), paths=paths, where=filters or None,
                                 rerank=reranker or False, rerank_top=reranking["rerank_top"],
                                 rerank_fallback=reranking["rerank_fallback"], min_score=min_score)
-        if index.repaired:
-            click.echo(index.repaired, err=True)
-        reason = None if context.sources else index.explain_no_results(mode=mode, paths=paths, where=filters or None,
-                                                                       min_score=min_score)
+        reason = _reported(index, bool(context.sources), mode=mode, paths=paths, where=filters,
+                           min_score=min_score)
     if as_json:
         _echo_json(context.to_dict())
     elif context.sources:
