@@ -11,26 +11,7 @@ import click
 
 from semsearch import __version__
 from semsearch.cli import indexing, maintenance, searching, services
-from semsearch.cli.common import (  # noqa: F401 - the names `semsearch.cli` has always offered
-    COLOR_CHOICES,
-    INDEX_ENV,
-    MARKDOWN_SUFFIXES,
-    NO_RESULTS_EXIT,
-    RERANK_OPTIONS,
-    SETTING_OPTIONS,
-    _Group,
-    display_path,
-    find_index,
-    gather,
-    host_option,
-    index_option,
-    keep_alive_option,
-    open_index,
-    query_options,
-    rerank_options,
-    timeout_option,
-)
-from semsearch.cli.searching import format_score, parse_where  # noqa: F401
+from semsearch.cli.common import _Group
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
