@@ -6,7 +6,9 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import shutil
 import socket
+import sqlite3
 import subprocess
 import sys
 import zlib
@@ -130,3 +132,27 @@ def write_notes(folder: Path, count: int) -> None:
             f"# Note {i}\n\nThis note number {i} is about {topic}. It mentions item {i * 7} and {topic}.\n",
             encoding="utf-8",
         )
+
+
+# An index written by schema 3 (documents keyed by indexed root + relative path), with the small
+# folder it was built from: see tests/data/index-v3.
+V3_INDEX = Path(__file__).resolve().parent / "data" / "index-v3"
+
+
+def copy_v3_index(home: Path) -> Path:
+    """The schema-3 fixture laid out under `home` (its notes and `.semsearch`); returns the index directory."""
+    shutil.copytree(V3_INDEX / "notes", home / "notes")
+    index_dir = home / ".semsearch"
+    index_dir.mkdir()
+    for name in ("semsearch.db", "vectors.faiss"):
+        shutil.copy(V3_INDEX / name, index_dir / name)
+    return index_dir
+
+
+def committed(index_dir: Path) -> int:
+    """Documents committed to an index so far, read without taking part in its locking (0 before it exists)."""
+    try:
+        with sqlite3.connect(f"file:{index_dir / 'semsearch.db'}?mode=ro", uri=True, timeout=5) as conn:
+            return conn.execute("SELECT count(*) FROM documents").fetchone()[0]
+    except sqlite3.Error:
+        return 0

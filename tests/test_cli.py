@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -13,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import EXAMPLE_QUERIES, assert_one_clean_line, free_port, run, write_notes
+from tests.helpers import EXAMPLE_QUERIES, assert_one_clean_line, free_port, committed, run, write_notes
 
 HIT_FIELDS = {"rank", "score", "path", "line_start", "line_end", "char_start", "char_end", "heading", "text",
               "chunk_id", "document_id"}
@@ -186,15 +185,7 @@ def _snapshot(cwd: Path, index_dir: Path, host: str) -> tuple:
     return status["documents"], status["chunks"], [(h["path"], h["text"]) for h in hits]
 
 
-def _committed(index_dir: Path) -> int:
-    try:
-        with sqlite3.connect(f"file:{index_dir / 'semsearch.db'}?mode=ro", uri=True, timeout=5) as conn:
-            return conn.execute("SELECT count(*) FROM documents").fetchone()[0]
-    except sqlite3.Error:
-        return 0
-
-
-def test_sigkill_during_index_loses_nothing_committed(tmp_path, ollama_server):
+def test_sigkill_during_index_loses_nothingcommitted(tmp_path, ollama_server):
     host = ollama_server.url
     write_notes(tmp_path / "notes", 96)
     run(["index", "notes", "-i", "reference"], cwd=tmp_path, host=host)
@@ -211,7 +202,7 @@ def test_sigkill_during_index_loses_nothing_committed(tmp_path, ollama_server):
                                     "--batch", "8"], cwd=tmp_path, env=env,
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 60
-        while _committed(tmp_path / "killed") < target or not (tmp_path / "killed" / "semsearch.db").exists():
+        while committed(tmp_path / "killed") < target or not (tmp_path / "killed" / "semsearch.db").exists():
             assert process.poll() is None, "the run ended before it could be killed"
             assert time.monotonic() < deadline
             time.sleep(0.02)

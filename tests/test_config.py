@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import shutil
 import sqlite3
 from pathlib import Path
 
@@ -14,9 +13,8 @@ from semsearch.config import DEFAULTS, IndexSettings, resolve
 from semsearch.embed import PRESETS, custom_preset
 from semsearch.errors import ConfigError, IndexMismatchError
 from semsearch.store import DB_NAME, SCHEMA_VERSION, Store
-from tests.helpers import HashingEmbedder
+from tests.helpers import HashingEmbedder, copy_v3_index
 
-V3_FIXTURE = Path(__file__).resolve().parent / "data" / "index-v3"
 RECORDED_URL = "http://recorded.example/v1"
 ENV_URL = "http://env.example/v1"
 FLAG_URL = "http://flag.example/v1"
@@ -136,10 +134,7 @@ def test_a_real_index_records_its_settings_and_reads_them_back(tmp_path, ollama_
 
 def test_an_index_written_by_an_older_version_without_newer_keys_still_reads(tmp_path, ollama_server):
     home = tmp_path / "home"
-    shutil.copytree(V3_FIXTURE / "notes", home / "notes")
-    (home / ".semsearch").mkdir()
-    for name in ("semsearch.db", "vectors.faiss"):
-        shutil.copy(V3_FIXTURE / name, home / ".semsearch" / name)
+    copy_v3_index(home)
     newer = ("base_url", "dimensions_requested", "input_type", "index_type")
     with sqlite3.connect(home / ".semsearch" / "semsearch.db") as conn:
         conn.executemany("DELETE FROM meta WHERE key = ?", [(key,) for key in newer])

@@ -17,7 +17,9 @@ from click.testing import CliRunner
 from semsearch import Index
 from semsearch.cli import cli
 
-FIXTURE = Path(__file__).resolve().parent / "data" / "index-v3"
+from tests.helpers import V3_INDEX, copy_v3_index
+
+FIXTURE = V3_INDEX
 # Where tests/data/index-v3 was indexed by semsearch 0.1.0 (schema 3, before documents were keyed
 # by their real path): `index notes`, `index notes/sub`, an edit of notes/sub/stars.txt, `index
 # notes/sub` again, and `add_texts([faq-1])`. notes/sub's two files are stored twice, and the
@@ -105,10 +107,7 @@ def test_reindexing_a_folder_above_the_home_removes_vanished_files_inside_the_ho
 
 def test_index_of_an_older_version_is_migrated_merging_duplicates_and_keeping_vectors(tmp_path, ollama_server):
     home = tmp_path / "home"
-    shutil.copytree(FIXTURE / "notes", home / "notes")
-    (home / ".semsearch").mkdir()
-    for name in ("semsearch.db", "vectors.faiss"):
-        shutil.copy(FIXTURE / name, home / ".semsearch" / name)
+    copy_v3_index(home)
     with sqlite3.connect(home / ".semsearch" / "semsearch.db") as conn:  # as if built right here
         assert conn.execute("PRAGMA user_version").fetchone()[0] == 3
         assert conn.execute("SELECT count(*) FROM documents WHERE kind = 'file'").fetchone()[0] == 6

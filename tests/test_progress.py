@@ -9,7 +9,6 @@ import json
 import os
 import re
 import signal
-import sqlite3
 import struct
 import subprocess
 import sys
@@ -20,17 +19,9 @@ from pathlib import Path
 
 
 from tests.ollama_server import OllamaTestServer
-from tests.helpers import assert_one_clean_line, run, write_notes
+from tests.helpers import assert_one_clean_line, committed, run, write_notes
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
-
-
-def committed(index_dir: Path) -> int:
-    try:
-        with sqlite3.connect(f"file:{index_dir / 'semsearch.db'}?mode=ro", uri=True, timeout=5) as conn:
-            return conn.execute("SELECT count(*) FROM documents").fetchone()[0]
-    except sqlite3.Error:
-        return 0
 
 
 def cli_env(host: str) -> dict[str, str]:
