@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 
 from semsearch.context import DEFAULT_MAX_TOKENS, DEFAULT_NEIGHBOURS, Context, assemble, check_budget
 from semsearch.async_pool import DEFAULT_ASYNC_WORKERS, AsyncPool
-from semsearch.config import IndexSettings, check_embedder, is_recorded, resolve
+from semsearch.config import CODE_CHUNKER_KEY, IndexSettings, check_embedder, is_recorded, resolve
 from semsearch.embed import DEFAULT_MODEL, make_embedder
 from semsearch.documents import find_document_text
 from semsearch.faiss_file import VectorFile
@@ -90,6 +90,7 @@ class Index:
         ef_search: int | None = None,
         nprobe: int | None = None,
         rebuild_policy: RebuildPolicy | None = None,
+        code_chunks: bool | None = None,
     ) -> Index:
         """Open the index at `path`, creating the directory if `create` and it does not exist.
 
@@ -112,6 +113,10 @@ class Index:
         applies to a new index — convert an existing one with `rebuild(index_type=...)`.
         `ef_search` / `nprobe` override the approximate-search defaults for this handle;
         `rebuild_policy` when `auto` leaves exact search and when HNSW deletions force a rebuild.
+        `code_chunks` cuts source files at function/class boundaries with tree-sitter (the `code`
+        extra; default: on for a new index when the extra is installed, else what the index
+        records); changing it on an existing index re-chunks its source files, and only those,
+        on the next `index` run. True without the extra raises MissingDependencyError when indexing.
         The settings keywords are the flags of `semsearch.config`'s one rule: defaults < what the
         index records < environment (SEMSEARCH_BASE_URL, OLLAMA_HOST) < flags.
         """
@@ -119,7 +124,7 @@ class Index:
             model=model, preset=preset, query_instruction=query_instruction, dimensions=dimensions,
             input_type=input_type, chunk_tokens=chunk_tokens, chunk_overlap=chunk_overlap, index_type=index_type,
             base_url=base_url, ollama_host=ollama_host, timeout=timeout, keep_alive=keep_alive,
-            ef_search=ef_search, nprobe=nprobe,
+            ef_search=ef_search, nprobe=nprobe, code_chunks=code_chunks,
         )
         path = Path(path).expanduser()
         store = open_store(path, create)
@@ -184,7 +189,8 @@ class Index:
     def _chunk_settings(self) -> ChunkSettings:
         recorded = self._recorded()
         assert recorded is not None and recorded.chunk_tokens is not None and recorded.chunk_overlap is not None
-        return ChunkSettings(recorded.chunk_tokens, recorded.chunk_overlap)
+        code = self._settings.code_chunks if self._settings.code_chunks is not None else recorded.code_chunks
+        return ChunkSettings(recorded.chunk_tokens, recorded.chunk_overlap, code=bool(code))
 
     # -- vectors -------------------------------------------------------------------------------
 
@@ -234,11 +240,23 @@ class Index:
         """
         from semsearch.ingest import Ingester
 
+        if self._settings.code_chunks:
+            from semsearch.code_chunks import require_extra
+
+            require_extra()  # before anything is recorded: asked for, so missing is an error
         with self._writing():
-            ingester = Ingester(self._store, self.embedder(), self._chunk_settings(), self._vector_file.apply,
-                                on_progress=on_progress, batch_texts=batch_texts)
-            return ingester.index_paths([Path(p) for p in paths], include=include, exclude=exclude,
-                                        skip_dirs=[self.path])
+            chunking = self._chunk_settings()
+            wanted = IndexSettings(code_chunks=chunking.code).code_chunker
+            # Source files chunked by another code chunker (or none) are chunked again, unchanged
+            # or not; other files are untouched, and identical chunk texts reuse their vectors.
+            rechunk = self._store.meta().get(CODE_CHUNKER_KEY, "") != wanted
+            ingester = Ingester(self._store, self.embedder(), chunking, self._vector_file.apply,
+                                on_progress=on_progress, batch_texts=batch_texts, rechunk_code=rechunk)
+            report = ingester.index_paths([Path(p) for p in paths], include=include, exclude=exclude,
+                                          skip_dirs=[self.path])
+            if rechunk and not report.interrupted and ingester.rechunked_all():
+                self._store.set_meta({CODE_CHUNKER_KEY: wanted})
+            return report
 
     def add_texts(self, items: Iterable[TextItem | dict[str, Any]]) -> IndexReport:
         """Add or replace caller-supplied texts by id (`TextItem` or dicts with id, text, metadata, title).
