@@ -159,12 +159,13 @@ def _is_token(unit: _Unit) -> bool:
     return (unit.node is None and not unit.header) or (unit.node is not None and not unit.node.is_named)
 
 
-def split_code(text: str, language: str, max_tokens: int, *, pack: bool = PACK_DEFINITIONS) -> list[CodeSpan] | None:
+def split_code(text: str, language: str, max_tokens: int, *, pack: bool | None = None) -> list[CodeSpan] | None:
     """Cut source `text` in `language` (a grammar name) into spans of at most `max_tokens` estimated tokens.
 
     Returns spans in text order that together cover every non-blank character, trimmed of
     surrounding whitespace; None when the file does not parse cleanly (the caller falls back to
-    the text chunker). Raises MissingDependencyError when the `code` extra is not installed.
+    the text chunker). `pack` None follows `PACK_DEFINITIONS`. Raises MissingDependencyError
+    when the `code` extra is not installed.
     """
     parser = _parser(language)
     data = text.encode("utf-8", "surrogatepass")
@@ -172,7 +173,7 @@ def split_code(text: str, language: str, max_tokens: int, *, pack: bool = PACK_D
     root = tree.root_node
     if root.has_error:
         return None
-    splitter = _Splitter(text, data, max_tokens, pack)
+    splitter = _Splitter(text, data, max_tokens, PACK_DEFINITIONS if pack is None else pack)
     return splitter.run(root)
 
 
@@ -206,7 +207,10 @@ class _Splitter:
                         current = self._flush(current)  # a long definition's first piece starts at it
                     pending.extend(reversed(parts))
                     continue
-                # What precedes it in the piece (a signature, an opening quote) is cut with it.
+                # What precedes it in the piece (a signature, an opening quote) is cut with it,
+                # unless that holds a definition, which must stay whole.
+                if any(u.name is not None for u in current):
+                    current = self._flush(current)
                 start = current[0].start if current else unit.start
                 path = self._group_path(current + [unit]) if current else self._own_path(unit)
                 current = []
@@ -253,7 +257,7 @@ class _Splitter:
         self.spans.append(CodeSpan(char_start, char_start + len(stripped), path, fits))
 
     def _group_path(self, units: list[_Unit]) -> tuple[str, ...]:
-        named = [u for u in units if not u.comment] or units
+        named = [u for u in units if not (u.comment or _is_token(u))] or units
         paths = [u.path for u in named]
         common = paths[0]
         for path in paths[1:]:
@@ -275,7 +279,20 @@ class _Splitter:
     # -- units ---------------------------------------------------------------------------------
 
     def _children(self, node: Node, path: tuple[str, ...]) -> list[_Unit]:
-        return [self._unit(child, path) for child in node.children if child.end_byte > child.start_byte]
+        """The units of `node`'s children, and of the text between them that no child holds (a
+        string's content around its escape sequences), so the units cover all of `node`."""
+        units = []
+        previous = node.start_byte
+        for child in node.children:
+            if child.end_byte <= child.start_byte:
+                continue
+            if self.data[previous : child.start_byte].strip():
+                units.append(_Unit(previous, child.start_byte, None, path))
+            units.append(self._unit(child, path))
+            previous = max(previous, child.end_byte)
+        if self.data[previous : node.end_byte].strip():
+            units.append(_Unit(previous, node.end_byte, None, path))
+        return units
 
     def _unit(self, node: Node, path: tuple[str, ...]) -> _Unit:
         return _Unit(node.start_byte, node.end_byte, node, path, name=self._name(node),
