@@ -135,7 +135,7 @@ class IndexSettings:
         """What an index records (its meta table, values as text); None before its first write.
 
         Keys an older version did not write read as that version behaved: no base URL, no
-        requested dimensions, no input type, a flat index, text chunks for source code.
+        requested dimensions, no input type, a flat index, no code chunker (None: text chunks).
         """
         if "model" not in meta:
             return None
@@ -154,7 +154,7 @@ class IndexSettings:
             chunk_overlap=_int(meta.get("chunk_overlap")),
             index_type=meta.get("index_type") or "flat",
             base_url=meta.get("base_url") or None,
-            code_chunks=bool(meta.get(CODE_CHUNKER_KEY)),
+            code_chunks=bool(meta[CODE_CHUNKER_KEY]) if CODE_CHUNKER_KEY in meta else None,
         )
 
     def to_meta(self) -> dict[str, str]:
@@ -177,7 +177,7 @@ class IndexSettings:
             "base_url": self.base_url or "",
             "dimensions_requested": _text(self.requested_dimensions),
             "input_type": "1" if self.input_type else "",
-            CODE_CHUNKER_KEY: self.code_chunker,
+            **({CODE_CHUNKER_KEY: self.code_chunker} if self.code_chunks is not None else {}),
         }
 
     def over(self, lower: IndexSettings) -> IndexSettings:

@@ -240,10 +240,14 @@ class Index:
         """
         from semsearch.ingest import Ingester
 
-        if self._settings.code_chunks:
+        if self._settings.code_chunks:  # asked for or recorded: missing is an error, raised before any write
             from semsearch.code_chunks import require_extra
+            from semsearch.errors import MissingDependencyError
 
-            require_extra()  # before anything is recorded: asked for, so missing is an error
+            try:
+                require_extra()
+            except MissingDependencyError as exc:
+                raise MissingDependencyError(f"{exc}, or index with --no-code-chunks to chunk source code as text") from exc
         with self._writing():
             chunking = self._chunk_settings()
             wanted = IndexSettings(code_chunks=chunking.code).code_chunker
