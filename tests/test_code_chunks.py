@@ -4,6 +4,7 @@ paths, the budget, every listed language, the `code` extra missing, and re-chunk
 from __future__ import annotations
 
 import ast
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -235,3 +236,15 @@ def test_a_new_index_uses_code_chunks_when_the_extra_is_installed(tmp_path, mixe
         assert index.status().code_chunker == code_chunks.CHUNKER_VERSION
         hit = index.search("balance of an account", k=5, mode="keyword")
     assert ("Ledger", "balance") in [h.heading_path for h in hit]
+
+
+def test_an_index_from_before_code_chunks_is_not_rechunked_on_upgrade(tmp_path, mixed_sources, ollama_server):
+    where = tmp_path / "idx"
+    with Index.open(where, ollama_host=ollama_server.url, code_chunks=False) as index:
+        index.index([mixed_sources])
+    with sqlite3.connect(where / "semsearch.db") as db:  # what an older version wrote: no such key
+        db.execute("DELETE FROM meta WHERE key = 'code_chunker'")
+    with Index.open(where, ollama_host=ollama_server.url) as index:  # the extra is installed here
+        report = index.index([mixed_sources])
+        assert index.status().code_chunker == ""
+    assert (report.files_unchanged, report.files_updated, report.chunks_embedded) == (2, 0, 0)
