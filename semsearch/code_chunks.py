@@ -147,7 +147,7 @@ def _parser(grammar: str) -> Parser:
 class _Unit:
     start: int  # byte offsets into the encoded source
     end: int
-    node: Node | None  # None for a header span (a definition's text before its body)
+    node: Node | None  # None for a definition's header, the text after its body, or text between nodes
     path: tuple[str, ...]  # names of the definitions enclosing the unit
     name: str | None = None  # the unit is a whole definition of this name
     comment: bool = False
