@@ -30,7 +30,8 @@ def code_chunks_of(text: str, name: str, max_tokens: int):
 
 
 def _function_spans(text: str) -> list[tuple[int, int, str]]:
-    """(first line, last line, source) of every function, decorators included, found by Python's ast."""
+    """(first line, last line, source) of every function, decorators included, found by Python's ast
+    (independently of tree-sitter)."""
     offsets = [0]
     for line in text.split("\n"):
         offsets.append(offsets[-1] + len(line) + 1)
@@ -39,7 +40,7 @@ def _function_spans(text: str) -> list[tuple[int, int, str]]:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
             first = min([node, *node.decorator_list], key=lambda n: (n.lineno, n.col_offset))
             start = offsets[first.lineno - 1] + first.col_offset
-            end = offsets[node.end_lineno - 1] + node.end_col_offset
+            end = offsets[node.end_lineno] - 1  # the whole last line: a trailing comment is part of the function
             spans.append((first.lineno, node.end_lineno, text[start:end]))
     return spans
 
