@@ -28,6 +28,7 @@ from semsearch.errors import (  # noqa: E402
     RerankerUnavailableError,
     RerankerUnsupportedError,
     SemsearchError,
+    SourceNotFoundError,
 )
 from semsearch.types import (  # noqa: E402
     Chunk,
@@ -35,6 +36,7 @@ from semsearch.types import (  # noqa: E402
     DocumentText,
     Hit,
     IndexReport,
+    IndexSource,
     IndexStatus,
     SearchResult,
     StageTimings,
@@ -60,6 +62,7 @@ __all__ = [
     "IndexNotFoundError",
     "IndexReadOnlyError",
     "IndexReport",
+    "IndexSource",
     "IndexStatus",
     "InvalidInputError",
     "ModelNotFoundError",
@@ -73,6 +76,7 @@ __all__ = [
     "SearchResult",
     "SemsearchError",
     "Source",
+    "SourceNotFoundError",
     "StageTimings",
     "TextItem",
     "__version__",
