@@ -97,11 +97,13 @@ class SourcesMixin:
         from semsearch.ingest import Ingester
 
         with self._writing():
+            keep = None
             if remember:
                 remember_sources(self._store, [root for root in roots if root.path.exists()])
+                keep = _kept_by_other_sources(self._store, roots)
             ingester = Ingester(self._store, self.embedder(), self._chunk_settings(), self._vector_file.apply,
                                 on_progress=on_progress, batch_texts=batch_texts)
-            return ingester.index_paths(list(roots), skip_dirs=[self.path])
+            return ingester.index_paths(list(roots), skip_dirs=[self.path], keep=keep)
 
 
 def sources_of(paths: Iterable[str | Path], include: Sequence[str], exclude: Sequence[str],
@@ -134,6 +136,24 @@ def remember_sources(store: Store, roots: Sequence[IndexSource]) -> None:
         current[row.key] = row
     remembered = {row.key for row in store.source_rows()}
     store.put_sources(list(current.values()), drop=[key for key in remembered if key not in current])
+
+
+def _kept_by_other_sources(store: Store, roots: Sequence[IndexSource]) -> Callable[[str], bool] | None:
+    """For a run over some paths: whether a stored file its walks did not find still belongs to a
+    remembered source this run does not walk (it exists, and that source's walk admits it), so
+    `index a/sub --include '*.txt'` leaves the Markdown files that a remembered `a/` holds alone."""
+    from semsearch.sources import admits
+
+    walked = {store.file_key(root.path) for root in roots}
+    others = [_source(row, store) for row in store.source_rows() if row.key not in walked]
+    if not others:
+        return None
+
+    def keep(key: str) -> bool:
+        path = Path(absolute_path(key, store.home))
+        return path.exists() and any(admits(source, path) for source in others)
+
+    return keep
 
 
 def _source(row: SourceRow, store: Store) -> IndexSource:

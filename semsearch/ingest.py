@@ -174,10 +174,12 @@ class Ingester:
         exclude: Sequence[str] = (),
         skip_dirs: Sequence[Path] = (),
         use_ignore_files: bool = True,
+        keep: Callable[[str], bool] | None = None,
     ) -> IndexReport:
         """Bring the index up to date with files under `paths` (folders or single files), walked
         with `include`/`exclude` and the ignore files, or each with its own options when it is an
-        IndexSource. A stored file under a walked folder vanished when no path found it."""
+        IndexSource. A stored file under a walked folder vanished when no path found it, unless
+        `keep(its key)` says it belongs elsewhere (another remembered source admits it)."""
         started = time.perf_counter()
         interrupted = False
         try:
@@ -186,7 +188,7 @@ class Ingester:
             roots = [p if isinstance(p, IndexSource) else IndexSource(Path(p), tuple(include), tuple(exclude),
                                                                       use_ignore_files) for p in paths]
             plans = [self._plan(root, skip_dirs) for root in roots]
-            self._remove_vanished()
+            self._remove_vanished(keep)
             self._files_total = sum(len(changed) for changed in plans)
             self._scanning = False
             self._emit("")
@@ -290,10 +292,11 @@ class Ingester:
                 changed.append((item, stored))
         return changed
 
-    def _remove_vanished(self) -> None:
+    def _remove_vanished(self, keep: Callable[[str], bool] | None) -> None:
         """Delete the stored files under the walked folders that no path of this run found (gone,
         now excluded or ignored): one run over overlapping folders keeps what any of them found."""
-        vanished = [doc.id for key, doc in self._existing.items() if key not in self._seen]
+        vanished = [doc.id for key, doc in self._existing.items()
+                    if key not in self._seen and not (keep is not None and keep(key))]
         if vanished:
             self.on_commit(self.store.delete_documents(vanished))
             self._tally.removed += len(vanished)

@@ -140,6 +140,22 @@ def test_a_path_a_remembered_folder_already_covers_is_not_remembered_again(home,
     assert index.status().documents == 2
 
 
+def test_indexing_part_of_a_remembered_folder_leaves_the_files_that_folder_holds(home, open_index,
+                                                                                  ollama_server):
+    index = open_index()
+    index.index([home / "a"])
+    write(home / "a" / "sub" / "notes.txt", "Pu-erh tea is aged for years in cakes.\n")
+    report = index.index([home / "a" / "sub"], include=["*.txt"])  # other options: bread.md is not its
+    assert (report.files_added, report.files_removed) == (1, 0)
+    assert names(index.search("sourdough bread", k=3, mode="keyword")) == {"bread.md"}
+    (home / "a" / "sub" / "bread.md").unlink()
+    assert index.index([home / "a" / "sub"], include=["*.txt"]).files_removed == 1  # a deleted file goes
+    index.index([home / "a"], exclude=["sub/**"])  # a/sub (its own source now) keeps notes.txt
+    assert names(index.search("tea", k=5, mode="keyword")) == {"tea.md", "notes.txt"}
+    ollama_server.reset()
+    assert index.refresh().files_removed == 0 and ollama_server.embed_texts == []
+
+
 def test_a_vanished_source_is_reported_once_and_its_documents_kept(home, semsearch, open_index):
     semsearch("index", str(home / "a"), str(home / "b"))
     shutil.move(home / "b", home / "b-moved")

@@ -91,9 +91,8 @@ def index_command(paths, index_dir, include, exclude, no_ignore, pull, batch, as
     \b
     Examples:
       semsearch index data/
-      semsearch index ~/notes --include '*.md' -m local:multilingual-e5-small
-      semsearch index build/ --no-ignore
-      semsearch index                       # refresh every remembered folder
+      semsearch index ~/notes --include '*.md' --no-ignore
+      semsearch index                       # again: every remembered folder
     """
     if not paths and (include or exclude or no_ignore):
         raise click.UsageError("--include, --exclude and --no-ignore go with the paths they apply to: with no path "
@@ -211,7 +210,7 @@ def _ignored(report: IndexReport) -> str:
     return f", {files + folders} ignored ({', '.join(parts)})"
 
 
-@click.command("sources", short_help="List the folders and files the index remembers; --remove forgets one.")
+@click.command("sources", short_help="List the remembered folders and files; --remove forgets one.")
 @index_option
 @click.option("--remove", multiple=True, metavar="PATH",
               help="Forget this remembered source (it need not exist any more) and remove its indexed files, "
