@@ -61,7 +61,8 @@ class IgnoreRules:
 
     def _verdict(self, path: str, is_dir: bool, chain: list[tuple[str, GitIgnoreSpec]]) -> bool:
         for folder, spec in chain:  # nearest first: a deeper folder's patterns win
-            relative = os.path.relpath(path, folder).replace(os.sep, "/") + ("/" if is_dir else "")
+            # `path` lies under `folder` as written (both absolute, joined by the walk): cut, no relpath.
+            relative = path[len(folder):].lstrip(os.sep).replace(os.sep, "/") + ("/" if is_dir else "")
             verdict = spec.check_file(relative).include
             if verdict is not None:
                 return verdict
