@@ -11,7 +11,8 @@ cannot be brought back by a negation further down.
 Above the indexed folder, the ignore files of its parent folders count up to the root of the
 git repository holding it (the nearest parent with a `.git`); outside a repository only the
 indexed folder's own and its subfolders' files count. If those parents' patterns ignore the
-indexed folder itself, they are set aside: a folder named explicitly is indexed.
+indexed folder itself, they are set aside: a folder named explicitly is indexed. The
+repository's `.git/info/exclude` counts as git reads it: below the root folder's `.gitignore`.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ class IgnoreRules:
 
     def __init__(self, root: Path):
         self.root = os.path.abspath(root)
+        self._repository: str | None = None  # the enclosing git repository's root folder, if any
         self._specs: dict[str, GitIgnoreSpec | None] = {}
         self._chains: dict[str, list[tuple[str, GitIgnoreSpec]]] = {}
         self._above = self._folders_above()
@@ -86,7 +88,8 @@ class IgnoreRules:
     def _spec(self, folder: str) -> GitIgnoreSpec | None:
         if folder not in self._specs:
             lines: list[str] = []
-            for name in IGNORE_FILES:
+            names = ((os.path.join(".git", "info", "exclude"),) if folder == self._repository else ()) + IGNORE_FILES
+            for name in names:
                 try:
                     with open(os.path.join(folder, name), encoding="utf-8", errors="replace") as handle:
                         lines.extend(handle.read().splitlines())
@@ -98,6 +101,7 @@ class IgnoreRules:
     def _folders_above(self) -> list[str]:
         """The parent folders from the enclosing repository's root down to the root's parent."""
         if os.path.exists(os.path.join(self.root, ".git")):
+            self._repository = self.root
             return []
         folders: list[str] = []
         current = self.root
@@ -107,6 +111,7 @@ class IgnoreRules:
                 return []  # not inside a repository
             folders.append(parent)
             if os.path.exists(os.path.join(parent, ".git")):
+                self._repository = parent
                 return list(reversed(folders))
             current = parent
 

@@ -56,11 +56,13 @@ def invoke(root: Path, host: str, *args: str):
 
 def test_the_walk_leaves_out_what_git_ignores(project):
     subprocess.run(["git", "init", "-q", str(project)], check=True)
+    write(project / ".git" / "info" / "exclude", "secret.md\n")  # git's per-clone ignore list
+    write(project / "docs" / "secret.md")
     listed = subprocess.run(["git", "-C", str(project), "ls-files", "--others", "--exclude-standard"],
                             capture_output=True, text=True, check=True).stdout.split()
     assert {path for path in listed if not path.endswith(".gitignore")} == INDEXED
     assert walked(project) == INDEXED
-    assert walked(project, use_ignore_files=False) == EVERYTHING  # .git/ stays out all the same
+    assert walked(project, use_ignore_files=False) == EVERYTHING | {"docs/secret.md"}  # .git/ stays out
 
 
 def test_ignored_folders_are_counted_once_and_never_entered(project):
