@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from semsearch import keyword
+from semsearch import filters, keyword
 from semsearch.errors import DiskFullError, IndexCorruptError
 from semsearch.options import DB_NAME
 from semsearch.paths import absolute_path, document_key, keys_prefix
@@ -468,15 +468,18 @@ class Store:
         # bm25() is smaller-is-better; flip it so every retrieval score is larger-is-better.
         return [(int(rowid), -float(score)) for rowid, score in rows]
 
-    def chunk_ids_where(self, path_globs: Sequence[str] = (), metadata: dict[str, Any] | None = None) -> np.ndarray:
-        """Ids of chunks whose document matches every filter (path globs OR-ed, metadata keys AND-ed).
+    def chunk_ids_where(self, path_globs: Sequence[str] = (), metadata: filters.Where | None = None) -> np.ndarray:
+        """Ids of chunks whose document matches every filter (path globs OR-ed, `metadata`
+        conditions AND-ed; see `semsearch.filters` for the expressions and the dict form).
 
-        A metadata key matches when the document's value equals the wanted one, or is a list that
-        contains it; a list of wanted values matches any of them. Values compare as text, so
-        `year=2024` from the command line matches a YAML number and `draft=false` a boolean.
+        A metadata key matches `=` when the document's value equals the wanted one, or is a list
+        that contains it; a list of wanted values matches any of them. Equality compares as text,
+        so `year=2024` from the command line matches a YAML number and `draft=false` a boolean.
+        Raises FilterError for a malformed expression or a comparison of the wrong type.
         """
         import numpy as np
 
+        conditions = filters.conditions(metadata)
         clauses: list[str] = []
         params: list[Any] = []
         if path_globs:
@@ -488,15 +491,28 @@ class Store:
                 ors.append(f"(d.path GLOB ? OR {absolute} GLOB ?)")
                 params.extend([glob, self.home.as_posix().rstrip("/") + "/", glob])
             clauses.append("(" + " OR ".join(ors) + ")")
-        for key, value in (metadata or {}).items():
-            wanted = [_filter_text(v) for v in (value if isinstance(value, (list, tuple, set)) else [value])]
+        for condition in filter(filters.in_sql, conditions):
+            json_path = f"$.{json.dumps(condition.key, ensure_ascii=False)}"
+            if condition.op in filters.PRESENCE:
+                clauses.append(f"json_type(d.metadata, ?) IS {'NOT ' if condition.op == 'has' else ''}NULL")
+                params.append(json_path)
+                continue
+            wanted = [_filter_text(v) for v in condition.values]
             clauses.append(
-                "EXISTS (SELECT 1 FROM json_each(d.metadata, ?) AS item WHERE "
+                f"{'NOT ' if condition.op == '!=' else ''}EXISTS (SELECT 1 FROM json_each(d.metadata, ?) AS item WHERE "
                 "(CASE item.type WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' WHEN 'null' THEN 'null' "
                 f"ELSE CAST(item.value AS TEXT) END) IN ({','.join('?' * len(wanted))}))"
             )
-            params.extend([f"$.{json.dumps(str(key), ensure_ascii=False)}", *wanted])
+            params.extend([json_path, *wanted])
         where = " AND ".join(clauses) or "1"
+        rest = [c for c in conditions if not filters.in_sql(c)]
+        if rest:
+            rows = self._query("SELECT d.id, d.kind, d.path, d.size, d.mtime_ns, d.indexed_at, d.metadata "
+                               f"FROM documents d WHERE {where}", params)
+            passing = filters.select(rest, (filters.DocumentFields(
+                i, path, kind == "file", size, mtime_ns / 1e9 if kind == "file" else indexed_at, json.loads(meta))
+                for i, kind, path, size, mtime_ns, indexed_at, meta in rows))
+            where, params = "c.document_id IN (SELECT value FROM json_each(?))", [json.dumps(passing)]
         rows = self._query(f"SELECT c.id FROM chunks c JOIN documents d ON d.id = c.document_id WHERE {where}", params)
         return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
 
