@@ -63,6 +63,7 @@ from fastapi.encoders import jsonable_encoder  # noqa: E402
 from fastapi.exceptions import RequestValidationError  # noqa: E402
 from fastapi.responses import JSONResponse  # noqa: E402
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, field_validator  # noqa: E402
+from pydantic import WithJsonSchema  # noqa: E402
 
 MAX_K = 100
 MAX_CONTEXT_TOKENS = 32_000
@@ -125,7 +126,13 @@ Text = Annotated[str, AfterValidator(_valid_unicode)]
 Count = Annotated[int, BeforeValidator(_integral)]
 Query = Annotated[Text, AfterValidator(_not_blank)]
 Scalar = Text | int | float | bool
-Expressions = Annotated[list[Annotated[Text, StringConstraints(max_length=1_000)]], Field(max_length=100)]
+# The shape of a filter expression (semsearch.filters), published in the schema so that clients
+# and generated requests know it; the server parses it itself and answers 400 with the reason.
+EXPRESSION_PATTERN = (r"^\s*(?:-?has:.*\S.*|[^=!<>]*[^=!<>\s][^=!<>]*"
+                      r"(?:(?:<=|>=|<|>)\s*[^=<>\s].*|!?=\s*(?:[^=<>\s].*)?))$")
+Expression = Annotated[Text, StringConstraints(max_length=1_000), WithJsonSchema(
+    {"type": "string", "maxLength": 1_000, "pattern": EXPRESSION_PATTERN})]
+Expressions = Annotated[list[Expression], Field(max_length=100)]
 ModelName = Annotated[str, StringConstraints(min_length=1, max_length=200,
                                              pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]*$")]
 

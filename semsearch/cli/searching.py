@@ -53,13 +53,13 @@ def search_command(query, index_dir, k, mode, min_score, paths, where, color, as
     score (0..1; 1 = first in both lists); with --rerank, the reranker's score (0..1).
 
     Exit status: 0 with results, 1 when nothing is found (the reason on stderr; --json prints
-    []) or on an error, 2 for bad usage (e.g. an empty QUERY).
+    []) or on an error, 2 for bad usage (e.g. an empty QUERY or a malformed --where).
 
     \b
     Examples:
       semsearch search "invention of paper in China" -k 3
       semsearch search "红烧肉怎么炒糖色" --mode hybrid --min-score 0.5 --json
-      semsearch search "release notes" --where 'year>=2020' --where draft!=true --since 7d -t md
+      semsearch search "release notes" --where 'year>=2020' --since 7d -t md
     """
     expressions = where_expressions(where, **shorthands)
     with _querying(index_dir, settings, reranking) as (index, reranker), _filter_usage():
@@ -212,7 +212,7 @@ def context_command(query, index_dir, max_tokens, k, mode, min_score, neighbours
 
     File citations are relative to the current directory when the file is inside it. Exit
     status: 0 with passages, 1 when nothing is found (the reason on stderr) or on an error, 2
-    for bad usage (e.g. an empty QUERY).
+    for bad usage (e.g. an empty QUERY or a malformed --where).
 
     \b
     Examples:
