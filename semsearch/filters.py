@@ -16,8 +16,9 @@ text; a value of a type the key never holds (`year>=abc` where `year` holds numb
 FilterError naming the key and the type it holds. `=` conditions on one key are OR-ed (any of
 the values); everything else is AND-ed. `!=` and `-has:` pass documents without the key.
 
-Equality and presence on metadata are decided in SQL by the store; the rest here, over the
-documents the SQL part let through (`select`). Importable without numpy or faiss.
+The store decides every condition in SQL except ordering comparisons on metadata, whose type is
+only known from the stored values: `compare` decides those over the values the SQL part let
+through. Importable without numpy or faiss.
 """
 
 from __future__ import annotations
@@ -28,13 +29,13 @@ import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import PurePosixPath
-from typing import Any, Union
+from typing import Any, TypeVar, Union
 
 from semsearch.errors import FilterError
 
 # A `where` as callers give it: {key: value or [values]} (equality), one expression, or several.
 Where = Union[Mapping[str, Any], str, Sequence[str]]
+T = TypeVar("T")
 
 ORDERING = ("<", "<=", ">", ">=")
 EQUALITY = ("=", "!=")
@@ -80,18 +81,6 @@ class Condition:
         if self.op in PRESENCE:
             return f"{self.op}:{self.key}"
         return " or ".join(f"{self.key}{self.op}{value}" for value in self.values)
-
-
-@dataclass(frozen=True)
-class DocumentFields:
-    """What a filter may look at in one document: its stored stat and metadata."""
-
-    document_id: int
-    path: str
-    is_file: bool
-    size: int
-    modified: float  # POSIX seconds: the file's mtime, or when a text was added
-    metadata: Mapping[str, Any]
 
 
 def parse(expression: str) -> Condition:
@@ -150,9 +139,9 @@ def conditions(where: Where | None) -> tuple[Condition, ...]:
 
 
 def in_sql(condition: Condition) -> bool:
-    """Whether the store decides `condition` in SQL (metadata equality and presence); `select`
-    decides the others."""
-    return not condition.builtin and condition.op in EQUALITY + PRESENCE
+    """Whether the store decides `condition` in SQL alone: all but ordering comparisons on
+    metadata, whose type is only known from the values (`compare` decides those)."""
+    return condition.builtin or condition.op not in ORDERING
 
 
 def required_keys(where: Where | None) -> list[str]:
@@ -178,37 +167,44 @@ def check(condition: Condition) -> None:
                               "date or date-time (2026-01-01, 2026-01-01T09:30) or an age (30m, 2h, 7d, 2w)")
 
 
-def select(where: Sequence[Condition], documents: Iterable[DocumentFields]) -> list[int]:
-    """The ids of the `documents` passing every condition not decided `in_sql`. Raises FilterError for an ordering
-    comparison with a value of a type its key never holds in these documents."""
-    documents = list(documents)
-    now = time.time()
-    for condition in where:
-        documents = [d for d in documents if _passes(condition, d, now)] if condition.builtin \
-            else _compare_metadata(condition, documents)
-    return [d.document_id for d in documents]
+def builtin_values(condition: Condition, now: float | None = None) -> list[Any]:
+    """The values a built-in field's condition compares with, as stored: bytes for size, POSIX
+    seconds for mtime (an age counted back from `now`), lower-case suffixes with their dot."""
+    if condition.key == "suffix":
+        return [_suffix(str(value)) for value in condition.values]
+    if condition.key == "size":
+        return [_size(value) for value in condition.values]
+    return [_moment(str(value), now) for value in condition.values]
 
 
-def age_before_now(age: str) -> float | None:
-    """POSIX seconds `age` (e.g. `7d`, `2h`, `1w2d`; units s m h d w y) before now, or None."""
-    return _age(age, time.time())
+def compare(condition: Condition, values: Iterable[tuple[Any, T]]) -> list[T]:
+    """The tags of the metadata values (or list values with a member) that satisfy an ordering
+    comparison, from (stored value, tag) pairs — the store tags each distinct value with the
+    documents holding it. Raises FilterError when the value compared with is of a type the key
+    never holds among these values."""
+    text = str(condition)
+    kind, wanted = _typed(condition.values[0])
+    if kind == "boolean":
+        raise FilterError(f"filter {text!r}: true and false have no order — use {condition.key}=... or "
+                          f"{condition.key}!=...")
+    held: dict[str, None] = {}
+    typed: list[tuple[T, list[tuple[str, Any]]]] = []
+    for value, tag in values:
+        items = [item for item in map(_typed, _members(value)) if item is not None]
+        held.update(dict.fromkeys(item_kind for item_kind, _ in items))
+        typed.append((tag, items))
+    if held and kind not in held:
+        if "text" not in held:
+            names = " and ".join(_KIND_NAMES[k] for k in held)
+            expected = " or ".join(_KIND_EXAMPLES[k] for k in held)
+            raise FilterError(f"filter {text!r}: {condition.key} holds {names}, and {str(condition.values[0])!r} "
+                              f"is not — compare it with {expected}")
+        kind, wanted = "text", str(condition.values[0])
+    return [tag for tag, items in typed
+            if any(item_kind == kind and _holds(condition.op, item, wanted) for item_kind, item in items)]
 
 
 # -- built-in fields ---------------------------------------------------------------------------
-
-def _passes(condition: Condition, document: DocumentFields, now: float) -> bool:
-    if condition.key == "suffix":
-        suffix = PurePosixPath(document.path).suffix.lower() if document.is_file else ""
-        wanted = {_suffix(str(v)) for v in condition.values}
-        return (suffix in wanted) == (condition.op == "=")
-    if condition.key == "size":
-        actual, wanted = document.size, [_size(v) for v in condition.values]
-    else:
-        actual, wanted = document.modified, [_moment(str(v), now) for v in condition.values]
-    if condition.op == "=":
-        return actual in wanted
-    return _holds(condition.op, actual, wanted[0])
-
 
 def _suffix(value: str) -> str:
     value = value.strip().lower()
@@ -238,40 +234,10 @@ def _age(value: str, now: float) -> float | None:
 
 # -- metadata ------------------------------------------------------------------------------------
 
-def _compare_metadata(condition: Condition, documents: list[DocumentFields]) -> list[DocumentFields]:
-    """The documents whose metadata value (or one list member) satisfies an ordering comparison."""
-    text = str(condition)
-    kind, wanted = _typed(condition.values[0])
-    if kind == "boolean":
-        raise FilterError(f"filter {text!r}: true and false have no order — use {condition.key}=... or "
-                          f"{condition.key}!=...")
-    held: dict[str, Any] = {}
-    typed = []
-    for document in documents:
-        items = [_typed(item) for item in _members(document.metadata.get(condition.key))]
-        for item_kind, _ in (i for i in items if i is not None):
-            held.setdefault(item_kind, None)
-        typed.append((document, items))
-    if held and kind not in held:
-        if "text" not in held:
-            names = " and ".join(_KIND_NAMES[k] for k in held)
-            expected = " or ".join(_KIND_EXAMPLES[k] for k in held)
-            raise FilterError(f"filter {text!r}: {condition.key} holds {names}, and {str(condition.values[0])!r} "
-                              f"is not — compare it with {expected}")
-        kind, wanted = "text", str(condition.values[0])
-    return [document for document, items in typed
-            if any(item is not None and item[0] == kind and _holds(condition.op, item[1], wanted)
-                   for item in (items if kind != "text" else [_as_text(i) for i in items]))]
-
-
 def _members(value: Any) -> list[Any]:
     if value is None:
         return []
     return list(value) if isinstance(value, list) else [value]
-
-
-def _as_text(item: tuple[str, Any] | None) -> tuple[str, Any] | None:
-    return item if item is None or item[0] == "text" else None
 
 
 def _typed(value: Any) -> tuple[str, Any] | None:
