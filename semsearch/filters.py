@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import datetime
 import math
+import operator
 import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -50,6 +51,7 @@ _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[
 _SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?$", re.IGNORECASE)
 _AGE_PART = re.compile(r"(\d+(?:\.\d+)?)([smhdwy])")
 _AGE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "y": 365 * 86400}
+_ORDER = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
 _SIZE_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
 _KIND_NAMES = {"number": "numbers", "time": "dates", "boolean": "true/false", "text": "text"}
 _KIND_EXAMPLES = {"number": "a number (2020)", "time": "an ISO date (2024-06-01)", "boolean": "true or false"}
@@ -123,18 +125,16 @@ def conditions(where: Where | None) -> tuple[Condition, ...]:
         parsed = [parse(where)]
     else:
         parsed = [parse(item) for item in where]
-    merged: dict[tuple[str, str], Condition] = {}
     out: list[Condition] = []
+    equal_at: dict[str, int] = {}  # key → position in `out` of its `=` condition
     for condition in parsed:
-        if condition.op != "=":
-            out.append(condition)
-        elif (condition.key, "=") in merged:
-            first = merged[(condition.key, "=")]
-            merged[(condition.key, "=")] = Condition(first.key, "=", first.values + condition.values)
-            out[out.index(first)] = merged[(condition.key, "=")]
-        else:
-            merged[(condition.key, "=")] = condition
-            out.append(condition)
+        if condition.op == "=" and condition.key in equal_at:
+            at = equal_at[condition.key]
+            out[at] = Condition(condition.key, "=", out[at].values + condition.values)
+            continue
+        if condition.op == "=":
+            equal_at[condition.key] = len(out)
+        out.append(condition)
     return tuple(out)
 
 
@@ -152,7 +152,7 @@ def required_keys(where: Where | None) -> list[str]:
 
 def check(condition: Condition) -> None:
     """Raise FilterError when a built-in field is compared the wrong way or with a value of the
-    wrong kind (metadata types are only known from the documents: see `select`)."""
+    wrong kind (metadata types are only known from the documents: see `compare`)."""
     text = str(condition)
     if condition.key == "suffix" and condition.op in ORDERING:
         raise FilterError(f"filter {text!r}: suffix can only be compared with = or != (e.g. suffix=.md)")
@@ -273,12 +273,4 @@ def _time(value: str) -> float | None:
 
 
 def _holds(op: str, actual: Any, wanted: Any) -> bool:
-    if op == "<":
-        return actual < wanted
-    if op == "<=":
-        return actual <= wanted
-    if op == ">":
-        return actual > wanted
-    if op == ">=":
-        return actual >= wanted
-    return actual == wanted
+    return _ORDER[op](actual, wanted)
