@@ -92,7 +92,8 @@ def parse(expression: str) -> Condition:
     presence = _PRESENCE.match(expression)
     if presence:
         if not presence["key"]:
-            raise FilterError(f"{expression!r} names no key — write {presence['op']}:KEY, e.g. {presence['op']}:author")
+            op = presence["op"]
+            raise FilterError(f"{expression!r} names no key — write {op}:KEY, e.g. {op}:author")
         return Condition(presence["key"], presence["op"])
     match = _EXPRESSION.match(expression)
     if not match or not match["key"] or match["value"][:1] in ("=", "<", ">"):

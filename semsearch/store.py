@@ -501,8 +501,9 @@ class Store:
             # Each distinct value once, with the documents holding it: typing a value costs more
             # than comparing it, and keys such as year or status repeat a few values many times.
             rows = self._query("SELECT json_type(d.metadata, ?), json_extract(d.metadata, ?), json_group_array(d.id) "
-                               f"FROM documents d WHERE json_type(d.metadata, ?) IS NOT NULL AND "
-                               f"{' AND '.join(clauses) or '1'} GROUP BY 1, 2", [json_path, json_path, json_path, *params])
+                               "FROM documents d WHERE json_type(d.metadata, ?) IS NOT NULL AND "
+                               f"{' AND '.join(clauses) or '1'} GROUP BY 1, 2",
+                               [json_path, json_path, json_path, *params])
             passing = filters.compare(condition, ((_json_value(kind, value), ids) for kind, value, ids in rows))
             clauses.append("d.id IN (SELECT value FROM json_each(?))")
             params.append("[" + ",".join(ids[1:-1] for ids in passing if ids != "[]") + "]")
