@@ -21,10 +21,12 @@ from typing import TYPE_CHECKING, Any, Iterator
 
 from semsearch.context import DEFAULT_MAX_TOKENS, DEFAULT_NEIGHBOURS, Context, assemble, check_budget
 from semsearch.async_pool import DEFAULT_ASYNC_WORKERS, AsyncPool
-from semsearch.config import CODE_CHUNKER_KEY, IndexSettings, check_embedder, is_recorded, resolve
+from semsearch.config import IndexSettings, check_embedder, is_recorded, resolve
 from semsearch.embed import DEFAULT_MODEL, make_embedder
 from semsearch.documents import find_document_text
 from semsearch.faiss_file import VectorFile
+from semsearch.filters import Where
+from semsearch.index_sources import SourcesMixin, sources_of
 from semsearch.options import DEFAULT_BATCH_TEXTS, DEFAULT_INDEX_DIR, DEFAULT_RERANK_TOP
 from semsearch.options import ChunkSettings, RebuildPolicy, SearchTuning, resolve_index_type
 from semsearch.status import index_status
@@ -43,7 +45,7 @@ if TYPE_CHECKING:
     from semsearch.vectors import VectorIndex
 
 
-class Index:
+class Index(SourcesMixin):
     """A semsearch index directory.
 
     Open with `Index.open(path)`; use as a context manager or call `close()`. Searching from
@@ -186,6 +188,18 @@ class Index:
                               "generation": self._store.generation()})
         self._settings = settings
 
+    def _check_code_chunks(self) -> None:
+        """Code chunks asked for or recorded need the `code` extra: missing is an error, before any write."""
+        if not self._settings.code_chunks:
+            return
+        from semsearch.code_chunks import require_extra
+        from semsearch.errors import MissingDependencyError
+
+        try:
+            require_extra()
+        except MissingDependencyError as exc:
+            raise MissingDependencyError(f"{exc}, or index with --no-code-chunks to chunk source code as text") from exc
+
     def _chunk_settings(self) -> ChunkSettings:
         recorded = self._recorded()
         assert recorded is not None and recorded.chunk_tokens is not None and recorded.chunk_overlap is not None
@@ -231,36 +245,18 @@ class Index:
         *,
         include: Sequence[str] = (),
         exclude: Sequence[str] = (),
+        use_ignore_files: bool = True,
         on_progress: Callable[[Progress], None] | None = None,
         batch_texts: int = DEFAULT_BATCH_TEXTS,
     ) -> IndexReport:
         """Index folders or files: add new, update changed, remove vanished; returns a report.
 
-        Ctrl-C stops between batches: the report says `interrupted`, committed work stays.
+        What `.gitignore` / `.semsearchignore` leave out is counted, not indexed (unless
+        `use_ignore_files` is False); the paths are remembered with these options (`sources`,
+        `refresh`). Ctrl-C stops between batches: the report says `interrupted`, committed work stays.
         """
-        from semsearch.ingest import Ingester
-
-        if self._settings.code_chunks:  # asked for or recorded: missing is an error, raised before any write
-            from semsearch.code_chunks import require_extra
-            from semsearch.errors import MissingDependencyError
-
-            try:
-                require_extra()
-            except MissingDependencyError as exc:
-                raise MissingDependencyError(f"{exc}, or index with --no-code-chunks to chunk source code as text") from exc
-        with self._writing():
-            chunking = self._chunk_settings()
-            wanted = IndexSettings(code_chunks=chunking.code).code_chunker
-            # Source files chunked by another code chunker (or none) are chunked again, unchanged
-            # or not; other files are untouched, and identical chunk texts reuse their vectors.
-            rechunk = self._store.meta().get(CODE_CHUNKER_KEY, "") != wanted
-            ingester = Ingester(self._store, self.embedder(), chunking, self._vector_file.apply,
-                                on_progress=on_progress, batch_texts=batch_texts, rechunk_code=rechunk)
-            report = ingester.index_paths([Path(p) for p in paths], include=include, exclude=exclude,
-                                          skip_dirs=[self.path])
-            if rechunk and not report.interrupted and ingester.rechunked_all():
-                self._store.set_meta({CODE_CHUNKER_KEY: wanted})
-            return report
+        return self._index_roots(sources_of(paths, include, exclude, use_ignore_files), remember=True,
+                                 on_progress=on_progress, batch_texts=batch_texts)
 
     def add_texts(self, items: Iterable[TextItem | dict[str, Any]]) -> IndexReport:
         """Add or replace caller-supplied texts by id (`TextItem` or dicts with id, text, metadata, title).
@@ -305,7 +301,7 @@ class Index:
         k: int = 10,
         mode: str = "vector",
         paths: Sequence[str] = (),
-        where: dict[str, Any] | None = None,
+        where: Where | None = None,
         rerank: bool | str | Reranker = False,
         rerank_top: int = DEFAULT_RERANK_TOP,
         rerank_fallback: bool = False,
@@ -325,7 +321,7 @@ class Index:
         k: int = 10,
         mode: str = "vector",
         paths: Sequence[str] = (),
-        where: dict[str, Any] | None = None,
+        where: Where | None = None,
         rerank: bool | str | Reranker = False,
         rerank_top: int = DEFAULT_RERANK_TOP,
         rerank_fallback: bool = False,
@@ -343,7 +339,9 @@ class Index:
         trade speed for recall; the defaults meet recall@10 ≥ 0.95 in benchmarks/bench_query.py.
         `min_score` keeps hits scoring at least that on the mode's scale: vector cosine (-1..1),
         keyword bm25 (0 and up), hybrid fused (0..1), or the rerank score when reranked
-        (`Hit.score_kind` names it). See `semsearch.search.search_detailed`.
+        (`Hit.score_kind` names it). `where` takes a {key: value} dict (equality) or filter
+        expressions — `["year>=2020", "draft!=true", "has:author", "mtime>=7d", "size>10k",
+        "suffix=.md"]` (see `semsearch.filters`). See `semsearch.search.search_detailed`.
         """
         if not self.is_initialized:
             return SearchResult(hits=(), timings=StageTimings())
@@ -361,7 +359,7 @@ class Index:
         *,
         mode: str = "vector",
         paths: Sequence[str] = (),
-        where: dict[str, Any] | None = None,
+        where: Where | None = None,
         min_score: float | None = None,
     ) -> str:
         """Why a search with these filters found nothing, and what to do: one sentence for the user.
@@ -381,7 +379,7 @@ class Index:
         *,
         k: int = 10,
         paths: Sequence[str] = (),
-        where: dict[str, Any] | None = None,
+        where: Where | None = None,
         ef_search: int | None = None,
         nprobe: int | None = None,
     ) -> list[Hit]:
