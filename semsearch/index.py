@@ -25,6 +25,8 @@ from semsearch.config import IndexSettings, check_embedder, is_recorded, resolve
 from semsearch.embed import DEFAULT_MODEL, make_embedder
 from semsearch.documents import find_document_text
 from semsearch.faiss_file import VectorFile
+from semsearch.filters import Where
+from semsearch.index_sources import SourcesMixin, sources_of
 from semsearch.options import DEFAULT_BATCH_TEXTS, DEFAULT_INDEX_DIR, DEFAULT_RERANK_TOP
 from semsearch.options import ChunkSettings, RebuildPolicy, SearchTuning, resolve_index_type
 from semsearch.status import index_status
@@ -43,7 +45,7 @@ if TYPE_CHECKING:
     from semsearch.vectors import VectorIndex
 
 
-class Index:
+class Index(SourcesMixin):
     """A semsearch index directory.
 
     Open with `Index.open(path)`; use as a context manager or call `close()`. Searching from
@@ -90,6 +92,7 @@ class Index:
         ef_search: int | None = None,
         nprobe: int | None = None,
         rebuild_policy: RebuildPolicy | None = None,
+        code_chunks: bool | None = None,
     ) -> Index:
         """Open the index at `path`, creating the directory if `create` and it does not exist.
 
@@ -112,6 +115,10 @@ class Index:
         applies to a new index — convert an existing one with `rebuild(index_type=...)`.
         `ef_search` / `nprobe` override the approximate-search defaults for this handle;
         `rebuild_policy` when `auto` leaves exact search and when HNSW deletions force a rebuild.
+        `code_chunks` cuts source files at function/class boundaries with tree-sitter (the `code`
+        extra; default: on for a new index when the extra is installed, else what the index
+        records); changing it on an existing index re-chunks its source files, and only those,
+        on the next `index` run. True without the extra raises MissingDependencyError when indexing.
         The settings keywords are the flags of `semsearch.config`'s one rule: defaults < what the
         index records < environment (SEMSEARCH_BASE_URL, OLLAMA_HOST) < flags.
         """
@@ -119,7 +126,7 @@ class Index:
             model=model, preset=preset, query_instruction=query_instruction, dimensions=dimensions,
             input_type=input_type, chunk_tokens=chunk_tokens, chunk_overlap=chunk_overlap, index_type=index_type,
             base_url=base_url, ollama_host=ollama_host, timeout=timeout, keep_alive=keep_alive,
-            ef_search=ef_search, nprobe=nprobe,
+            ef_search=ef_search, nprobe=nprobe, code_chunks=code_chunks,
         )
         path = Path(path).expanduser()
         store = open_store(path, create)
@@ -181,10 +188,23 @@ class Index:
                               "generation": self._store.generation()})
         self._settings = settings
 
+    def _check_code_chunks(self) -> None:
+        """Code chunks asked for or recorded need the `code` extra: missing is an error, before any write."""
+        if not self._settings.code_chunks:
+            return
+        from semsearch.code_chunks import require_extra
+        from semsearch.errors import MissingDependencyError
+
+        try:
+            require_extra()
+        except MissingDependencyError as exc:
+            raise MissingDependencyError(f"{exc}, or index with --no-code-chunks to chunk source code as text") from exc
+
     def _chunk_settings(self) -> ChunkSettings:
         recorded = self._recorded()
         assert recorded is not None and recorded.chunk_tokens is not None and recorded.chunk_overlap is not None
-        return ChunkSettings(recorded.chunk_tokens, recorded.chunk_overlap)
+        code = self._settings.code_chunks if self._settings.code_chunks is not None else recorded.code_chunks
+        return ChunkSettings(recorded.chunk_tokens, recorded.chunk_overlap, code=bool(code))
 
     # -- vectors -------------------------------------------------------------------------------
 
@@ -225,20 +245,18 @@ class Index:
         *,
         include: Sequence[str] = (),
         exclude: Sequence[str] = (),
+        use_ignore_files: bool = True,
         on_progress: Callable[[Progress], None] | None = None,
         batch_texts: int = DEFAULT_BATCH_TEXTS,
     ) -> IndexReport:
         """Index folders or files: add new, update changed, remove vanished; returns a report.
 
-        Ctrl-C stops between batches: the report says `interrupted`, committed work stays.
+        What `.gitignore` / `.semsearchignore` leave out is counted, not indexed (unless
+        `use_ignore_files` is False); the paths are remembered with these options (`sources`,
+        `refresh`). Ctrl-C stops between batches: the report says `interrupted`, committed work stays.
         """
-        from semsearch.ingest import Ingester
-
-        with self._writing():
-            ingester = Ingester(self._store, self.embedder(), self._chunk_settings(), self._vector_file.apply,
-                                on_progress=on_progress, batch_texts=batch_texts)
-            return ingester.index_paths([Path(p) for p in paths], include=include, exclude=exclude,
-                                        skip_dirs=[self.path])
+        return self._index_roots(sources_of(paths, include, exclude, use_ignore_files), remember=True,
+                                 on_progress=on_progress, batch_texts=batch_texts)
 
     def add_texts(self, items: Iterable[TextItem | dict[str, Any]]) -> IndexReport:
         """Add or replace caller-supplied texts by id (`TextItem` or dicts with id, text, metadata, title).
@@ -283,7 +301,7 @@ class Index:
         k: int = 10,
         mode: str = "vector",
         paths: Sequence[str] = (),
-        where: dict[str, Any] | None = None,
+        where: Where | None = None,
         rerank: bool | str | Reranker = False,
         rerank_top: int = DEFAULT_RERANK_TOP,
         rerank_fallback: bool = False,
@@ -303,7 +321,7 @@ class Index:
         k: int = 10,
         mode: str = "vector",
         paths: Sequence[str] = (),
-        where: dict[str, Any] | None = None,
+        where: Where | None = None,
         rerank: bool | str | Reranker = False,
         rerank_top: int = DEFAULT_RERANK_TOP,
         rerank_fallback: bool = False,
@@ -321,7 +339,9 @@ class Index:
         trade speed for recall; the defaults meet recall@10 ≥ 0.95 in benchmarks/bench_query.py.
         `min_score` keeps hits scoring at least that on the mode's scale: vector cosine (-1..1),
         keyword bm25 (0 and up), hybrid fused (0..1), or the rerank score when reranked
-        (`Hit.score_kind` names it). See `semsearch.search.search_detailed`.
+        (`Hit.score_kind` names it). `where` takes a {key: value} dict (equality) or filter
+        expressions — `["year>=2020", "draft!=true", "has:author", "mtime>=7d", "size>10k",
+        "suffix=.md"]` (see `semsearch.filters`). See `semsearch.search.search_detailed`.
         """
         if not self.is_initialized:
             return SearchResult(hits=(), timings=StageTimings())
@@ -339,7 +359,7 @@ class Index:
         *,
         mode: str = "vector",
         paths: Sequence[str] = (),
-        where: dict[str, Any] | None = None,
+        where: Where | None = None,
         min_score: float | None = None,
     ) -> str:
         """Why a search with these filters found nothing, and what to do: one sentence for the user.
@@ -359,7 +379,7 @@ class Index:
         *,
         k: int = 10,
         paths: Sequence[str] = (),
-        where: dict[str, Any] | None = None,
+        where: Where | None = None,
         ef_search: int | None = None,
         nprobe: int | None = None,
     ) -> list[Hit]:

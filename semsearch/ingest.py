@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from semsearch.chunking import chunk
+from semsearch.chunking import chunk, uses_code_chunker
 from semsearch.embed.base import Embedder
 from semsearch.embed_workers import EmbedWorkers
 from semsearch.errors import EmbedderError, ExtractError, InputTooLongError, NoTextError
@@ -28,9 +28,9 @@ from semsearch.extract import extract, extract_text
 from semsearch.extract.decoding import BINARY
 from semsearch.options import DEFAULT_BATCH_TEXTS, ChunkSettings
 from semsearch.paths import FileKeys, keys_prefix, under
-from semsearch.sources import WalkSkip, walk
+from semsearch.sources import WalkIgnored, WalkSkip, walk
 from semsearch.store import NewDocument, Store, StoredDocument, WriteResult
-from semsearch.types import Chunk, Document, FileProblem, IndexReport, SourceFile, TextItem, embed_text
+from semsearch.types import Chunk, Document, FileProblem, IndexReport, IndexSource, SourceFile, TextItem, embed_text
 
 # Batches waiting for vectors at once. Ollama embeds one request at a time per model, so two keep
 # it busy (one being embedded, the next queued) while this process prepares and commits others;
@@ -113,6 +113,8 @@ class _Tally:
     removed: int = 0
     failed: int = 0
     skipped: int = 0
+    ignored_files: int = 0  # left out by ignore files (an ignored folder counts once, unread)
+    ignored_folders: int = 0
     embedded: int = 0
     reused: int = 0  # chunks given a vector without embedding: cached + duplicate
     duplicate: int = 0  # chunks whose text another chunk of this run has (embedded once)
@@ -138,6 +140,7 @@ class Ingester:
         on_progress: Callable[[Progress], None] | None = None,
         batch_texts: int = DEFAULT_BATCH_TEXTS,
         in_flight: int = DEFAULT_IN_FLIGHT,
+        rechunk_code: bool = False,
     ):
         self.store = store
         self.embedder = embedder
@@ -145,6 +148,7 @@ class Ingester:
         self.on_commit = on_commit
         self.on_progress = on_progress
         self.batch_texts = batch_texts
+        self.rechunk_code = rechunk_code  # the code chunker changed: chunk its files again even if unchanged
         self._tally = _Tally()
         self.in_flight = max(1, in_flight)
         self._pending: list[_Pending] = []
@@ -153,6 +157,8 @@ class Ingester:
         self._files_done = 0
         self._files_total = 0
         self._planned: set[str] = set()  # file keys already planned in this run
+        self._seen: set[str] = set()  # file keys any path of this run found: they did not vanish
+        self._existing: dict[str, StoredDocument] = {}  # stored files under the folders walked
         self._files_scanned = 0
         self._files_read = 0
         self._chunks_queued = 0
@@ -165,19 +171,27 @@ class Ingester:
 
     def index_paths(
         self,
-        paths: Sequence[Path],
+        paths: Sequence[Path | IndexSource],
         *,
         include: Sequence[str] = (),
         exclude: Sequence[str] = (),
         skip_dirs: Sequence[Path] = (),
+        use_ignore_files: bool = True,
+        keep: Callable[[str], bool] | None = None,
     ) -> IndexReport:
-        """Bring the index up to date with files under `paths` (folders or single files)."""
+        """Bring the index up to date with files under `paths` (folders or single files), walked
+        with `include`/`exclude` and the ignore files, or each with its own options when it is an
+        IndexSource. A stored file under a walked folder vanished when no path found it, unless
+        `keep(its key)` says it belongs elsewhere (another remembered source admits it)."""
         started = time.perf_counter()
         interrupted = False
         try:
             self._scanning = True
             self._emit("")
-            plans = [self._plan(Path(p), include, exclude, skip_dirs) for p in paths]
+            roots = [p if isinstance(p, IndexSource) else IndexSource(Path(p), tuple(include), tuple(exclude),
+                                                                      use_ignore_files) for p in paths]
+            plans = [self._plan(root, skip_dirs) for root in roots]
+            self._remove_vanished(keep)
             self._files_total = sum(len(changed) for changed in plans)
             self._scanning = False
             self._emit("")
@@ -240,28 +254,36 @@ class Ingester:
 
     # -- planning ------------------------------------------------------------------------------
 
-    def _plan(self, path: Path, include, exclude, skip_dirs) -> list[tuple[SourceFile, StoredDocument | None, str]]:
-        """Walk one path; delete documents under it that vanished; return the files needing work
-        with their stored documents and keys.
+    def _plan(self, root: IndexSource, skip_dirs) -> list[tuple[SourceFile, StoredDocument | None, str]]:
+        """Walk one path; note the documents under it and the files it found; return the files
+        needing work with their stored documents and keys.
 
         A file is one document however it was reached, so a file already planned by an earlier
-        path of this run is not planned again, and only documents under `path` can vanish.
+        path of this run is not planned again, and only documents under a walked path can vanish.
         """
+        path = root.path
         if not path.exists():
             self._fail(str(path), "no such file or directory", advance=False)
             return []
         is_folder = path.is_dir()
         existing = self.store.files_in(path) if is_folder else {}
+        self._existing.update(existing)
         prefix = keys_prefix(path, self.store.home) if is_folder else None
         keys = FileKeys(self.store.home)
-        seen: set[str] = set()
         changed: list[tuple[SourceFile, StoredDocument | None, str]] = []
-        for item in walk(path, include=include, exclude=exclude, skip_dirs=skip_dirs):
+        for item in walk(path, include=root.include, exclude=root.exclude, skip_dirs=skip_dirs,
+                         use_ignore_files=root.use_ignore_files):
+            if isinstance(item, WalkIgnored):
+                if item.is_dir:
+                    self._tally.ignored_folders += 1
+                else:
+                    self._tally.ignored_files += 1
+                continue
             if isinstance(item, WalkSkip):
                 self._fail(item.problem.path, item.problem.reason, advance=False)
                 continue
             key = keys.key(item.path)
-            seen.add(key)
+            self._seen.add(key)
             if key in self._planned:
                 continue
             self._planned.add(key)
@@ -270,15 +292,21 @@ class Ingester:
             stored = existing.get(key)
             if stored is None and (prefix is None or not under(key, prefix)):
                 stored = self.store.document(key)  # reached through a symlink: stored outside this folder's keys
-            if stored is not None and stored.size == item.size and stored.mtime_ns == item.mtime_ns:
+            if (stored is not None and stored.size == item.size and stored.mtime_ns == item.mtime_ns
+                    and not self._rechunk(key)):
                 self._tally.unchanged += 1
             else:
                 changed.append((item, stored, key))
-        vanished = [doc.id for key, doc in existing.items() if key not in seen]
+        return changed
+
+    def _remove_vanished(self, keep: Callable[[str], bool] | None) -> None:
+        """Delete the stored files under the walked folders that no path of this run found (gone,
+        now excluded or ignored): one run over overlapping folders keeps what any of them found."""
+        vanished = [doc.id for key, doc in self._existing.items()
+                    if key not in self._seen and not (keep is not None and keep(key))]
         if vanished:
             self.on_commit(self.store.delete_documents(vanished))
             self._tally.removed += len(vanished)
-        return changed
 
     def _process_file(self, source: SourceFile, stored, key: str) -> None:
         display = str(source.path)
@@ -288,7 +316,7 @@ class Ingester:
             self._fail(display, f"cannot read: {exc.strerror or exc}")
             return
         sha = hashlib.sha256(data).hexdigest()
-        if stored is not None and stored.sha256 == sha:
+        if stored is not None and stored.sha256 == sha and not self._rechunk(stored.path):
             self.store.update_stat(stored.id, source.size, source.mtime_ns)
             self._tally.unchanged += 1
             self._advance(display)
@@ -312,9 +340,19 @@ class Ingester:
             return
         self._queue(key, "file", source.size, source.mtime_ns, sha, document, display, stored is not None)
 
+    def rechunked_all(self) -> bool:
+        """Whether every stored source file the code chunker handles was chunked again by this run
+        (a run over one folder leaves the others' files to a later run)."""
+        return all(self.store.file_key(Path(f.path)) in self._planned
+                   for f in self.store.file_stats() if uses_code_chunker(f.path))
+
+    def _rechunk(self, key: str) -> bool:
+        return self.rechunk_code and uses_code_chunker(key)
+
     def _queue(self, key, kind, size, mtime_ns, sha, document, display, existed) -> None:
         budget = self.settings.max_tokens
-        pieces = chunk(document, max_tokens=budget, overlap_tokens=self.settings.overlap_tokens)
+        pieces = chunk(document, max_tokens=budget, overlap_tokens=self.settings.overlap_tokens,
+                       code=self.settings.code)
         self._pending.append(_Pending(key, kind, size, mtime_ns, sha, document, pieces, budget, display, existed))
         self._files_read += 1
         self._chunks_queued += len(pieces)
@@ -499,7 +537,8 @@ class Ingester:
                     self._fail(pending.display, "a passage is longer than the model's context even when split")
                     continue
                 pending.set_chunks(chunk(pending.document, max_tokens=budget,
-                                         overlap_tokens=min(self.settings.overlap_tokens, budget // 4)))
+                                         overlap_tokens=min(self.settings.overlap_tokens, budget // 4),
+                                         code=self.settings.code))
                 pending.max_tokens = budget
             kept.append(pending)
         return kept
@@ -548,6 +587,7 @@ class Ingester:
         return IndexReport(
             files_added=t.added, files_updated=t.updated, files_unchanged=t.unchanged, files_removed=t.removed,
             files_failed=t.failed, files_skipped=t.skipped, chunks_embedded=t.embedded, chunks_reused=t.reused,
+            files_ignored=t.ignored_files, folders_ignored=t.ignored_folders,
             chunks_total=total, seconds=seconds, problems=tuple(t.problems),
             interrupted=interrupted, chunks_duplicate=t.duplicate,
             chunks_kept=max(0, total - t.embedded - t.reused),
