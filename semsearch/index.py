@@ -16,13 +16,16 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
 from semsearch.context import DEFAULT_MAX_TOKENS, DEFAULT_NEIGHBOURS, Context, assemble, check_budget
+from semsearch.relevance import DEFAULT_MIN_RELATIVE, check_min_relative
 from semsearch.async_pool import DEFAULT_ASYNC_WORKERS, AsyncPool
 from semsearch.config import IndexSettings, check_embedder, is_recorded, resolve
 from semsearch.embed import DEFAULT_MODEL, make_embedder
+from semsearch.errors import ConfigError
 from semsearch.documents import find_document_text
 from semsearch.faiss_file import VectorFile
 from semsearch.options import DEFAULT_BATCH_TEXTS, DEFAULT_INDEX_DIR, DEFAULT_RERANK_TOP
@@ -37,6 +40,7 @@ from semsearch.write_lock import WriteLock, open_store
 # load on first use: `status`, `--help` and a search that needs none of them start faster.
 if TYPE_CHECKING:
     from semsearch.embed.base import Embedder
+    from semsearch.grouping import DocumentHit
     from semsearch.ingest import Progress
     from semsearch.rerank.base import Reranker
     from semsearch.rerank.cache import RerankerCache
@@ -290,11 +294,20 @@ class Index:
         ef_search: int | None = None,
         nprobe: int | None = None,
         min_score: float | None = None,
+        by_document: bool = False,
     ) -> list[Hit]:
         """The `k` best passages for `query` (see `search_detailed` for the options)."""
         return list(self.search_detailed(query, k=k, mode=mode, paths=paths, where=where, rerank=rerank,
                                          rerank_top=rerank_top, rerank_fallback=rerank_fallback,
-                                         ef_search=ef_search, nprobe=nprobe, min_score=min_score).hits)
+                                         ef_search=ef_search, nprobe=nprobe, min_score=min_score,
+                                         by_document=by_document).hits)
+
+    def search_documents(self, query: str, *, k: int = 10, **options: Any) -> list[DocumentHit]:
+        """The `k` best documents for `query`, one result each: its best hit and its other hits
+        among those retrieved (`DocumentHit`), ranked by the best hit. Options as for `search`."""
+        from semsearch.grouping import group_by_document
+
+        return group_by_document(self.search_detailed(query, k=k, by_document=True, **options).hits)
 
     def search_detailed(
         self,
@@ -310,6 +323,7 @@ class Index:
         ef_search: int | None = None,
         nprobe: int | None = None,
         min_score: float | None = None,
+        by_document: bool = False,
     ) -> SearchResult:
         """The `k` best passages for `query` with per-stage timings (`SearchResult`).
 
@@ -322,17 +336,42 @@ class Index:
         `min_score` keeps hits scoring at least that on the mode's scale: vector cosine (-1..1),
         keyword bm25 (0 and up), hybrid fused (0..1), or the rerank score when reranked
         (`Hit.score_kind` names it). See `semsearch.search.search_detailed`.
+        Every hit carries `document_rank`, its document's rank among the hits' documents. With
+        `by_document`, `k` counts documents: the hits are those of the `k` best documents (more
+        chunks are retrieved until `k` documents are found, when that many pass the filters), so
+        several hits may share a document (`semsearch.grouping`).
         """
+        return self._search_detailed(None, query, k=k, mode=mode, paths=paths, where=where,
+                                     rerank=rerank, rerank_top=rerank_top, rerank_fallback=rerank_fallback,
+                                     ef_search=ef_search, nprobe=nprobe, min_score=min_score,
+                                     by_document=by_document)
+
+    def _search_detailed(self, embedder: Embedder | None, query: str, *, k: int, mode: str,
+                         rerank: bool | str | Reranker = False, ef_search: int | None = None,
+                         nprobe: int | None = None, by_document: bool = False, **options: Any) -> SearchResult:
+        """`search_detailed` with the query embedded by `embedder` (None: the index's own)."""
         if not self.is_initialized:
             return SearchResult(hits=(), timings=StageTimings())
         if mode != "vector":
             self._check_keyword_analysis()
+        from semsearch.grouping import first_documents
+        from semsearch.relevance import RememberingEmbedder
         from semsearch.search import search_detailed as run_search
 
-        return run_search(self._store, self.vectors(), self.embedder(), query, k=k, mode=mode, paths=paths,
-                          where=where, reranker=self.reranker(rerank), rerank_top=rerank_top,
-                          rerank_fallback=rerank_fallback, tuning=self._tuning(ef_search, nprobe),
-                          min_score=min_score)
+        vectors, reranker, tuning = self.vectors(), self.reranker(rerank), self._tuning(ef_search, nprobe)
+        embedding = embedder if embedder is not None else self.embedder()
+        if by_document and not isinstance(embedding, RememberingEmbedder):
+            embedding = RememberingEmbedder(embedding)  # the query is embedded once, however many tries
+
+        def run(count: int) -> SearchResult:
+            return run_search(self._store, vectors, embedding, query, k=count, mode=mode, reranker=reranker,
+                              tuning=tuning, **options)
+
+        if by_document:
+            if k < 1:
+                raise ConfigError(f"k must be at least 1, not {k}")
+            return first_documents(run, k)
+        return run(k)
 
     def explain_no_results(
         self,
@@ -397,6 +436,7 @@ class Index:
         mode: str = "vector",
         neighbours: int = DEFAULT_NEIGHBOURS,
         relative_to: str | Path | None = None,
+        min_relative: float = DEFAULT_MIN_RELATIVE,
         **search_options: Any,
     ) -> Context:
         """A prompt-ready block of the best passages for `query` within `max_tokens` (see `semsearch.context`).
@@ -404,13 +444,27 @@ class Index:
         The `k` hits of `search(query, k=k, mode=mode, **search_options)` (so `paths`, `where` and
         `rerank=`, `min_score` apply) are packed best first, adjacent chunks merged and up to `neighbours`
         chunks on each side of a hit added while they fit; the block is never over `max_tokens`
-        estimated tokens. Citations show file paths relative to `relative_to` when given and the
-        file is inside it.
+        estimated tokens. A hit whose score falls far below the best one's is left out: packed only
+        if its relative score (`semsearch.relevance`: 1 = the best hit's, 0 = no evidence, e.g.
+        vector mode's background similarity) is at least `min_relative` (default 0.5; 0 packs every
+        hit); `Context.below_threshold` counts those left out. Citations show file paths relative
+        to `relative_to` when given and the file is inside it.
         """
         check_budget(max_tokens, neighbours)
-        hits = self.search(query, k=k, mode=mode, **search_options)
-        return assemble(query, hits, self._store, max_tokens=max_tokens, neighbours=neighbours,
-                        relative_to=relative_to)
+        check_min_relative(min_relative)
+        from semsearch.relevance import RememberingEmbedder, background_similarity, keep_relevant
+
+        embedder = RememberingEmbedder(self.embedder()) if self.is_initialized else None
+        hits = list(self._search_detailed(embedder, query, k=k, mode=mode, **search_options).hits)
+        zero = 0.0
+        if hits and hits[0].score_kind == "cosine" and embedder is not None:
+            query_vector = embedder.query_vector(query)
+            if query_vector is not None:
+                zero = background_similarity(self._store, query_vector)
+        kept, left_out = keep_relevant(hits, min_relative, zero)
+        context = assemble(query, kept, self._store, max_tokens=max_tokens, neighbours=neighbours,
+                           relative_to=relative_to)
+        return replace(context, min_relative=min_relative, below_threshold=left_out)
 
     async def asearch(self, query: str, **options: Any) -> list[Hit]:
         """`search` for asyncio code: runs in a bounded worker pool, so the event loop never waits on Ollama."""

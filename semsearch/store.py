@@ -507,6 +507,18 @@ class Store:
         rows = self._query_in("SELECT id, text, vector FROM chunks WHERE id IN ({marks})", [int(i) for i in chunk_ids])
         return {cid: (text, np.frombuffer(blob, dtype="<f4").astype(np.float32)) for cid, text, blob in rows}
 
+    def vector_sample(self, limit: int) -> np.ndarray:
+        """About `limit` stored vectors spread evenly over the chunk ids (pending chunks have none)."""
+        import numpy as np
+
+        highest = self._query("SELECT max(id) FROM chunks")[0][0] or 0
+        step = max(1, highest // max(1, limit))
+        rows = self._query("SELECT vector FROM chunks WHERE id % ? = 0 AND vector IS NOT NULL LIMIT ?",
+                           (step, limit))
+        if not rows:
+            return np.zeros((0, 0), dtype=np.float32)
+        return np.stack([np.frombuffer(blob, dtype="<f4") for (blob,) in rows]).astype(np.float32)
+
     def chunk_document_keys(self) -> dict[int, str]:
         """Chunk id → its document's key: the caller's id for added texts, the absolute path for files."""
         rows = self._query("SELECT c.id, d.kind, d.path FROM chunks c JOIN documents d ON d.id = c.document_id")
