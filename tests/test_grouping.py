@@ -144,3 +144,39 @@ def test_other_ranges_are_in_document_order_and_joined_when_they_overlap():
     assert [d.path for d in documents] == ["doc-7", "doc-8"]
     assert [str(r) for r in documents[0].other_ranges()] == ["lines 10-14", "lines 88-90"]
     assert group_by_document(hits, limit=1)[0].others == (hits[2], hits[3], hits[4])
+
+
+# -- HTTP and MCP: chunk hits with document_rank ------------------------------------------------------
+
+def test_http_search_gives_document_ranks_and_takes_the_score_floors(history):
+    import httpx
+
+    from tests.test_serve import start_server, stop_server
+
+    index_dir, host = history
+    process, url = start_server(["-i", str(index_dir), "--ollama-host", host])
+    try:
+        with httpx.Client(base_url=url, timeout=60) as client:
+            hits = client.post("/search", json={"query": QUERY, "k": 14}).json()["hits"]
+            floor = (hits[0]["score"] + hits[1]["score"]) / 2
+            floored = client.post("/search", json={"query": QUERY, "k": 14, "min_score": floor}).json()["hits"]
+            padded = client.post("/context", json={"query": QUERY, "min_relative": 0, "neighbours": 0}).json()
+            bad = client.post("/context", json={"query": QUERY, "min_relative": 1.5})
+    finally:
+        stop_server(process)
+    assert [hit["document_rank"] for hit in hits][:12] == [1] * 12 and hits[12]["document_rank"] == 2
+    assert [hit["chunk_id"] for hit in floored] == [hits[0]["chunk_id"]]
+    assert padded["below_threshold"] == 0 and padded["min_relative"] == 0
+    assert bad.status_code == 422
+
+
+def test_mcp_search_gives_document_ranks(history):
+    from tests.test_mcp import _params, _session
+
+    index_dir, host = history
+
+    async def calls(session):
+        return await session.call_tool("search", {"query": QUERY, "k": 14, "min_score": -1})
+
+    hits = json.loads(_session(_params(index_dir, host), calls).content[0].text)["hits"]
+    assert [hit["document_rank"] for hit in hits][:12] == [1] * 12 and hits[12]["document_rank"] == 2
