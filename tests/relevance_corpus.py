@@ -2,9 +2,9 @@
 
 For the relative score threshold of `context` (a question about bicycle tyres must not fill its
 budget with sourdough). Each paragraph is one chunk at CHUNK_TOKENS; QUESTIONS maps a question to
-the files holding the passages that answer it: the two tyre passages are the only ones about
-bicycles; the sourdough and tomato questions also have passages on the same topic that do not
-answer them (benchmarks/context_threshold.py measures all four).
+the passages that answer it: the two tyre passages are the only ones about bicycles; the
+sourdough and tomato questions also have passages on their topic that do not answer them
+(benchmarks/context_threshold.py measures all four).
 """
 
 from __future__ import annotations
@@ -49,11 +49,13 @@ Slugs eat young lettuce at night; beer traps and copper tape keep most of them o
 }
 
 TYRE_FILES = ("tyre-pressure.md", "punctures.md")  # the only passages about bicycle tyres
-QUESTIONS = {  # question -> the files whose passages answer it
-    "How do I look after my bicycle tyres: pressure and punctures?": TYRE_FILES,
-    "bicycle tyre pressure punctures": TYRE_FILES,
-    "How often should I feed a sourdough starter?": ("sourdough.md",),
-    "When do I plant tomatoes outside?": ("vegetables.md",),
+# question -> (the file of its topic, words that start each passage answering it); the other
+# passages of that file are on its topic without answering it, the rest are unrelated.
+QUESTIONS = {
+    "How do I look after my bicycle tyres: pressure and punctures?": ("cycling", ("Road bicycle", "A punctured")),
+    "bicycle tyre pressure punctures": ("cycling", ("Road bicycle", "A punctured")),
+    "How often should I feed a sourdough starter?": ("sourdough.md", ("# Sourdough notes",)),
+    "When do I plant tomatoes outside?": ("vegetables.md", ("# Vegetable garden",)),
 }
 
 
