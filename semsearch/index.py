@@ -21,15 +21,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
 from semsearch.context import DEFAULT_MAX_TOKENS, DEFAULT_NEIGHBOURS, Context, assemble, check_budget
-from semsearch.relevance import DEFAULT_MIN_RELATIVE, check_min_relative
 from semsearch.async_pool import DEFAULT_ASYNC_WORKERS, AsyncPool
 from semsearch.config import IndexSettings, check_embedder, is_recorded, resolve
 from semsearch.embed import DEFAULT_MODEL, make_embedder
 from semsearch.errors import ConfigError
 from semsearch.documents import find_document_text
 from semsearch.faiss_file import VectorFile
+from semsearch.grouping import DocumentHit, first_documents, group_by_document
 from semsearch.options import DEFAULT_BATCH_TEXTS, DEFAULT_INDEX_DIR, DEFAULT_RERANK_TOP
 from semsearch.options import ChunkSettings, RebuildPolicy, SearchTuning, resolve_index_type
+from semsearch.relevance import DEFAULT_MIN_RELATIVE, RememberingEmbedder, background_similarity
+from semsearch.relevance import check_min_relative, keep_relevant
 from semsearch.status import index_status
 from semsearch.store import SCHEMA_VERSION, Store
 from semsearch.types import DocumentText, Hit, IndexReport, IndexStatus, SearchResult, StageTimings, TextItem
@@ -40,7 +42,6 @@ from semsearch.write_lock import WriteLock, open_store
 # load on first use: `status`, `--help` and a search that needs none of them start faster.
 if TYPE_CHECKING:
     from semsearch.embed.base import Embedder
-    from semsearch.grouping import DocumentHit
     from semsearch.ingest import Progress
     from semsearch.rerank.base import Reranker
     from semsearch.rerank.cache import RerankerCache
@@ -305,8 +306,6 @@ class Index:
     def search_documents(self, query: str, *, k: int = 10, **options: Any) -> list[DocumentHit]:
         """The `k` best documents for `query`, one result each: its best hit and its other hits
         among those retrieved (`DocumentHit`), ranked by the best hit. Options as for `search`."""
-        from semsearch.grouping import group_by_document
-
         return group_by_document(self.search_detailed(query, k=k, by_document=True, **options).hits)
 
     def search_detailed(
@@ -354,8 +353,6 @@ class Index:
             return SearchResult(hits=(), timings=StageTimings())
         if mode != "vector":
             self._check_keyword_analysis()
-        from semsearch.grouping import first_documents
-        from semsearch.relevance import RememberingEmbedder
         from semsearch.search import search_detailed as run_search
 
         vectors, reranker, tuning = self.vectors(), self.reranker(rerank), self._tuning(ef_search, nprobe)
@@ -452,8 +449,6 @@ class Index:
         """
         check_budget(max_tokens, neighbours)
         check_min_relative(min_relative)
-        from semsearch.relevance import RememberingEmbedder, background_similarity, keep_relevant
-
         embedder = RememberingEmbedder(self.embedder()) if self.is_initialized else None
         hits = list(self._search_detailed(embedder, query, k=k, mode=mode, **search_options).hits)
         zero = 0.0
