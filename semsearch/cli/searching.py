@@ -33,7 +33,7 @@ from semsearch.types import Hit, cite
 @click.argument("query", callback=_query_text)
 @index_option
 @click.option("-k", "--top", "k", type=click.IntRange(min=1, max=1000), default=10, show_default=True,
-              help="Number of results.")
+              help="Number of results: documents, or chunk hits with --chunks or --json.")
 @query_options
 @click.option("--color", type=click.Choice(COLOR_CHOICES), default="auto", show_default=True,
               help="Colour and bold in the output: auto = only on a terminal and when NO_COLOR is unset.")
