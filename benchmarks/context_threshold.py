@@ -18,7 +18,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks._common import emit, machine, table  # noqa: E402
 from semsearch import Index  # noqa: E402
-from semsearch.relevance import DEFAULT_MIN_RELATIVE, background_similarity, keep_relevant  # noqa: E402
+from semsearch.relevance import DEFAULT_MIN_RELATIVE, background_similarity, chunk_centroid  # noqa: E402
+from semsearch.relevance import keep_relevant  # noqa: E402
 from tests.ollama_server import OllamaTestServer  # noqa: E402
 from tests.relevance_corpus import CHUNK_TOKENS, QUESTIONS, write_corpus  # noqa: E402
 
@@ -39,11 +40,12 @@ def main() -> None:
         folder = write_corpus(Path(tmp) / "notes")
         with Index.open(Path(tmp) / "idx", ollama_host=server.url, chunk_tokens=CHUNK_TOKENS) as index:
             index.index([folder])
+            centroid = chunk_centroid(index._store)
             for question, (topic, answers) in QUESTIONS.items():
                 query_vector = index.embedder().embed([question], "query")[0]
                 for mode in MODES:
                     hits = index.search(question, k=10, mode=mode)
-                    zero = background_similarity(index._store, query_vector) if mode == "vector" else 0.0
+                    zero = background_similarity(centroid, query_vector) if mode == "vector" else 0.0
                     best = hits[0].score
                     by_kind: dict[str, list[float]] = {"answer": [], "topic": [], "unrelated": []}
                     for hit in hits:

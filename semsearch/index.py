@@ -31,7 +31,7 @@ from semsearch.grouping import DocumentHit, first_documents, group_by_document
 from semsearch.options import DEFAULT_BATCH_TEXTS, DEFAULT_INDEX_DIR, DEFAULT_RERANK_TOP
 from semsearch.options import ChunkSettings, RebuildPolicy, SearchTuning, resolve_index_type
 from semsearch.relevance import DEFAULT_MIN_RELATIVE, RememberingEmbedder, background_similarity
-from semsearch.relevance import check_min_relative, keep_relevant
+from semsearch.relevance import check_min_relative, chunk_centroid, keep_relevant
 from semsearch.status import index_status
 from semsearch.store import SCHEMA_VERSION, Store
 from semsearch.types import DocumentText, Hit, IndexReport, IndexStatus, SearchResult, StageTimings, TextItem
@@ -70,6 +70,7 @@ class Index:
         self._rerankers_lock = threading.Lock()
         self.async_workers = DEFAULT_ASYNC_WORKERS  # the size of the pool behind asearch/acontext
         self._async_pool = AsyncPool()
+        self._centroid: tuple[int, Any] | None = None  # (generation, mean of sampled vectors) for context
 
     # -- opening -------------------------------------------------------------------------------
 
@@ -455,11 +456,19 @@ class Index:
         if hits and hits[0].score_kind == "cosine" and embedder is not None:
             query_vector = embedder.query_vector(query)
             if query_vector is not None:
-                zero = background_similarity(self._store, query_vector)
+                zero = background_similarity(self._chunk_centroid(), query_vector)
         kept, left_out = keep_relevant(hits, min_relative, zero)
         context = assemble(query, kept, self._store, max_tokens=max_tokens, neighbours=neighbours,
                            relative_to=relative_to)
         return replace(context, min_relative=min_relative, below_threshold=left_out)
+
+    def _chunk_centroid(self) -> Any:
+        """`relevance.chunk_centroid`, sampled again only after a write changed the index."""
+        generation = self._store.generation()
+        cached = self._centroid
+        if cached is None or cached[0] != generation:
+            cached = self._centroid = (generation, chunk_centroid(self._store))
+        return cached[1]
 
     async def asearch(self, query: str, **options: Any) -> list[Hit]:
         """`search` for asyncio code: runs in a bounded worker pool, so the event loop never waits on Ollama."""

@@ -61,18 +61,23 @@ def keep_relevant(hits: Sequence[Hit], min_relative: float, zero: float = 0.0) -
     return kept, len(hits) - len(kept)
 
 
-def background_similarity(store: Store, query_vector: np.ndarray) -> float:
-    """The mean cosine of `query_vector` and the index's chunks, from an even sample of stored vectors.
+def chunk_centroid(store: Store) -> np.ndarray | None:
+    """The mean of an even sample of the index's stored vectors (None when it holds none).
 
-    The mean of cosines of unit vectors is the cosine with their (unnormalised) mean, so one
-    dot product with the sample's mean does it.
+    A query's mean cosine with unit vectors is its dot product with their (unnormalised) mean,
+    so this one vector gives every query its background similarity.
     """
+    sample = store.vector_sample(BACKGROUND_SAMPLE)
+    return sample.mean(axis=0) if len(sample) else None
+
+
+def background_similarity(centroid: np.ndarray | None, query_vector: np.ndarray) -> float:
+    """The query's mean cosine with the indexed chunks, from `chunk_centroid` (0 without one)."""
     import numpy as np
 
-    sample = store.vector_sample(BACKGROUND_SAMPLE)
-    if len(sample) == 0:
+    if centroid is None:
         return 0.0
-    return float(np.asarray(query_vector, dtype=np.float32) @ sample.mean(axis=0))
+    return float(np.asarray(query_vector, dtype=np.float32) @ centroid)
 
 
 class RememberingEmbedder:
