@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -25,6 +25,9 @@ from semsearch.cli.common import (
 )
 from semsearch.relevance import DEFAULT_MIN_RELATIVE
 from semsearch.types import Hit, cite
+
+if TYPE_CHECKING:
+    from semsearch.grouping import LineRange
 
 
 @click.command("search", short_help="Print the passages that best answer QUERY.")
@@ -93,7 +96,7 @@ def search_command(query, index_dir, k, mode, min_score, paths, where, color, ra
 MAX_OTHER_RANGES = 6
 
 
-def _also(ranges) -> str:
+def _also(ranges: list[LineRange]) -> str:
     """`also lines 40-52, 88-97` (`page 3 lines 1-20` in paged documents): where else a document
     matched, at most MAX_OTHER_RANGES ranges then a count of the rest."""
     shown, rest = ranges[:MAX_OTHER_RANGES], len(ranges) - MAX_OTHER_RANGES
