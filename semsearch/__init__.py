@@ -30,6 +30,7 @@ from semsearch.errors import (  # noqa: E402
     RerankerUnavailableError,
     RerankerUnsupportedError,
     SemsearchError,
+    SourceNotFoundError,
 )
 from semsearch.types import (  # noqa: E402
     Chunk,
@@ -37,6 +38,7 @@ from semsearch.types import (  # noqa: E402
     DocumentText,
     Hit,
     IndexReport,
+    IndexSource,
     IndexStatus,
     SearchResult,
     StageTimings,
@@ -64,6 +66,7 @@ __all__ = [
     "IndexNotFoundError",
     "IndexReadOnlyError",
     "IndexReport",
+    "IndexSource",
     "IndexStatus",
     "InvalidInputError",
     "ModelNotFoundError",
@@ -77,6 +80,7 @@ __all__ = [
     "SearchResult",
     "SemsearchError",
     "Source",
+    "SourceNotFoundError",
     "StageTimings",
     "TextItem",
     "__version__",

@@ -67,8 +67,12 @@ def chunk_centroid(store: Store) -> np.ndarray | None:
     A query's mean cosine with unit vectors is its dot product with their (unnormalised) mean,
     so this one vector gives every query its background similarity.
     """
-    sample = store.vector_sample(BACKGROUND_SAMPLE)
-    return sample.mean(axis=0) if len(sample) else None
+    import numpy as np
+
+    blobs = store.vector_sample(BACKGROUND_SAMPLE)
+    if not blobs:
+        return None
+    return np.stack([np.frombuffer(blob, dtype="<f4") for blob in blobs]).astype(np.float32).mean(axis=0)
 
 
 def background_similarity(centroid: np.ndarray | None, query_vector: np.ndarray) -> float:

@@ -32,6 +32,7 @@ from semsearch.paths import absolute_path, document_key, keys_prefix
 from semsearch.store_schema import (FTS_TABLE, SCHEMA_VERSION, Transaction, bump_generation, connect,
                                     connect_read_only, corrupt_error, create_schema, delete_chunks, is_corrupt,
                                     is_disk_full, migrate, newer_schema_error, user_version, write_meta)
+from semsearch.store_sources import SourceRecords
 from semsearch.types import Chunk
 
 # numpy loads in the methods that handle vectors: `status` and opening an index never need it.
@@ -133,7 +134,7 @@ class WriteResult:
     generation: int
 
 
-class Store:
+class Store(SourceRecords):
     """One SQLite database in WAL mode, safe to share between threads (calls are serialised)."""
 
     def __init__(self, path: Path, *, read_only: bool = False):
@@ -518,18 +519,12 @@ class Store:
         rows = self._query_in("SELECT id, text, vector FROM chunks WHERE id IN ({marks})", [int(i) for i in chunk_ids])
         return {cid: (text, np.frombuffer(blob, dtype="<f4").astype(np.float32)) for cid, text, blob in rows}
 
-    def vector_sample(self, limit: int) -> np.ndarray:
-        """About `limit` stored vectors spread evenly over the chunk ids (pending chunks have none)."""
-        import numpy as np
-
-        highest = self._query("SELECT max(id) FROM chunks")[0][0] or 0
-        step = max(1, highest // max(1, limit))
-        # Looked up by id (a few hundred index seeks), not by scanning the table for matching ids.
-        rows = self._query_in("SELECT vector FROM chunks WHERE vector IS NOT NULL AND id IN ({marks})",
-                              list(range(step, highest + 1, step))[:limit])
-        if not rows:
-            return np.zeros((0, 0), dtype=np.float32)
-        return np.stack([np.frombuffer(blob, dtype="<f4") for (blob,) in rows]).astype(np.float32)
+    def vector_sample(self, limit: int) -> list[bytes]:
+        """About `limit` stored vectors spread evenly over the chunk ids, by id lookups (a scan is far slower)."""
+        step = max(1, (highest := self._query("SELECT max(id) FROM chunks")[0][0] or 0) // max(1, limit))
+        ids = list(range(step, highest + 1, step))[:limit]
+        return [blob for (blob,) in self._query_in("SELECT vector FROM chunks WHERE vector IS NOT NULL "
+                                                   "AND id IN ({marks})", ids)]
 
     def chunk_document_keys(self) -> dict[int, str]:
         """Chunk id → its document's key: the caller's id for added texts, the absolute path for files."""
