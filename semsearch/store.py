@@ -29,10 +29,10 @@ from semsearch import keyword
 from semsearch.errors import DiskFullError, IndexCorruptError
 from semsearch.options import DB_NAME
 from semsearch.paths import absolute_path, document_key, keys_prefix
-from semsearch.store_schema import (FTS_TABLE, SCHEMA_VERSION, Transaction, bump_generation, connect,
+from semsearch.store_schema import (FTS_TABLE, PENDING, SCHEMA_VERSION, Transaction, bump_generation, connect,
                                     connect_read_only, corrupt_error, create_schema, delete_chunks, is_corrupt,
                                     is_disk_full, migrate, newer_schema_error, user_version, write_meta)
-from semsearch.types import Chunk
+from semsearch.types import Chunk, embed_text
 
 # numpy loads in the methods that handle vectors: `status` and opening an index never need it.
 if TYPE_CHECKING:
@@ -70,7 +70,7 @@ class FileStat:
 
 @dataclass(frozen=True)
 class NewDocument:
-    """A document ready to be written: its identity, stat, and its chunks with vectors."""
+    """A document ready to be written: its identity, stat, and its chunks with their vectors, if known."""
 
     path: str  # a file's key (`semsearch.paths.document_key`) or a text's id
     kind: str  # "file" | "text"
@@ -82,7 +82,9 @@ class NewDocument:
     metadata: dict[str, Any]
     chunks: tuple[Chunk, ...]
     text_hashes: tuple[str, ...]
-    vectors: np.ndarray  # (len(chunks), dims) float32, normalised
+    # One row per chunk: float32, normalised; None for a chunk whose vector is not known yet
+    # (committed pending, filled in later by `fill_vectors`). An (len(chunks), dims) array does.
+    vectors: Sequence[np.ndarray | None]
     part_kind: str = ""
 
 
@@ -121,6 +123,17 @@ def _chunk_row(r: tuple, home: Path) -> ChunkRow:
         path=absolute_path(r[8], home) if r[9] == "file" else r[8], kind=r[9], title=r[10],
         metadata=json.loads(r[11]), part_kind=r[12], part=r[13], ordinal=r[14],
     )
+
+
+@dataclass(frozen=True)
+class PendingChunk:
+    """A chunk committed without its vector: what to send to the embedder, and its cache key."""
+
+    chunk_id: int
+    text_hash: str
+    text: str  # the text the embedder is given (`semsearch.types.embed_text`)
+    document: StoredDocument  # its `path` absolute for a file, the caller's id for a text
+    kind: str  # the document's: "file" | "text"
 
 
 @dataclass(frozen=True)
@@ -272,7 +285,8 @@ class Store:
             )
 
     def write_documents(self, documents: Sequence[NewDocument]) -> WriteResult:
-        """Insert or replace documents and their chunks in one transaction."""
+        """Insert or replace documents and their chunks in one transaction; chunks without a
+        vector are stored pending (searchable by keyword, absent from the WriteResult)."""
         import numpy as np
 
         added_ids: list[int] = []
@@ -302,14 +316,14 @@ class Store:
                              doc.extractor, json.dumps(doc.metadata, ensure_ascii=False), now, doc.part_kind),
                         ).lastrowid
                     )
-                vectors = np.ascontiguousarray(doc.vectors, dtype="<f4")
+                blobs = [b"" if v is None else np.ascontiguousarray(v, dtype="<f4").tobytes() for v in doc.vectors]
                 conn.executemany(
                     "INSERT INTO chunks (document_id, ordinal, text, char_start, char_end, line_start, "
                     "line_end, heading_path, text_sha256, vector, part) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [(document_id, chunk.ordinal, chunk.text, chunk.char_start, chunk.char_end,
                       chunk.line_start, chunk.line_end, json.dumps(list(chunk.heading_path), ensure_ascii=False),
-                      text_hash, vector.tobytes(), chunk.part)
-                     for chunk, text_hash, vector in zip(doc.chunks, doc.text_hashes, vectors)],
+                      text_hash, blob, chunk.part)
+                     for chunk, text_hash, blob in zip(doc.chunks, doc.text_hashes, blobs)],
                 )
                 # The document's old chunks were deleted above, so its rows are exactly the new ones.
                 chunk_ids = [row[0] for row in conn.execute(
@@ -319,9 +333,10 @@ class Store:
                     [(chunk_id, _keyword_terms(chunk.heading_path, chunk.text))
                      for chunk_id, chunk in zip(chunk_ids, doc.chunks)],
                 )
-                added_ids.extend(chunk_ids)
-                if len(doc.chunks):
-                    added_vectors.append(vectors)
+                for chunk_id, vector in zip(chunk_ids, doc.vectors):
+                    if vector is not None:
+                        added_ids.append(chunk_id)
+                        added_vectors.append(np.asarray(vector, dtype=np.float32).reshape(1, -1))
             generation = self._bump_generation(conn)
         return WriteResult(
             added_ids=np.asarray(added_ids, dtype=np.int64),
@@ -380,23 +395,53 @@ class Store:
         """Stored vectors for chunk-text hashes (the embedding cache)."""
         import numpy as np
 
-        rows = self._query_in("SELECT text_sha256, vector FROM chunks WHERE text_sha256 IN ({marks}) "
-                              "GROUP BY text_sha256", list(dict.fromkeys(text_hashes)))
+        rows = self._query_in(f"SELECT text_sha256, vector FROM chunks WHERE text_sha256 IN ({{marks}}) "
+                              f"AND NOT {PENDING} GROUP BY text_sha256", list(dict.fromkeys(text_hashes)))
         return {text_hash: np.frombuffer(blob, dtype="<f4") for text_hash, blob in rows}
 
     def iter_vectors(self, batch: int = 50_000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """All (chunk ids, vectors) in id order, in batches, for rebuilding FAISS."""
+        """All (chunk ids, vectors) in id order, in batches, for rebuilding FAISS (pending chunks have none)."""
         import numpy as np
 
         last = -1
         while True:
-            rows = self._query("SELECT id, vector FROM chunks WHERE id > ? ORDER BY id LIMIT ?", (last, batch))
+            rows = self._query(f"SELECT id, vector FROM chunks WHERE id > ? AND NOT {PENDING} ORDER BY id LIMIT ?",
+                               (last, batch))
             if not rows:
                 return
             ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
             vectors = np.frombuffer(b"".join(r[1] for r in rows), dtype="<f4").reshape(len(rows), -1)
             yield ids, vectors.astype(np.float32, copy=False)
             last = int(ids[-1])
+
+    def pending_chunks(self, after_id: int, limit: int) -> list[PendingChunk]:
+        """Up to `limit` chunks still waiting for their vector, with ids above `after_id`, in id order."""
+        rows = self._query(f"SELECT c.id, c.text_sha256, c.heading_path, c.text, d.id, d.path, d.size, d.mtime_ns, "
+                           f"d.sha256, d.kind FROM chunks c JOIN documents d ON d.id = c.document_id "
+                           f"WHERE {PENDING} AND c.id > ? ORDER BY c.id LIMIT ?", (after_id, limit))
+        return [PendingChunk(r[0], r[1], embed_text(Chunk(0, r[3], 0, 0, 0, 0, tuple(json.loads(r[2])))),
+                             StoredDocument(r[4], absolute_path(r[5], self.home) if r[9] == "file" else r[5], *r[6:9]),
+                             r[9])
+                for r in rows]
+
+    def fill_vectors(self, vectors_by_hash: dict[str, np.ndarray]) -> WriteResult:
+        """Give every pending chunk whose text hash is a key its vector, in one transaction."""
+        import numpy as np
+
+        ids: list[int] = []
+        rows: list[np.ndarray] = []
+        with self._transaction() as conn:
+            for text_hash, vector in vectors_by_hash.items():
+                vector = np.ascontiguousarray(vector, dtype="<f4")
+                found = [r[0] for r in conn.execute(
+                    f"SELECT id FROM chunks WHERE text_sha256 = ? AND {PENDING}", (text_hash,))]
+                conn.executemany("UPDATE chunks SET vector = ? WHERE id = ?", [(vector.tobytes(), i) for i in found])
+                ids.extend(found)
+                rows.extend([vector.astype(np.float32)] * len(found))
+            generation = self._bump_generation(conn)
+        return WriteResult(added_ids=np.asarray(ids, dtype=np.int64),
+                           added_vectors=np.stack(rows) if rows else np.zeros((0, 0), np.float32),
+                           removed_ids=np.zeros(0, np.int64), generation=generation)
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -501,10 +546,11 @@ class Store:
         return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
 
     def chunk_vectors(self, chunk_ids: Sequence[int]) -> dict[int, tuple[str, np.ndarray]]:
-        """(text, stored vector) of chunks by id (missing ids are absent)."""
+        """(text, stored vector) of chunks by id (missing and pending ids are absent)."""
         import numpy as np
 
-        rows = self._query_in("SELECT id, text, vector FROM chunks WHERE id IN ({marks})", [int(i) for i in chunk_ids])
+        rows = self._query_in(f"SELECT id, text, vector FROM chunks WHERE id IN ({{marks}}) AND NOT {PENDING}",
+                              [int(i) for i in chunk_ids])
         return {cid: (text, np.frombuffer(blob, dtype="<f4").astype(np.float32)) for cid, text, blob in rows}
 
     def chunk_document_keys(self) -> dict[int, str]:
@@ -529,6 +575,14 @@ class Store:
         docs = self._query("SELECT count(*) FROM documents")[0][0]
         chunks = self._query("SELECT count(*) FROM chunks")[0][0]
         return int(docs), int(chunks)
+
+    def count_pending(self) -> int:
+        """Chunks committed without their vector yet (searchable by keyword only)."""
+        return int(self._query(f"SELECT count(*) FROM chunks WHERE {PENDING}")[0][0])
+
+    def count_vectors(self) -> int:
+        """Chunks with a vector: what vectors.faiss holds."""
+        return self.counts()[1] - self.count_pending()
 
     def metadata_keys(self) -> list[str]:
         """The distinct top-level metadata keys of all documents, sorted."""

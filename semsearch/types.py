@@ -268,6 +268,10 @@ class SearchResult:
     timings: StageTimings
     reranked: bool = False
     rerank_fallback: str | None = None
+    # Of the index's `chunks`, those still waiting for their vector: vector search cannot find them
+    # yet (keyword search can); hybrid fuses the keyword list with the vectors there are.
+    pending_chunks: int = 0
+    chunks: int = 0
 
 
 @dataclass(frozen=True)
@@ -299,6 +303,9 @@ class IndexReport:
     # chunk of this run, embedded once) and chunks_cached (text already in the index before).
     chunks_duplicate: int = 0
     chunks_kept: int = 0  # chunks of documents this run did not write (unchanged files, other folders)
+    # Chunks searchable by keyword still waiting for their vector (the embedder failed, or Ctrl-C);
+    # the next run embeds them. Counted apart from the three above: they add up to chunks_total.
+    chunks_pending: int = 0
 
     @property
     def chunks_cached(self) -> int:
@@ -323,6 +330,7 @@ class IndexReport:
             "chunks_cached": self.chunks_cached,
             "chunks_duplicate": self.chunks_duplicate,
             "chunks_kept": self.chunks_kept,
+            "chunks_pending": self.chunks_pending,
             "seconds": round(self.seconds, 3),
             "chunks_per_second": round(self.chunks_per_second, 1),
             "problems": [{"path": p.path, "reason": p.reason} for p in self.problems],
@@ -356,6 +364,7 @@ class IndexStatus:
     base_url: str = ""  # the OpenAI-compatible server an openai: index was built with
     files_changed: int = 0  # indexed files whose size or mtime differs now (not re-indexed yet)
     files_missing: int = 0  # indexed files that no longer exist
+    pending_chunks: int = 0  # chunks searchable by keyword, still waiting for their vector
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
