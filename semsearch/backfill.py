@@ -14,6 +14,7 @@ outage leaves keyword search complete and the next run embeds what is still pend
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass
@@ -38,16 +39,19 @@ class _Request:
 class Backfill:
     """Embeds pending chunks, at most `in_flight` requests of `batch_texts` texts at a time.
 
+    `embedder` is called for the embedder on the first embedding thread that needs it.
     `on_commit` is told of every transaction that filled vectors in (FAISS follows it).
     `rechunk(chunk)` is called when the model rejects `chunk`'s text as too long: it returns
     whether the chunk's document was chunked again smaller (its new chunks are pending, and
     picked up here); when it was not, the text is left pending for a later run.
     """
 
-    def __init__(self, store: Store, embedder: Embedder, on_commit: Callable[[WriteResult], None], *,
+    def __init__(self, store: Store, embedder: Callable[[], Embedder], on_commit: Callable[[WriteResult], None], *,
                  rechunk: Callable[[PendingChunk], bool], batch_texts: int, in_flight: int):
         self.store = store
-        self.embedder = embedder
+        self._make_embedder = embedder
+        self._embedder: Embedder | None = None
+        self._embedder_lock = threading.Lock()
         self.on_commit = on_commit
         self.rechunk = rechunk
         self.batch_texts = batch_texts
@@ -109,9 +113,15 @@ class Backfill:
                 return
             if self._pool is None:
                 self._pool = EmbedWorkers(self.in_flight)
-            future = self._pool.submit(self.embedder.embed, [row.text for row in batch.values()], "document")
+            future = self._pool.submit(self._embed, [row.text for row in batch.values()])
             self._requests.append(_Request(future, batch))
             self._sent.update(batch)
+
+    def _embed(self, texts: list[str]):
+        with self._embedder_lock:
+            if self._embedder is None:
+                self._embedder = self._make_embedder()
+        return self._embedder.embed(texts, "document")
 
     def _collect(self) -> None:
         """Commit the answered requests (one transaction each); note a failure and stop sending."""

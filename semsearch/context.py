@@ -20,7 +20,7 @@ How the budget is filled:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -97,6 +97,8 @@ class Context:
     sources: tuple[Source, ...]
     tokens: int  # estimate_tokens(text), always <= max_tokens
     max_tokens: int
+    pending_chunks: int = 0  # of the index's `chunks`, those vector search cannot see yet (no embedding)
+    chunks: int = 0
 
     def __str__(self) -> str:
         return self.text
@@ -108,6 +110,7 @@ class Context:
             "tokens": self.tokens,
             "max_tokens": self.max_tokens,
             "sources": [source.to_dict() for source in self.sources],
+            "pending_chunks": self.pending_chunks,
         }
 
 
@@ -142,7 +145,8 @@ def assemble(
         packer.expand(neighbours)
     else:
         packer.take_truncated_best()
-    return packer.context()
+    pending = store.count_pending()
+    return replace(packer.context(), pending_chunks=pending, chunks=store.counts()[1] if pending else 0)
 
 
 @dataclass

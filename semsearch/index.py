@@ -235,7 +235,7 @@ class Index:
         from semsearch.ingest import Ingester
 
         with self._writing():
-            ingester = Ingester(self._store, self.embedder(), self._chunk_settings(), self._vector_file.apply,
+            ingester = Ingester(self._store, self.embedder, self._chunk_settings(), self._vector_file.apply,
                                 on_progress=on_progress, batch_texts=batch_texts)
             return ingester.index_paths([Path(p) for p in paths], include=include, exclude=exclude,
                                         skip_dirs=[self.path])
@@ -250,7 +250,7 @@ class Index:
         from semsearch.ingest import Ingester
 
         with self._writing():
-            ingester = Ingester(self._store, self.embedder(), self._chunk_settings(), self._vector_file.apply)
+            ingester = Ingester(self._store, self.embedder, self._chunk_settings(), self._vector_file.apply)
             return ingester.add_texts(texts)
 
     def delete_texts(self, ids: Iterable[str]) -> int:
@@ -328,11 +328,11 @@ class Index:
         if mode != "vector":
             self._check_keyword_analysis()
         from semsearch.search import search_detailed as run_search
-
-        return run_search(self._store, self.vectors(), self.embedder(), query, k=k, mode=mode, paths=paths,
-                          where=where, reranker=self.reranker(rerank), rerank_top=rerank_top,
-                          rerank_fallback=rerank_fallback, tuning=self._tuning(ef_search, nprobe),
-                          min_score=min_score)
+        keyword = mode == "keyword"  # needs neither FAISS nor the embedder: answers at once while a writer runs
+        return run_search(self._store, None if keyword else self.vectors(), None if keyword else self.embedder(),
+                          query, k=k, mode=mode, paths=paths, where=where, reranker=self.reranker(rerank),
+                          rerank_top=rerank_top, rerank_fallback=rerank_fallback,
+                          tuning=self._tuning(ef_search, nprobe), min_score=min_score)
 
     def explain_no_results(
         self,

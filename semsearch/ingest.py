@@ -111,12 +111,16 @@ def text_hash(text: str) -> str:
 
 
 class Ingester:
-    """Runs indexing work against one store; `on_commit` is told of every committed write."""
+    """Runs indexing work against one store; `on_commit` is told of every committed write.
+
+    `embedder` is called for the embedder when the first text is to be embedded, on an embedding
+    thread: making one may import a provider's client, and the text phase need not wait for it.
+    """
 
     def __init__(
         self,
         store: Store,
-        embedder: Embedder,
+        embedder: Callable[[], Embedder],
         settings: ChunkSettings,
         on_commit: Callable[[WriteResult], None],
         *,

@@ -36,7 +36,8 @@ from semsearch.types import Hit, cite
 @query_options
 @click.option("--color", type=click.Choice(COLOR_CHOICES), default="auto", show_default=True,
               help="Colour and bold in the output: auto = only on a terminal and when NO_COLOR is unset.")
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON array of hits.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print a JSON array of hits; each carries the index's pending_chunks (see above).")
 def search_command(query, index_dir, k, mode, min_score, paths, where, color, as_json, settings, reranking) -> None:
     """Search the index for QUERY and print the best passages.
 
@@ -44,6 +45,10 @@ def search_command(query, index_dir, k, mode, min_score, paths, where, color, as
     sentences with the query's words highlighted. Scores are larger-is-better, on the mode's
     scale: vector = cosine similarity (-1..1), keyword = bm25 (0 and up), hybrid = fused rank
     score (0..1; 1 = first in both lists); with --rerank, the reranker's score (0..1).
+
+    While `index` is still embedding (or an embedder outage stopped it), keyword search already
+    finds every indexed file; vector and hybrid search use the chunks embedded so far, and a
+    line on stderr says how many are still waiting (`pending_chunks` in --json).
 
     Exit status: 0 with results, 1 when nothing is found (the reason on stderr; --json prints
     []) or on an error, 2 for bad usage (e.g. an empty QUERY).
@@ -61,9 +66,10 @@ def search_command(query, index_dir, k, mode, min_score, paths, where, color, as
         reason = _reported(index, bool(result.hits), mode=mode, paths=paths, where=filters, min_score=min_score)
     if result.rerank_fallback:
         click.echo(f"reranking skipped, results are in retrieval order: {result.rerank_fallback}", err=True)
+    _note_pending(result.pending_chunks, result.chunks, mode)
     hits = result.hits
     if as_json:
-        _echo_json([_hit_json(hit) for hit in hits])
+        _echo_json([{**_hit_json(hit), "pending_chunks": result.pending_chunks} for hit in hits])
     else:
         use_color = _use_color(color)
         for hit in hits:
@@ -89,6 +95,15 @@ def _reported(index, found: bool, *, mode, paths, where, min_score) -> str | Non
     if found:
         return None
     return index.explain_no_results(mode=mode, paths=paths, where=where or None, min_score=min_score)
+
+
+def _note_pending(pending: int, chunks: int, mode: str) -> None:
+    """Say on stderr that vector/hybrid results cover only the chunks embedded so far."""
+    from semsearch.search import pending_note
+
+    note = pending_note(pending, chunks, mode)
+    if note is not None:
+        click.echo(note, err=True)
 
 
 def _exit_no_results(reason: str) -> None:
@@ -173,8 +188,9 @@ def context_command(query, index_dir, max_tokens, k, mode, min_score, neighbours
                     reranking) -> None:
     """Print a prompt-ready block of cited passages for QUERY within --max-tokens.
 
-    File citations are relative to the current directory when the file is inside it. Exit
-    status: 0 with passages, 1 when nothing is found (the reason on stderr) or on an error, 2
+    File citations are relative to the current directory when the file is inside it. Chunks
+    still waiting for embeddings are counted on stderr and in --json (`pending_chunks`), as for
+    `search`. Exit status: 0 with passages, 1 when nothing is found (the reason on stderr) or on an error, 2
     for bad usage (e.g. an empty QUERY).
 
     \b
@@ -190,6 +206,7 @@ def context_command(query, index_dir, max_tokens, k, mode, min_score, neighbours
                                 rerank_fallback=reranking["rerank_fallback"], min_score=min_score)
         reason = _reported(index, bool(context.sources), mode=mode, paths=paths, where=filters,
                            min_score=min_score)
+    _note_pending(context.pending_chunks, context.chunks, mode)
     if as_json:
         _echo_json(context.to_dict())
     elif context.sources:
