@@ -312,7 +312,7 @@ class OllamaEmbedder(BaseEmbedder):
         except ValueError as exc:  # a 200 whose body is not JSON, cut short, or not an answer's shape
             raise EmbedderError(
                 f"Ollama at {host} answered with something that is not a valid response{_in_band_error(exc)} — "
-                "nothing was stored; check that --ollama-host / OLLAMA_HOST points at Ollama itself "
+                "no vector was stored; check that --ollama-host / OLLAMA_HOST points at Ollama itself "
                 "(not a proxy's error page) and that it is healthy, then try again"
             ) from exc
         except httpx.TimeoutException as exc:
