@@ -1,8 +1,8 @@
 """The store's database file: schema, migrations, opening, transactions and failure mapping.
 
 How SQLite failures of a damaged file or a full disk become semsearch errors is decided here.
-Part of the store layer with `semsearch.store`, which holds every query and write: SQL lives in
-these two modules and nowhere else. `Store` opens the file through `connect` or
+Part of the store layer with `semsearch.store`, which holds every query and write (its pending-chunk
+queries in `semsearch.store_pending`): SQL lives in these modules and nowhere else. `Store` opens the file through `connect` or
 `connect_read_only`, creates the tables with `create_schema` and upgrades an older index one
 `MIGRATIONS` step at a time (`migrate`), and writes through `Transaction`. The few statements
 both need (`write_meta`, `bump_generation`, `delete_chunks`) take a connection inside the
