@@ -21,7 +21,7 @@ from semsearch import keyword
 from semsearch.errors import DiskFullError, IndexCorruptError, IndexReadOnlyError
 from semsearch.paths import document_key
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 _DOCUMENTS_TABLE = """
 CREATE TABLE IF NOT EXISTS {name} (
@@ -37,6 +37,17 @@ CREATE TABLE IF NOT EXISTS {name} (
     indexed_at REAL NOT NULL,
     part_kind TEXT NOT NULL DEFAULT '',
     UNIQUE (kind, path)
+)"""
+
+# The folders and files given to `index`, keyed like documents (`semsearch.paths.document_key`;
+# '.' for the home itself), with the options that decide which of their files are indexed.
+SOURCES_TABLE = """
+CREATE TABLE IF NOT EXISTS sources (
+    path TEXT PRIMARY KEY,
+    include TEXT NOT NULL DEFAULT '[]',
+    exclude TEXT NOT NULL DEFAULT '[]',
+    use_ignore_files INTEGER NOT NULL DEFAULT 1,
+    added_at REAL NOT NULL
 )"""
 
 # Two-phase indexing (DESIGN §2 invariant 0): a chunk's text and keyword terms are committed
@@ -73,6 +84,7 @@ CREATE INDEX IF NOT EXISTS chunks_text_sha256 ON chunks(text_sha256);
 -- Chunk ids still present in an HNSW vectors.faiss but deleted here (HNSW cannot remove),
 -- written in the same transaction as the FAISS stamp.
 CREATE TABLE IF NOT EXISTS faiss_tombstones (id INTEGER PRIMARY KEY);
+""" + SOURCES_TABLE + """;
 """
 FTS_TABLE = f"CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(terms, tokenize = '{keyword.FTS_TOKENIZER}')"
 
@@ -155,8 +167,10 @@ MIGRATIONS: dict[int, Any] = {
     # v3: HNSW cannot remove vectors; ids deleted from SQLite but still in vectors.faiss.
     3: ("CREATE TABLE IF NOT EXISTS faiss_tombstones (id INTEGER PRIMARY KEY)",),
     4: _key_documents_by_path,
-    # v5: two-phase indexing — chunks may wait for their vector (an empty BLOB); find them fast.
-    5: (PENDING_INDEX,),
+    # v5: remembered sources. Older indexes never recorded their folders: the table starts empty.
+    5: (SOURCES_TABLE,),
+    # v6: two-phase indexing — chunks may wait for their vector (an empty BLOB); find them fast.
+    6: (PENDING_INDEX,),
 }
 
 

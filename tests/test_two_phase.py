@@ -200,7 +200,7 @@ def test_an_index_from_before_two_phase_indexing_is_migrated_and_has_nothing_pen
         assert index.search("opening hours", k=1)[0].path == "faq-1"
         assert index.status().in_sync
     with sqlite3.connect(home / ".semsearch" / "semsearch.db") as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 5
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         plan = " ".join(row[3] for row in conn.execute(
             "EXPLAIN QUERY PLAN SELECT count(*) FROM chunks WHERE length(vector) = 0"))
     assert "chunks_pending" in plan  # pending chunks are found without reading every row
