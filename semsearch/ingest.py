@@ -253,8 +253,8 @@ class Ingester:
         pending, total = self.store.count_pending(), self.store.counts()[1]
         raise type(exc)(
             f"{exc}. {kept} {noun}{'s' if kept != 1 else ''} indexed {'are' if kept != 1 else 'is'} kept and "
-            f"searchable by keyword; {pending:,} of {total:,} chunks wait for embeddings — run the same "
-            "command again to embed them"
+            f"searchable by keyword; {pending:,} of {total:,} chunks wait for embeddings — "
+            f"{'run the same command' if noun == 'file' else 'add the texts'} again to embed them"
         ) from exc
 
     # -- planning ------------------------------------------------------------------------------
@@ -465,7 +465,8 @@ class Ingester:
         backfill = self._backfill
         self.on_progress(Progress(
             files_done=self._files_done, files_total=self._files_total, path=self._last_path,
-            chunks_embedded=backfill.embedded, chunks_reused=self._tally.reused + backfill.filled - backfill.embedded,
+            chunks_embedded=backfill.embedded,
+            chunks_reused=self._tally.reused + max(0, backfill.filled - backfill.embedded),
             scanning=self._scanning, files_scanned=self._files_scanned, files_read=self._files_read,
             chunks_queued=self._chunks_queued,
             chunks_done=min(self._chunks_queued, self._chunks_done + backfill.filled),

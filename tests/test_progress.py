@@ -173,7 +173,7 @@ def test_ctrl_c_exits_within_a_second_keeps_embedded_batches_and_a_second_ctrl_c
     assert process.returncode == 130 and "Traceback" not in stderr, stderr
     assert time.monotonic() - signalled < 1.5
 
-    # The next run continues: no file changed, it embeds only what was not committed, and ends with everything.
+    # The next run continues: no file changed; it embeds only what was not committed, and ends with all.
     ollama_server.delay_per_text = 0
     before = embedded(tmp_path / ".semsearch")
     ollama_server.embed_texts.clear()

@@ -40,7 +40,8 @@ def _pending_texts(index_dir: Path) -> list[str]:
     """The texts of the chunks still waiting for a vector, as the embedder is sent them."""
     with sqlite3.connect(f"file:{index_dir / 'semsearch.db'}?mode=ro", uri=True, timeout=30) as conn:
         rows = conn.execute("SELECT heading_path, text FROM chunks WHERE length(vector) = 0").fetchall()
-    return sorted((" › ".join(json.loads(heads)) + "\n" + text) if json.loads(heads) else text for heads, text in rows)
+    return sorted(" › ".join(json.loads(heads)) + "\n" + text if json.loads(heads) else text
+                  for heads, text in rows)
 
 
 def _keyword_hit(index: Index, word: str) -> bool:
