@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from semsearch.errors import ConfigError
+from semsearch.fusion import coverage, fuse
 from semsearch.search import (
     Candidate,
     keyword_candidates,
@@ -80,13 +81,15 @@ def test_keyword_mode_ranks_by_bm25_and_needs_no_embedder(notes):
     assert embedder.calls == []
 
 
-def test_hybrid_is_the_rrf_of_the_vector_and_keyword_lists_scaled_to_one(notes):
+def test_hybrid_fuses_the_vector_and_keyword_lists_weighed_by_keyword_coverage(notes):
     store, vectors, embedder = notes
     query = "brewed with boiling water"
     vector_list = vector_candidates(vectors, embedder.embed([query], "query")[0], 50, None)
     keyword_list = keyword_candidates(store, query, 50, None)
     hits = search(store, vectors, embedder, query, k=4, mode="hybrid")
-    assert [hit.chunk_id for hit in hits] == [c.chunk_id for c in rrf(vector_list, keyword_list)][:4]
+    best_keyword_text = store.chunks([keyword_list[0].chunk_id])[keyword_list[0].chunk_id].text
+    expected = fuse(vector_list, keyword_list, coverage(query, best_keyword_text))
+    assert [hit.chunk_id for hit in hits] == [c.chunk_id for c in expected][:4]
     assert paths(hits)[0] == "tea/black" and hits[0].score == pytest.approx(1.0)
     assert all(hit.score_kind == "fused" and 0 < hit.score <= 1 for hit in hits)
 
