@@ -25,7 +25,7 @@ from semsearch.config import IndexSettings, check_embedder, is_recorded, resolve
 from semsearch.embed import DEFAULT_MODEL, make_embedder
 from semsearch.documents import find_document_text
 from semsearch.faiss_file import VectorFile
-from semsearch.options import DEFAULT_BATCH_TEXTS, DEFAULT_INDEX_DIR, DEFAULT_RERANK_TOP
+from semsearch.options import DEFAULT_BATCH_TEXTS, DEFAULT_INDEX_DIR, DEFAULT_RERANK_TOP, DEFAULT_SEARCH_MODE
 from semsearch.options import ChunkSettings, RebuildPolicy, SearchTuning, resolve_index_type
 from semsearch.status import index_status
 from semsearch.store import SCHEMA_VERSION, Store
@@ -281,7 +281,7 @@ class Index:
         query: str,
         *,
         k: int = 10,
-        mode: str = "vector",
+        mode: str = DEFAULT_SEARCH_MODE,
         paths: Sequence[str] = (),
         where: dict[str, Any] | None = None,
         rerank: bool | str | Reranker = False,
@@ -301,7 +301,7 @@ class Index:
         query: str,
         *,
         k: int = 10,
-        mode: str = "vector",
+        mode: str = DEFAULT_SEARCH_MODE,
         paths: Sequence[str] = (),
         where: dict[str, Any] | None = None,
         rerank: bool | str | Reranker = False,
@@ -337,7 +337,7 @@ class Index:
     def explain_no_results(
         self,
         *,
-        mode: str = "vector",
+        mode: str = DEFAULT_SEARCH_MODE,
         paths: Sequence[str] = (),
         where: dict[str, Any] | None = None,
         min_score: float | None = None,
@@ -394,7 +394,7 @@ class Index:
         *,
         max_tokens: int = DEFAULT_MAX_TOKENS,
         k: int = 10,
-        mode: str = "vector",
+        mode: str = DEFAULT_SEARCH_MODE,
         neighbours: int = DEFAULT_NEIGHBOURS,
         relative_to: str | Path | None = None,
         **search_options: Any,

@@ -19,6 +19,7 @@ from semsearch.context import DEFAULT_NEIGHBOURS
 from semsearch.errors import SemsearchError
 from semsearch.index import Index
 from semsearch.optional import require
+from semsearch.options import DEFAULT_SEARCH_MODE
 
 require("mcp.server.mcpserver", "mcp", package="mcp>=2")
 
@@ -61,7 +62,7 @@ def build_server(index: Index) -> MCPServer:
     @server.tool(description="The best passages for a query, best first: text, path, line range, score, heading. "
                              "rerank=true reorders them with the default Qwen3 reranker; rerank_model names "
                              "another Ollama reranker model (and implies rerank).")
-    async def search(query: str, k: int = 5, mode: Mode = "vector", paths: list[str] | None = None,
+    async def search(query: str, k: int = 5, mode: Mode = DEFAULT_SEARCH_MODE, paths: list[str] | None = None,
                      rerank: bool = False, rerank_model: str | None = None) -> dict[str, Any]:
         with _tool_errors():
             hits = await index.asearch(query, k=max(1, min(k, MAX_K)), mode=mode, paths=paths or (),
@@ -71,7 +72,7 @@ def build_server(index: Index) -> MCPServer:
     @server.tool(description="A prompt-ready block of numbered, cited passages for a question, within max_tokens "
                              "estimated tokens; adjacent passages are merged. Cite passages by their [n]. "
                              "rerank / rerank_model as for search.")
-    async def context(query: str, max_tokens: int = 2000, k: int = 10, mode: Mode = "vector",
+    async def context(query: str, max_tokens: int = 2000, k: int = 10, mode: Mode = DEFAULT_SEARCH_MODE,
                       paths: list[str] | None = None, rerank: bool = False, rerank_model: str | None = None) -> str:
         budget = max(1, min(max_tokens, MAX_CONTEXT_TOKENS))
         with _tool_errors():
