@@ -159,7 +159,7 @@ def test_search_by_vector_matches_vector_mode_and_checks_dimensions(notes):
     query = embedder.embed(["bicycle tire patch"], "query")[0]
     by_vector = search_by_vector(store, vectors, query * 3.0, k=3)  # normalised on the way in
     assert [h.chunk_id for h in by_vector] == [h.chunk_id for h in search(store, vectors, embedder,
-                                                                          "bicycle tire patch", k=3)]
+                                                                          "bicycle tire patch", k=3, mode="vector")]
     with pytest.raises(ConfigError, match="query vector has 8 dimensions; the index has 256"):
         search_by_vector(store, vectors, np.ones(8, np.float32))
 
