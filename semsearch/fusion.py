@@ -68,6 +68,11 @@ def content_terms(query: str) -> list[str]:
     return content or found
 
 
+def keyword_query(query: str) -> str:
+    """The query as hybrid search sends it to FTS5: its content terms (analysed the same way again)."""
+    return " ".join(content_terms(query))
+
+
 def coverage(query: str, best_keyword_text: str | None) -> float:
     """Share of the query's content terms that occur in `best_keyword_text` (0 without a text)."""
     wanted = content_terms(query)

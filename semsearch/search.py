@@ -26,7 +26,7 @@ import numpy as np
 
 from semsearch.embed.base import Embedder, normalize
 from semsearch.errors import ConfigError, RerankerTimeoutError, RerankerUnavailableError
-from semsearch.fusion import Candidate, coverage, fuse
+from semsearch.fusion import Candidate, coverage, fuse, keyword_query
 from semsearch.options import DEFAULT_RERANK_TOP, DEFAULT_SEARCH_MODE, SEARCH_MODES
 from semsearch.paths import CURRENT, disk_state
 from semsearch.store import ChunkRow, Store
@@ -133,7 +133,9 @@ def search_detailed(
     if query_vector is not None:
         lists.append(vector_candidates(vectors, query_vector, pool, allowed, tuning))
     if mode in ("keyword", "hybrid"):
-        lists.append(keyword_candidates(store, query, pool, allowed))
+        # Hybrid asks FTS5 for the content terms only: a stopword matches nearly every chunk, so
+        # ranking it costs a scan of the whole index while adding almost nothing to bm25.
+        lists.append(keyword_candidates(store, keyword_query(query) if mode == "hybrid" else query, pool, allowed))
     retrieved = time.perf_counter()
     ranked = fuse_lists(store, query, *lists) if mode == "hybrid" else lists[0]
     hits = to_hits(store, ranked[:wanted], SCORE_KINDS[mode])

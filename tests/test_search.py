@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from semsearch.errors import ConfigError
-from semsearch.fusion import coverage, fuse
+from semsearch.fusion import coverage, fuse, keyword_query
 from semsearch.search import (
     Candidate,
     keyword_candidates,
@@ -85,7 +85,7 @@ def test_hybrid_fuses_the_vector_and_keyword_lists_weighed_by_keyword_coverage(n
     store, vectors, embedder = notes
     query = "brewed with boiling water"
     vector_list = vector_candidates(vectors, embedder.embed([query], "query")[0], 50, None)
-    keyword_list = keyword_candidates(store, query, 50, None)
+    keyword_list = keyword_candidates(store, keyword_query(query), 50, None)  # content terms only
     hits = search(store, vectors, embedder, query, k=4, mode="hybrid")
     best_keyword_text = store.chunks([keyword_list[0].chunk_id])[keyword_list[0].chunk_id].text
     expected = fuse(vector_list, keyword_list, coverage(query, best_keyword_text))
