@@ -3,13 +3,15 @@
     SemsearchError                      message says what happened and what to do next
     ├── ConfigError                     impossible options (bad glob, bad dimensions, ...)
     │   ├── MissingDependencyError      an optional extra is not installed (names the pip command)
-    │   └── InvalidInputError           caller-supplied data we cannot store (non-finite numbers, lone surrogates, ...)
+    │   ├── InvalidInputError           caller-supplied data we cannot store (non-finite numbers, lone surrogates, ...)
+    │   └── FilterError                 a `where` filter that is malformed or compares a key with the wrong type
     ├── IndexError_                     problems with the index directory
     │   ├── IndexNotFoundError          no index where one was expected
     │   ├── IndexLockedError            another process is writing to the index
     │   ├── IndexMismatchError          opened with another model or dimension than it was built with
     │   ├── IndexReadOnlyError          a write to an index this process cannot write (read-only mount, permissions)
     │   ├── DocumentNotFoundError       `get` named a document (or lines) the index does not hold
+    │   ├── SourceNotFoundError         a folder the index does not remember, or none remembered to refresh
     │   ├── IndexCorruptError           the SQLite database cannot be read
     │   └── DiskFullError               the device holding the index ran out of space mid-write
     ├── EmbedderError                   anything that went wrong talking to an embedder
@@ -49,6 +51,11 @@ class InvalidInputError(ConfigError):
     """Caller-supplied data (an `add_texts` item) that cannot be stored as given; nothing was written."""
 
 
+class FilterError(ConfigError):
+    """A `where` expression that does not parse, or a comparison whose value is of a type the key
+    never holds (bad usage: the CLI exits 2)."""
+
+
 class IndexError_(SemsearchError):
     """Index directory problems (named with a trailing underscore to not shadow the builtin)."""
 
@@ -75,6 +82,10 @@ class IndexReadOnlyError(IndexError_):
 
 class DocumentNotFoundError(IndexError_):
     pass
+
+
+class SourceNotFoundError(IndexError_):
+    """`sources --remove` named a path the index does not remember, or a refresh found none."""
 
 
 class DiskFullError(IndexError_):

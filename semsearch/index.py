@@ -25,6 +25,8 @@ from semsearch.config import IndexSettings, check_embedder, is_recorded, resolve
 from semsearch.embed import DEFAULT_MODEL, make_embedder
 from semsearch.documents import find_document_text
 from semsearch.faiss_file import VectorFile
+from semsearch.filters import Where
+from semsearch.index_sources import SourcesMixin, sources_of
 from semsearch.options import DEFAULT_BATCH_TEXTS, DEFAULT_INDEX_DIR, DEFAULT_RERANK_TOP, DEFAULT_SEARCH_MODE
 from semsearch.options import ChunkSettings, RebuildPolicy, SearchTuning, resolve_index_type
 from semsearch.status import index_status
@@ -43,7 +45,7 @@ if TYPE_CHECKING:
     from semsearch.vectors import VectorIndex
 
 
-class Index:
+class Index(SourcesMixin):
     """A semsearch index directory.
 
     Open with `Index.open(path)`; use as a context manager or call `close()`. Searching from
@@ -225,20 +227,18 @@ class Index:
         *,
         include: Sequence[str] = (),
         exclude: Sequence[str] = (),
+        use_ignore_files: bool = True,
         on_progress: Callable[[Progress], None] | None = None,
         batch_texts: int = DEFAULT_BATCH_TEXTS,
     ) -> IndexReport:
         """Index folders or files: add new, update changed, remove vanished; returns a report.
 
-        Ctrl-C stops between batches: the report says `interrupted`, committed work stays.
+        What `.gitignore` / `.semsearchignore` leave out is counted, not indexed (unless
+        `use_ignore_files` is False); the paths are remembered with these options (`sources`,
+        `refresh`). Ctrl-C stops between batches: the report says `interrupted`, committed work stays.
         """
-        from semsearch.ingest import Ingester
-
-        with self._writing():
-            ingester = Ingester(self._store, self.embedder(), self._chunk_settings(), self._vector_file.apply,
-                                on_progress=on_progress, batch_texts=batch_texts)
-            return ingester.index_paths([Path(p) for p in paths], include=include, exclude=exclude,
-                                        skip_dirs=[self.path])
+        return self._index_roots(sources_of(paths, include, exclude, use_ignore_files), remember=True,
+                                 on_progress=on_progress, batch_texts=batch_texts)
 
     def add_texts(self, items: Iterable[TextItem | dict[str, Any]]) -> IndexReport:
         """Add or replace caller-supplied texts by id (`TextItem` or dicts with id, text, metadata, title).
@@ -283,7 +283,7 @@ class Index:
         k: int = 10,
         mode: str = DEFAULT_SEARCH_MODE,
         paths: Sequence[str] = (),
-        where: dict[str, Any] | None = None,
+        where: Where | None = None,
         rerank: bool | str | Reranker = False,
         rerank_top: int = DEFAULT_RERANK_TOP,
         rerank_fallback: bool = False,
@@ -303,7 +303,7 @@ class Index:
         k: int = 10,
         mode: str = DEFAULT_SEARCH_MODE,
         paths: Sequence[str] = (),
-        where: dict[str, Any] | None = None,
+        where: Where | None = None,
         rerank: bool | str | Reranker = False,
         rerank_top: int = DEFAULT_RERANK_TOP,
         rerank_fallback: bool = False,
@@ -321,7 +321,9 @@ class Index:
         trade speed for recall; the defaults meet recall@10 ≥ 0.95 in benchmarks/bench_query.py.
         `min_score` keeps hits scoring at least that on the mode's scale: vector cosine (-1..1),
         keyword bm25 (0 and up), hybrid fused (0..1), or the rerank score when reranked
-        (`Hit.score_kind` names it). See `semsearch.search.search_detailed`.
+        (`Hit.score_kind` names it). `where` takes a {key: value} dict (equality) or filter
+        expressions — `["year>=2020", "draft!=true", "has:author", "mtime>=7d", "size>10k",
+        "suffix=.md"]` (see `semsearch.filters`). See `semsearch.search.search_detailed`.
         """
         if not self.is_initialized:
             return SearchResult(hits=(), timings=StageTimings())
@@ -339,7 +341,7 @@ class Index:
         *,
         mode: str = DEFAULT_SEARCH_MODE,
         paths: Sequence[str] = (),
-        where: dict[str, Any] | None = None,
+        where: Where | None = None,
         min_score: float | None = None,
     ) -> str:
         """Why a search with these filters found nothing, and what to do: one sentence for the user.
@@ -359,7 +361,7 @@ class Index:
         *,
         k: int = 10,
         paths: Sequence[str] = (),
-        where: dict[str, Any] | None = None,
+        where: Where | None = None,
         ef_search: int | None = None,
         nprobe: int | None = None,
     ) -> list[Hit]:
