@@ -20,13 +20,14 @@ from pathlib import Path
 
 import numpy as np
 
-from semsearch.chunking import chunk
+from semsearch.chunking import chunk, uses_code_chunker
 from semsearch.embed.base import Embedder
 from semsearch.embed_workers import EmbedWorkers
 from semsearch.errors import EmbedderError, ExtractError, InputTooLongError, NoTextError
 from semsearch.extract import extract, extract_text
 from semsearch.extract.decoding import BINARY
 from semsearch.options import DEFAULT_BATCH_TEXTS, ChunkSettings
+from semsearch.paths import FileKeys, keys_prefix, under
 from semsearch.sources import WalkIgnored, WalkSkip, walk
 from semsearch.store import NewDocument, Store, StoredDocument, WriteResult
 from semsearch.types import Chunk, Document, FileProblem, IndexReport, IndexSource, SourceFile, TextItem, embed_text
@@ -139,6 +140,7 @@ class Ingester:
         on_progress: Callable[[Progress], None] | None = None,
         batch_texts: int = DEFAULT_BATCH_TEXTS,
         in_flight: int = DEFAULT_IN_FLIGHT,
+        rechunk_code: bool = False,
     ):
         self.store = store
         self.embedder = embedder
@@ -146,6 +148,7 @@ class Ingester:
         self.on_commit = on_commit
         self.on_progress = on_progress
         self.batch_texts = batch_texts
+        self.rechunk_code = rechunk_code  # the code chunker changed: chunk its files again even if unchanged
         self._tally = _Tally()
         self.in_flight = max(1, in_flight)
         self._pending: list[_Pending] = []
@@ -193,8 +196,8 @@ class Ingester:
             self._scanning = False
             self._emit("")
             for changed in plans:
-                for source, stored in changed:
-                    self._process_file(source, stored)
+                for source, stored, key in changed:
+                    self._process_file(source, stored, key)
                     if self._pending_texts() >= self.batch_texts:
                         self._flush()
             self._drain()
@@ -251,9 +254,9 @@ class Ingester:
 
     # -- planning ------------------------------------------------------------------------------
 
-    def _plan(self, root: IndexSource, skip_dirs) -> list[tuple[SourceFile, StoredDocument | None]]:
+    def _plan(self, root: IndexSource, skip_dirs) -> list[tuple[SourceFile, StoredDocument | None, str]]:
         """Walk one path; note the documents under it and the files it found; return the files
-        needing work with their stored documents.
+        needing work with their stored documents and keys.
 
         A file is one document however it was reached, so a file already planned by an earlier
         path of this run is not planned again, and only documents under a walked path can vanish.
@@ -265,7 +268,9 @@ class Ingester:
         is_folder = path.is_dir()
         existing = self.store.files_in(path) if is_folder else {}
         self._existing.update(existing)
-        changed: list[tuple[SourceFile, StoredDocument | None]] = []
+        prefix = keys_prefix(path, self.store.home) if is_folder else None
+        keys = FileKeys(self.store.home)
+        changed: list[tuple[SourceFile, StoredDocument | None, str]] = []
         for item in walk(path, include=root.include, exclude=root.exclude, skip_dirs=skip_dirs,
                          use_ignore_files=root.use_ignore_files):
             if isinstance(item, WalkIgnored):
@@ -277,19 +282,21 @@ class Ingester:
             if isinstance(item, WalkSkip):
                 self._fail(item.problem.path, item.problem.reason, advance=False)
                 continue
-            key = self.store.file_key(item.path)
+            key = keys.key(item.path)
             self._seen.add(key)
             if key in self._planned:
                 continue
             self._planned.add(key)
             self._files_scanned += 1
             self._emit(str(item.path))
-            # A file reached through a symlink may be stored outside this folder's keys.
-            stored = existing[key] if key in existing else self.store.document(key)
-            if stored is not None and stored.size == item.size and stored.mtime_ns == item.mtime_ns:
+            stored = existing.get(key)
+            if stored is None and (prefix is None or not under(key, prefix)):
+                stored = self.store.document(key)  # reached through a symlink: stored outside this folder's keys
+            if (stored is not None and stored.size == item.size and stored.mtime_ns == item.mtime_ns
+                    and not self._rechunk(key)):
                 self._tally.unchanged += 1
             else:
-                changed.append((item, stored))
+                changed.append((item, stored, key))
         return changed
 
     def _remove_vanished(self, keep: Callable[[str], bool] | None) -> None:
@@ -301,7 +308,7 @@ class Ingester:
             self.on_commit(self.store.delete_documents(vanished))
             self._tally.removed += len(vanished)
 
-    def _process_file(self, source: SourceFile, stored) -> None:
+    def _process_file(self, source: SourceFile, stored, key: str) -> None:
         display = str(source.path)
         try:
             data = source.path.read_bytes()
@@ -309,7 +316,7 @@ class Ingester:
             self._fail(display, f"cannot read: {exc.strerror or exc}")
             return
         sha = hashlib.sha256(data).hexdigest()
-        if stored is not None and stored.sha256 == sha:
+        if stored is not None and stored.sha256 == sha and not self._rechunk(stored.path):
             self.store.update_stat(stored.id, source.size, source.mtime_ns)
             self._tally.unchanged += 1
             self._advance(display)
@@ -331,12 +338,21 @@ class Ingester:
             self._skip(display, "empty: no text to index")
             self._forget(stored)
             return
-        self._queue(self.store.file_key(source.path), "file", source.size, source.mtime_ns, sha, document,
-                    display, stored is not None)
+        self._queue(key, "file", source.size, source.mtime_ns, sha, document, display, stored is not None)
+
+    def rechunked_all(self) -> bool:
+        """Whether every stored source file the code chunker handles was chunked again by this run
+        (a run over one folder leaves the others' files to a later run)."""
+        return all(self.store.file_key(Path(f.path)) in self._planned
+                   for f in self.store.file_stats() if uses_code_chunker(f.path))
+
+    def _rechunk(self, key: str) -> bool:
+        return self.rechunk_code and uses_code_chunker(key)
 
     def _queue(self, key, kind, size, mtime_ns, sha, document, display, existed) -> None:
         budget = self.settings.max_tokens
-        pieces = chunk(document, max_tokens=budget, overlap_tokens=self.settings.overlap_tokens)
+        pieces = chunk(document, max_tokens=budget, overlap_tokens=self.settings.overlap_tokens,
+                       code=self.settings.code)
         self._pending.append(_Pending(key, kind, size, mtime_ns, sha, document, pieces, budget, display, existed))
         self._files_read += 1
         self._chunks_queued += len(pieces)
@@ -521,7 +537,8 @@ class Ingester:
                     self._fail(pending.display, "a passage is longer than the model's context even when split")
                     continue
                 pending.set_chunks(chunk(pending.document, max_tokens=budget,
-                                         overlap_tokens=min(self.settings.overlap_tokens, budget // 4)))
+                                         overlap_tokens=min(self.settings.overlap_tokens, budget // 4),
+                                         code=self.settings.code))
                 pending.max_tokens = budget
             kept.append(pending)
         return kept

@@ -176,6 +176,8 @@ class Hit:
     stale: bool = False  # the file changed or vanished since it was indexed (checked when the hit is returned)
     # What `score` measures: "cosine" (vector), "bm25" (keyword), "fused" (hybrid, 0..1) or "rerank".
     score_kind: str = ""
+    # The rank of this hit's document among the documents of the hits, by each one's best hit (1 = best).
+    document_rank: int | None = None
 
     @property
     def heading(self) -> str:
@@ -221,6 +223,7 @@ class Hit:
             "cell": self.cell,
             "stale": self.stale,
             "score_kind": self.score_kind,
+            "document_rank": self.document_rank,
         }
 
 
@@ -361,6 +364,7 @@ class IndexStatus:
     base_url: str = ""  # the OpenAI-compatible server an openai: index was built with
     files_changed: int = 0  # indexed files whose size or mtime differs now (not re-indexed yet)
     files_missing: int = 0  # indexed files that no longer exist
+    code_chunker: str = ""  # what cut source files at function/class boundaries ("" = the text chunker)
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)

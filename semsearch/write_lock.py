@@ -7,16 +7,19 @@ file or re-analyse keywords), and an index directory this process cannot write g
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-
-import filelock
+from typing import TYPE_CHECKING
 
 from semsearch.errors import IndexLockedError, IndexNotFoundError, IndexReadOnlyError
 from semsearch.options import LOCK_NAME
 from semsearch.store import DB_NAME, Store
+
+if TYPE_CHECKING:
+    import filelock
 
 
 class WriteLock:
@@ -24,7 +27,17 @@ class WriteLock:
 
     def __init__(self, directory: Path):
         self.directory = directory
-        self.lock = filelock.FileLock(str(directory / LOCK_NAME), timeout=0)
+
+    @functools.cached_property
+    def lock(self) -> filelock.FileLock:
+        # Made on first use: a search takes no lock, and importing filelock is a tenth of its start-up.
+        import filelock
+
+        return filelock.FileLock(str(self.directory / LOCK_NAME), timeout=0)
+
+    def acquire(self, timeout: float = 0) -> filelock.AcquireReturnProxy:
+        """The file lock's own `acquire` (raises filelock.Timeout while another process holds it)."""
+        return self.lock.acquire(timeout=timeout)
 
     @contextmanager
     def held(self, read_only: bool) -> Iterator[None]:
@@ -36,6 +49,8 @@ class WriteLock:
                 "can be searched as it is; to change it, copy it somewhere writable or remount the directory "
                 "read-write"
             )
+        import filelock
+
         try:
             self.lock.acquire(timeout=0)
         except filelock.Timeout:
@@ -50,6 +65,8 @@ class WriteLock:
     @contextmanager
     def held_if_free(self) -> Iterator[bool]:
         """Hold the lock if no other process does, without waiting; yields whether it is held."""
+        import filelock
+
         try:
             self.lock.acquire(timeout=0)
         except filelock.Timeout:
@@ -62,6 +79,8 @@ class WriteLock:
 
     def busy(self) -> bool:
         """Whether another process holds the lock right now."""
+        import filelock
+
         try:
             with self.lock.acquire(timeout=0):
                 return False
