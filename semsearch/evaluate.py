@@ -33,6 +33,7 @@ import numpy as np
 
 from semsearch.errors import ConfigError, IndexMismatchError
 from semsearch.extract.decoding import normalize_newlines
+from semsearch.options import DEFAULT_SEARCH_MODE
 from semsearch.types import TextItem
 
 CUTOFFS = (10, 100)
@@ -255,7 +256,7 @@ def evaluate(
     index: Any,
     dataset: Dataset,
     *,
-    mode: str = "vector",
+    mode: str = DEFAULT_SEARCH_MODE,
     k: int = 10,
     max_queries: int | None = None,
     chunks_embedded: int = 0,
@@ -335,7 +336,7 @@ def evaluate_dataset(
     *,
     index_dir: str | Path | None = None,
     model: str | None = None,
-    mode: str = "vector",
+    mode: str = DEFAULT_SEARCH_MODE,
     k: int = 10,
     max_queries: int | None = None,
     chunk_tokens: int | None = None,

@@ -30,7 +30,7 @@ from semsearch.faiss_file import VectorFile
 from semsearch.filters import Where
 from semsearch.grouping import DocumentHit, first_documents, group_by_document
 from semsearch.index_sources import SourcesMixin, sources_of
-from semsearch.options import DEFAULT_BATCH_TEXTS, DEFAULT_INDEX_DIR, DEFAULT_RERANK_TOP
+from semsearch.options import DEFAULT_BATCH_TEXTS, DEFAULT_INDEX_DIR, DEFAULT_RERANK_TOP, DEFAULT_SEARCH_MODE
 from semsearch.options import ChunkSettings, RebuildPolicy, SearchTuning, resolve_index_type
 from semsearch.relevance import DEFAULT_MIN_RELATIVE, RememberingEmbedder, background_similarity
 from semsearch.relevance import check_min_relative, chunk_centroid, keep_relevant
@@ -305,7 +305,7 @@ class Index(SourcesMixin):
         query: str,
         *,
         k: int = 10,
-        mode: str = "vector",
+        mode: str = DEFAULT_SEARCH_MODE,
         paths: Sequence[str] = (),
         where: Where | None = None,
         rerank: bool | str | Reranker = False,
@@ -332,7 +332,7 @@ class Index(SourcesMixin):
         query: str,
         *,
         k: int = 10,
-        mode: str = "vector",
+        mode: str = DEFAULT_SEARCH_MODE,
         paths: Sequence[str] = (),
         where: Where | None = None,
         rerank: bool | str | Reranker = False,
@@ -396,7 +396,7 @@ class Index(SourcesMixin):
     def explain_no_results(
         self,
         *,
-        mode: str = "vector",
+        mode: str = DEFAULT_SEARCH_MODE,
         paths: Sequence[str] = (),
         where: Where | None = None,
         min_score: float | None = None,
@@ -453,7 +453,7 @@ class Index(SourcesMixin):
         *,
         max_tokens: int = DEFAULT_MAX_TOKENS,
         k: int = 10,
-        mode: str = "vector",
+        mode: str = DEFAULT_SEARCH_MODE,
         neighbours: int = DEFAULT_NEIGHBOURS,
         relative_to: str | Path | None = None,
         min_relative: float = DEFAULT_MIN_RELATIVE,

@@ -26,6 +26,7 @@ from typing import Any
 from semsearch.errors import ConfigError
 from semsearch.index import Index
 from semsearch.optional import require
+from semsearch.options import DEFAULT_SEARCH_MODE
 from semsearch.types import Hit
 
 require("langchain_core", "langchain", package="langchain-core")
@@ -74,7 +75,7 @@ class SemsearchRetriever(BaseRetriever):
 
     index: Index
     k: int = Field(default=4, ge=1)
-    mode: str = "vector"
+    mode: str = DEFAULT_SEARCH_MODE
     search_options: dict[str, Any] = Field(default_factory=dict)
     """Passed on to `Index.search` (paths, where, ...)."""
 

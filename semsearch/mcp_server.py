@@ -20,6 +20,7 @@ from semsearch.errors import SemsearchError
 from semsearch.index import Index
 from semsearch.relevance import DEFAULT_MIN_RELATIVE
 from semsearch.optional import require
+from semsearch.options import DEFAULT_SEARCH_MODE
 
 require("mcp.server.mcpserver", "mcp", package="mcp>=2")
 
@@ -75,7 +76,7 @@ def build_server(index: Index) -> MCPServer:
                              "rerank_model names another Ollama reranker model (and implies rerank). where "
                              "keeps only documents passing filters on metadata, modification time, size or "
                              "suffix, e.g. [\"year>=2020\", \"mtime>=7d\"] (syntax in its parameter).")
-    async def search(query: str, k: int = 5, mode: Mode = "vector", paths: list[str] | None = None,
+    async def search(query: str, k: int = 5, mode: Mode = DEFAULT_SEARCH_MODE, paths: list[str] | None = None,
                      where: Where = None, rerank: bool = False, rerank_model: str | None = None,
                      min_score: float | None = None) -> dict[str, Any]:
         with _tool_errors():
@@ -89,7 +90,7 @@ def build_server(index: Index) -> MCPServer:
                              "Passages scoring far below the best one are left out (min_relative, 0..1, "
                              f"default {DEFAULT_MIN_RELATIVE}; 0 packs every hit). rerank / rerank_model / "
                              "where / min_score as for search.")
-    async def context(query: str, max_tokens: int = 2000, k: int = 10, mode: Mode = "vector",
+    async def context(query: str, max_tokens: int = 2000, k: int = 10, mode: Mode = DEFAULT_SEARCH_MODE,
                       paths: list[str] | None = None, where: Where = None, rerank: bool = False,
                       rerank_model: str | None = None, min_score: float | None = None,
                       min_relative: float = DEFAULT_MIN_RELATIVE) -> str:

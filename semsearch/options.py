@@ -17,6 +17,9 @@ FAISS_NAME = "vectors.faiss"
 LOCK_NAME = "write.lock"
 
 SEARCH_MODES: tuple[str, ...] = ("vector", "keyword", "hybrid")
+# Hybrid fuses both lists, weighing each per query (fusion.py), and never scored below the
+# better of its parts in benchmarks/RESULTS.md, so a user need not know which mode suits the data.
+DEFAULT_SEARCH_MODE = "hybrid"
 INDEX_TYPES: tuple[str, ...] = ("auto", "flat", "hnsw", "hnsw-sq8", "ivf", "ivf-sq8")
 
 # How many texts to collect before embedding and committing; a batch is the unit of work lost

@@ -1,16 +1,15 @@
 """Query → candidates (vector, keyword or both) → fusion → rerank? → Hits.
 
 Vector candidates come from FAISS with the query embedded using the index's recorded preset;
-keyword candidates from FTS5 bm25 over CJK-aware terms; hybrid fuses both lists with reciprocal
-rank fusion (DESIGN §6). Filters restrict candidates inside retrieval (FAISS IDSelector, SQL
+keyword candidates from FTS5 bm25 over CJK-aware terms; hybrid fuses both lists, weighing each per
+query by how much of it the keyword list matched (semsearch.fusion). Filters restrict candidates inside retrieval (FAISS IDSelector, SQL
 WHERE), never after a global top-k, so a filter that matches ≥ k chunks yields k hits.
 Reranking, when asked for, rescores the top `rerank_top` fused candidates and keeps the best k.
 
 Scores are larger-is-better in every mode, each on its own scale (`SCORE_KINDS`): vector hits
 carry the cosine similarity of query and chunk (-1..1), keyword hits the FTS5 bm25 score
 (0 and up, unbounded; near 0 when the query's terms are in most chunks), hybrid hits the
-fused score scaled to 0..1 (1 = first in both lists, 0.5 = first in one and absent from the
-other), reranked hits the reranker's relevance (0..1 for Qwen3-Reranker). `min_score` drops
+fused score on 0..1 (1 = first in both lists; see semsearch.fusion), reranked hits the reranker's relevance (0..1 for Qwen3-Reranker). `min_score` drops
 hits below a threshold on that same scale.
 Each stage is timed (`SearchResult.timings`) so evaluation can report per-stage latency.
 """
@@ -20,7 +19,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -28,8 +27,9 @@ import numpy as np
 from semsearch import filters
 from semsearch.embed.base import Embedder, normalize
 from semsearch.errors import ConfigError, RerankerTimeoutError, RerankerUnavailableError
+from semsearch.fusion import Candidate, coverage, fuse, keyword_query
 from semsearch.grouping import with_document_ranks
-from semsearch.options import DEFAULT_RERANK_TOP, SEARCH_MODES
+from semsearch.options import DEFAULT_RERANK_TOP, DEFAULT_SEARCH_MODE, SEARCH_MODES
 from semsearch.paths import CURRENT, disk_state
 from semsearch.store import ChunkRow, Store
 from semsearch.types import Hit, SearchResult, StageTimings
@@ -44,16 +44,8 @@ RRF_K = 60
 SCORE_KINDS = {"vector": "cosine", "keyword": "bm25", "hybrid": "fused"}
 
 
-@dataclass(frozen=True)
-class Candidate:
-    """A chunk id with the score that ranked it."""
-
-    chunk_id: int
-    score: float
-
-
 def rrf(*ranked_lists: Sequence[Candidate], k: int = RRF_K) -> list[Candidate]:
-    """Reciprocal rank fusion: score = Σ 1/(k + rank), rank starting at 1."""
+    """Reciprocal rank fusion: score = Σ 1/(k + rank), rank starting at 1 (the baseline `fuse` replaced)."""
     fused: dict[int, float] = {}
     for ranked in ranked_lists:
         for rank, candidate in enumerate(ranked, start=1):
@@ -83,6 +75,12 @@ def keyword_candidates(store: Store, query: str, limit: int, allowed_ids: np.nda
     return [Candidate(cid, score) for cid, score in store.keyword_search(query, limit, allowed_ids)]
 
 
+def fuse_lists(store: Store, query: str, vector: Sequence[Candidate], keyword: Sequence[Candidate]) -> list[Candidate]:
+    """Hybrid fusion (`semsearch.fusion.fuse`), the query's coverage read from the best keyword hit."""
+    best = store.chunks([keyword[0].chunk_id]).get(keyword[0].chunk_id) if keyword else None
+    return fuse(vector, keyword, coverage(query, best.text if best is not None else None))
+
+
 def search(store: Store, vectors: VectorIndex, embedder: Embedder, query: str, **options: Any) -> list[Hit]:
     """The top `k` hits for `query`: `search_detailed(...).hits` (the same keyword options)."""
     return list(search_detailed(store, vectors, embedder, query, **options).hits)
@@ -95,7 +93,7 @@ def search_detailed(
     query: str,
     *,
     k: int = 10,
-    mode: str = "vector",
+    mode: str = DEFAULT_SEARCH_MODE,
     paths: Sequence[str] = (),
     where: filters.Where | None = None,
     candidates: int | None = None,
@@ -141,9 +139,11 @@ def search_detailed(
     if query_vector is not None and vectors is not None:
         lists.append(vector_candidates(vectors, query_vector, pool, allowed, tuning))
     if mode in ("keyword", "hybrid"):
-        lists.append(keyword_candidates(store, query, pool, allowed))
+        # Hybrid asks FTS5 for the content terms only: a stopword matches nearly every chunk, so
+        # ranking it costs a scan of the whole index while adding almost nothing to bm25.
+        lists.append(keyword_candidates(store, keyword_query(query) if mode == "hybrid" else query, pool, allowed))
     retrieved = time.perf_counter()
-    ranked = scale_fused(rrf(*lists), len(lists)) if mode == "hybrid" else lists[0]
+    ranked = fuse_lists(store, query, *lists) if mode == "hybrid" else lists[0]
     hits = to_hits(store, ranked[:wanted], SCORE_KINDS[mode])
     fused = time.perf_counter()
     reranked, fallback = False, None
@@ -232,7 +232,7 @@ def _hit(row: ChunkRow, *, rank: int, score: float, score_kind: str = "") -> Hit
     )
 
 
-def explain_no_results(store: Store, index_path: Path, writer_busy: Callable[[], bool], *, mode: str = "vector",
+def explain_no_results(store: Store, index_path: Path, writer_busy: Callable[[], bool], *, mode: str = DEFAULT_SEARCH_MODE,
                        paths: Sequence[str] = (), where: filters.Where | None = None,
                        min_score: float | None = None) -> str:
     """Why a search of the index at `index_path` with these filters found nothing (see `Index.explain_no_results`).

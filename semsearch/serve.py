@@ -50,6 +50,7 @@ from semsearch.errors import (
 )
 from semsearch.index import Index
 from semsearch.optional import require
+from semsearch.options import DEFAULT_SEARCH_MODE
 from semsearch.rerank import make_reranker
 from semsearch.rerank.base import Reranker
 from semsearch.relevance import DEFAULT_MIN_RELATIVE
@@ -146,7 +147,9 @@ class SearchRequest(_Strict):
     query: Query = Field(min_length=1, max_length=MAX_QUERY_CHARS, json_schema_extra={"pattern": r"\S"},
                          description="What to look for (not only whitespace).")
     k: Count = Field(10, ge=1, le=MAX_K, description="Number of hits.")
-    mode: Literal["vector", "keyword", "hybrid"] = Field("vector", description="Retrieval mode.")
+    mode: Literal["vector", "keyword", "hybrid"] = Field(
+        DEFAULT_SEARCH_MODE, description="Retrieval mode: hybrid (both lists, each weighed per query), vector "
+                                         "(meaning, across languages) or keyword (exact words, bm25).")
     paths: list[Text] = Field(default_factory=list, max_length=100,
                               description="Only documents whose path matches one of these globs.")
     where: dict[Text, Scalar | list[Scalar]] | Expressions | None = Field(

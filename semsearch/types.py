@@ -247,7 +247,7 @@ class StageTimings:
 
     embed: float = 0.0  # embedding the query
     retrieve: float = 0.0  # FAISS and/or FTS5 candidate lists
-    fuse: float = 0.0  # reciprocal rank fusion and joining candidates with their chunk rows
+    fuse: float = 0.0  # fusion (hybrid) and joining candidates with their chunk rows
     rerank: float = 0.0  # the reranker's requests, including a failed attempt before a fallback
 
     @property

@@ -71,7 +71,7 @@ def test_search_vector_matches_text_search(tmp_path, corpus, ollama_server):
         index.index([corpus])
         query = "how to fix a flat bicycle tire"
         vector = index.embedder().embed([query], "query")[0]
-        by_text = index.search(query, k=5)
+        by_text = index.search(query, k=5, mode="vector")
         by_vector = index.search_vector(vector * 3.0, k=5)  # normalised on the way in
         assert [h.chunk_id for h in by_vector] == [h.chunk_id for h in by_text]
         with pytest.raises(ConfigError, match="dimensions"):

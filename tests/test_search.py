@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from semsearch.errors import ConfigError
+from semsearch.fusion import coverage, fuse, keyword_query
 from semsearch.search import (
     Candidate,
     keyword_candidates,
@@ -80,13 +81,15 @@ def test_keyword_mode_ranks_by_bm25_and_needs_no_embedder(notes):
     assert embedder.calls == []
 
 
-def test_hybrid_is_the_rrf_of_the_vector_and_keyword_lists_scaled_to_one(notes):
+def test_hybrid_fuses_the_vector_and_keyword_lists_weighed_by_keyword_coverage(notes):
     store, vectors, embedder = notes
     query = "brewed with boiling water"
     vector_list = vector_candidates(vectors, embedder.embed([query], "query")[0], 50, None)
-    keyword_list = keyword_candidates(store, query, 50, None)
+    keyword_list = keyword_candidates(store, keyword_query(query), 50, None)  # content terms only
     hits = search(store, vectors, embedder, query, k=4, mode="hybrid")
-    assert [hit.chunk_id for hit in hits] == [c.chunk_id for c in rrf(vector_list, keyword_list)][:4]
+    best_keyword_text = store.chunks([keyword_list[0].chunk_id])[keyword_list[0].chunk_id].text
+    expected = fuse(vector_list, keyword_list, coverage(query, best_keyword_text))
+    assert [hit.chunk_id for hit in hits] == [c.chunk_id for c in expected][:4]
     assert paths(hits)[0] == "tea/black" and hits[0].score == pytest.approx(1.0)
     assert all(hit.score_kind == "fused" and 0 < hit.score <= 1 for hit in hits)
 
@@ -156,7 +159,7 @@ def test_search_by_vector_matches_vector_mode_and_checks_dimensions(notes):
     query = embedder.embed(["bicycle tire patch"], "query")[0]
     by_vector = search_by_vector(store, vectors, query * 3.0, k=3)  # normalised on the way in
     assert [h.chunk_id for h in by_vector] == [h.chunk_id for h in search(store, vectors, embedder,
-                                                                          "bicycle tire patch", k=3)]
+                                                                          "bicycle tire patch", k=3, mode="vector")]
     with pytest.raises(ConfigError, match="query vector has 8 dimensions; the index has 256"):
         search_by_vector(store, vectors, np.ones(8, np.float32))
 

@@ -20,6 +20,7 @@ from semsearch.options import (
     DEFAULT_RERANK_MODEL,
     DEFAULT_RERANK_TIMEOUT,
     DEFAULT_RERANK_TOP,
+    DEFAULT_SEARCH_MODE,
 )
 from semsearch.options import DEFAULT_RERANK_CONCURRENCY as DEFAULT_CONCURRENCY
 from semsearch.options import RERANK_API_KEY_ENV as API_KEY_ENV
@@ -203,8 +204,9 @@ def _query_text(ctx, param, value: str) -> str:
 def query_options(fn):
     """What search and context share: retrieval mode, filters, model check, servers, reranking."""
     for option in reversed((
-        click.option("--mode", type=click.Choice(MODES), default="vector", show_default=True,
-                     help="Vector (meaning), keyword (FTS5 bm25) or hybrid (both, fused)."),
+        click.option("--mode", type=click.Choice(MODES), default=DEFAULT_SEARCH_MODE, show_default=True,
+                     help="Hybrid (both lists, each weighed per query by how well it matched), vector "
+                          "(meaning, across languages) or keyword (FTS5 bm25, exact words)."),
         click.option("--min-score", type=float, default=None, metavar="SCORE",
                      help="Only hits scoring at least SCORE on the mode's scale: vector cosine (-1..1, "
                           "e.g. 0.8), keyword bm25 (0 and up), hybrid fused (0..1), the rerank score "

@@ -21,7 +21,7 @@ from semsearch.cli.common import (
     timeout_option,
 )
 from semsearch.cli.progress import _CountBar
-from semsearch.options import INDEX_TYPES
+from semsearch.options import DEFAULT_SEARCH_MODE, INDEX_TYPES
 
 
 @click.command("status", short_help="Show what the index holds and whether it is in sync.")
@@ -127,8 +127,8 @@ def rebuild_command(index_dir, index_type, as_json) -> None:
                    "$SEMSEARCH_CACHE/eval, else ~/.cache/semsearch/eval]; an existing index is reused.")
 @click.option("-m", "--model", default=None,
               help="Embedding model [default: the index's model, else qwen3-embedding:0.6b].")
-@click.option("--mode", type=click.Choice(MODES), default="vector", show_default=True,
-              help="Vector, keyword or hybrid retrieval.")
+@click.option("--mode", type=click.Choice(MODES), default=DEFAULT_SEARCH_MODE, show_default=True,
+              help="Hybrid, vector or keyword retrieval.")
 @click.option("-k", "k", type=click.IntRange(min=1, max=1000), default=10, show_default=True,
               help="Cut-off of nDCG, Recall and MRR (Recall@100 is always reported).")
 @click.option("--max-queries", type=click.IntRange(min=1), default=None, help="Run only the first N judged queries.")
