@@ -152,6 +152,7 @@ class Ingester:
         self._files_done = 0
         self._files_total = 0
         self._planned: set[str] = set()  # file keys already planned in this run
+        self._vanished: list[int] = []  # stored files no longer found, deleted once the rest is written
         self._files_scanned = 0
         self._files_read = 0
         self._chunks_queued = 0
@@ -186,6 +187,10 @@ class Ingester:
                     if self._pending_texts() >= self.batch_texts:
                         self._flush()
             self._drain()
+            vanished = list(dict.fromkeys(self._vanished))  # overlapping paths find a file twice
+            if vanished:
+                self.on_commit(self.store.delete_documents(vanished))
+                self._tally.removed += len(vanished)
         except KeyboardInterrupt:
             interrupted = True
             self._salvage()
@@ -270,10 +275,9 @@ class Ingester:
                 self._tally.unchanged += 1
             else:
                 changed.append((item, stored))
-        vanished = [doc.id for key, doc in existing.items() if key not in seen]
-        if vanished:
-            self.on_commit(self.store.delete_documents(vanished))
-            self._tally.removed += len(vanished)
+        # Deleted after the new files are written: a file renamed since the last run then finds
+        # its chunks' vectors still stored (the embedding cache) instead of being embedded again.
+        self._vanished.extend(doc.id for key, doc in existing.items() if key not in seen)
         return changed
 
     def _process_file(self, source: SourceFile, stored) -> None:

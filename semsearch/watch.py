@@ -1,0 +1,221 @@
+"""Keeping an index current: `watch` indexes folders, then follows their file-system events and
+applies them in debounced batches (`WatchBatch`); `awatch` is the same for asyncio code.
+
+Events come from `watchfiles` (inotify, FSEvents, ReadDirectoryChangesW through the Rust
+`notify` crate). They are only a trigger: each batch re-walks the folders that had events with
+the same walk, globs and change detection as `index` (stat first, then content hash), so what
+is indexed never depends on which events arrived, in which order, or whether the platform
+coalesced them — a burst of thousands of saves or a `git checkout` becomes one rescan, and
+events that arrive while a batch is being applied wait in the watcher and form the next one.
+
+A batch writes new and changed files before it deletes vanished ones, so a renamed file finds
+its chunks' vectors still stored and embeds nothing. The write lock is taken per batch (other
+writers get their turn between batches; a batch waits for theirs), while `WatchMarker` is held
+for the whole run.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from semsearch.errors import IndexLockedError
+from semsearch.types import FileProblem, IndexReport
+from semsearch.write_lock import WatchMarker
+
+if TYPE_CHECKING:
+    import asyncio
+
+    from semsearch.index import Index
+
+# Quiet time that ends a batch: editors and `git checkout` write in bursts with short pauses.
+DEFAULT_DEBOUNCE_MS = 300
+# The longest a batch keeps gathering events while they keep coming, so a long copy shows progress.
+MAX_BATCH_WAIT_MS = 1600
+# Texts per commit while watching: a burst of small files becomes a few transactions, not dozens.
+WATCH_BATCH_TEXTS = 256
+# How often the idle watcher wakes up (ms): the first wake-up says it is in place.
+_IDLE_TICK_MS = 250
+# How often a batch waiting for another writer's lock tries again (seconds).
+_LOCK_RETRY = 0.2
+
+
+@dataclass(frozen=True)
+class WatchBatch:
+    """One batch of changes applied by `watch` (number 0 is the initial indexing run).
+
+    `changes` counts the file-system events that triggered it; `generation` is the index's
+    generation after it (it grows by one per committed transaction); `seconds` is the time spent
+    applying it.
+    """
+
+    number: int
+    files_added: int
+    files_updated: int
+    files_removed: int
+    files_failed: int
+    chunks_embedded: int
+    chunks_reused: int
+    seconds: float
+    generation: int
+    changes: int = 0
+    problems: tuple[FileProblem, ...] = field(default=())
+
+    @classmethod
+    def from_report(cls, number: int, report: IndexReport, generation: int, changes: int) -> WatchBatch:
+        return cls(number=number, files_added=report.files_added, files_updated=report.files_updated,
+                   files_removed=report.files_removed, files_failed=report.files_failed,
+                   chunks_embedded=report.chunks_embedded, chunks_reused=report.chunks_reused,
+                   seconds=report.seconds, generation=generation, changes=changes, problems=report.problems)
+
+    @property
+    def changed(self) -> bool:
+        """Whether the batch changed the index (or failed on a file): worth telling the user."""
+        return bool(self.files_added or self.files_updated or self.files_removed or self.files_failed)
+
+    def summary(self) -> str:
+        """One line for people: `+3 ~1 -2 files, 14 chunks embedded, 0.8 s`."""
+        line = (f"+{self.files_added} ~{self.files_updated} -{self.files_removed} files, "
+                f"{self.chunks_embedded} chunks embedded, {self.seconds:.1f} s")
+        return line + (f", {self.files_failed} failed" if self.files_failed else "")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "batch": self.number, "files_added": self.files_added, "files_updated": self.files_updated,
+            "files_removed": self.files_removed, "files_failed": self.files_failed,
+            "chunks_embedded": self.chunks_embedded, "chunks_reused": self.chunks_reused,
+            "seconds": round(self.seconds, 3), "generation": self.generation, "changes": self.changes,
+            "problems": [{"path": p.path, "reason": p.reason} for p in self.problems],
+        }
+
+
+def watch(
+    index: Index,
+    paths: Iterable[str | Path],
+    generation: Callable[[], int],
+    *,
+    include: Sequence[str] = (),
+    exclude: Sequence[str] = (),
+    on_batch: Callable[[WatchBatch], None] | None = None,
+    stop_event: threading.Event | None = None,
+    debounce_ms: int = DEFAULT_DEBOUNCE_MS,
+) -> None:
+    """Index `paths` (folders or files), then apply their changes as they happen until `stop_event`
+    is set; `on_batch` is told of the initial run and of every batch that changed something.
+
+    `generation` reads the index's generation. Ctrl-C raises KeyboardInterrupt once committed
+    work is safe. Raises IndexLockedError when another `watch` keeps this index current (or, for
+    the initial run, another process is writing), and what `Index.index` raises.
+    """
+    roots = [Path(p).expanduser().resolve() for p in paths]
+    for root in roots:
+        if not root.exists():
+            from semsearch.errors import InvalidInputError
+
+            raise InvalidInputError(f"cannot watch {root}: no such file or directory")
+    with WatchMarker(index.path).held():
+        events = _events(roots, index.path, stop_event, debounce_ms)
+        next(events)  # watching starts before the initial run: what changes during it comes next
+        report = index.index(roots, include=include, exclude=exclude, batch_texts=WATCH_BATCH_TEXTS)
+        _tell(on_batch, WatchBatch.from_report(0, report, generation(), 0), always=True)
+        if report.interrupted:
+            raise KeyboardInterrupt
+        number = 0
+        for changes in events:
+            touched = [root for root in roots if any(_under(path, root) for path in changes)]
+            if not touched:
+                continue
+            report = _apply(index, touched, include, exclude, stop_event)
+            if report is None:  # stopped while waiting for another writer
+                return
+            batch = WatchBatch.from_report(number + 1, report, generation(), len(changes))
+            if batch.changed:
+                number += 1
+                _tell(on_batch, batch)
+            if report.interrupted:
+                raise KeyboardInterrupt
+
+
+def _tell(on_batch: Callable[[WatchBatch], None] | None, batch: WatchBatch, always: bool = False) -> None:
+    if on_batch is not None and (always or batch.changed):
+        on_batch(batch)
+
+
+def _events(roots: Sequence[Path], index_dir: Path, stop_event: threading.Event | None,
+            debounce_ms: int) -> Iterable[set[str]]:
+    """Sets of changed paths, one per debounced burst, until `stop_event` is set; first an empty
+    set once the watcher is in place."""
+    import watchfiles
+
+    # A single file is watched through its folder: editors save by writing a new file and renaming
+    # it over the old one, which a watch on the old file itself would not survive.
+    folders = sorted({str(root if root.is_dir() else root.parent) for root in roots})
+    started = False
+    ignore = watchfiles.DefaultFilter(ignore_paths=[os.path.realpath(index_dir)])
+    for changes in watchfiles.watch(*folders, watch_filter=ignore, debounce=max(MAX_BATCH_WAIT_MS, debounce_ms),
+                                    step=debounce_ms, stop_event=stop_event, rust_timeout=_IDLE_TICK_MS,
+                                    yield_on_timeout=True):
+        if changes or not started:
+            started = True
+            yield {path for _, path in changes}
+
+
+def _under(path: str, root: Path) -> bool:
+    return path == str(root) or path.startswith(str(root).rstrip(os.sep) + os.sep)
+
+
+def _apply(index: Index, roots: list[Path], include: Sequence[str], exclude: Sequence[str],
+           stop_event: threading.Event | None) -> IndexReport | None:
+    """Re-index `roots`, waiting while another process holds the write lock; None if stopped meanwhile."""
+    while True:
+        try:
+            return index.index(roots, include=include, exclude=exclude, batch_texts=WATCH_BATCH_TEXTS)
+        except IndexLockedError:
+            if stop_event is not None and stop_event.wait(_LOCK_RETRY):
+                return None
+            if stop_event is None:
+                time.sleep(_LOCK_RETRY)
+
+
+async def awatch(
+    index: Index,
+    paths: Iterable[str | Path],
+    generation: Callable[[], int],
+    *,
+    stop_event: asyncio.Event | None = None,
+    on_batch: Callable[[WatchBatch], Any] | None = None,
+    **options: Any,
+) -> None:
+    """`watch` for asyncio code: runs in a thread until `stop_event` (an asyncio.Event) is set or
+    the task is cancelled; `on_batch` is called on the event loop (a coroutine function is awaited
+    in a task of its own)."""
+    import asyncio
+    import inspect
+
+    loop = asyncio.get_running_loop()
+    stop = threading.Event()
+
+    def relay(batch: WatchBatch) -> None:
+        if on_batch is None:
+            return
+        if inspect.iscoroutinefunction(on_batch):
+            asyncio.run_coroutine_threadsafe(on_batch(batch), loop)
+        else:
+            loop.call_soon_threadsafe(on_batch, batch)
+
+    worker = asyncio.ensure_future(asyncio.to_thread(watch, index, paths, generation, on_batch=relay,
+                                                     stop_event=stop, **options))
+    waiter = asyncio.ensure_future(stop_event.wait()) if stop_event is not None else None
+    try:
+        await asyncio.wait([worker] + ([waiter] if waiter else []), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stop.set()
+        if waiter is not None:
+            waiter.cancel()
+        # The thread ends within a second of `stop` (the watcher's timeout); its errors surface here.
+        await asyncio.shield(worker)
