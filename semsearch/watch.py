@@ -219,3 +219,38 @@ async def awatch(
             waiter.cancel()
         # The thread ends within a second of `stop` (the watcher's timeout); its errors surface here.
         await asyncio.shield(worker)
+
+
+class BackgroundWatch:
+    """`Index.watch` on a thread of a server (`serve --watch`, `mcp --watch`), with its own Index.
+
+    The server's searches go on through its own handle and see each batch once committed;
+    `report` is told of every batch and of an error that ends the watch (one line each).
+    """
+
+    def __init__(self, open_index: Callable[[], Index], paths: Sequence[str | Path] | None,
+                 report: Callable[[str], None]):
+        self._open_index = open_index
+        self._paths = paths
+        self._report = report
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="semsearch-watch", daemon=True)
+
+    def start(self) -> BackgroundWatch:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop after the batch being applied, if any, is committed."""
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        from semsearch.errors import SemsearchError
+
+        try:
+            with self._open_index() as index:
+                index.watch(self._paths, stop_event=self._stop,
+                            on_batch=lambda batch: self._report(f"watch: {batch.summary()}"))
+        except SemsearchError as exc:
+            self._report(f"watch stopped: {exc}")

@@ -1,0 +1,199 @@
+"""`semsearch watch` / `Index.watch`: creates, edits, deletes, renames and bursts reach search
+within ~2 s plus embedding, in few commits; writers and readers alongside; Ctrl-C; serve --watch."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from semsearch import Index, TextItem
+from semsearch.errors import IndexLockedError
+
+from tests.test_serve import stop_server
+
+SETTLE = 2.0  # what a change may take beyond its embedding: debounce, rescan, commit
+
+
+class Watching:
+    """`Index.watch` of `folder` on a thread, with the batches it reported."""
+
+    def __init__(self, index: Index, folder: Path):
+        self.index = index
+        self.batches: list = []
+        self.stop = threading.Event()
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, args=(folder,), daemon=True)
+
+    def _run(self, folder: Path) -> None:
+        try:
+            self.index.watch([folder], on_batch=self.batches.append, stop_event=self.stop)
+        except BaseException as exc:  # handed to the test
+            self.error = exc
+
+    def __enter__(self) -> Watching:
+        self.thread.start()
+        self.wait_for(lambda: self.batches, 120)
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop.set()
+        self.thread.join(30)
+        assert not self.thread.is_alive()
+
+    def wait_for(self, condition, seconds: float) -> float:
+        """Seconds until `condition()` held (fails after `seconds`)."""
+        started = time.monotonic()
+        while not condition():
+            assert self.error is None, self.error
+            assert time.monotonic() - started < seconds, f"not within {seconds} s; batches: {self.batches}"
+            time.sleep(0.05)
+        return time.monotonic() - started
+
+
+def paths_found(index: Index, query: str, mode: str = "keyword") -> set[str]:
+    return {Path(hit.path).name for hit in index.search(query, k=20, mode=mode)}
+
+
+def embed_seconds(server, texts: int) -> float:
+    """A generous bound on embedding `texts` short texts on this (shared, busy) machine."""
+    return 30.0 + 6.0 * texts
+
+
+@pytest.fixture
+def folder(tmp_path) -> Path:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "cats.md").write_text("Cats purr when they are content and sleep most of the day.\n")
+    return docs
+
+
+def test_create_edit_delete_and_rename_reach_search(tmp_path, folder, ollama_server):
+    with Index.open(tmp_path / "idx", ollama_host=ollama_server.url) as index, Watching(index, folder) as w:
+        assert w.batches[0].number == 0 and w.batches[0].files_added == 1
+        reader = Index.open(tmp_path / "idx", ollama_host=ollama_server.url)  # another handle, as another process
+
+        (folder / "lava.md").write_text("Volcanoes pour molten lava down their slopes.\n")
+        w.wait_for(lambda: "lava.md" in paths_found(reader, "volcanoes lava"), SETTLE + embed_seconds(ollama_server, 1))
+        assert Path(reader.search("molten rock from a volcano", k=1)[0].path).name == "lava.md"  # vectors too
+
+        (folder / "lava.md").write_text("Glaciers carve valleys out of granite mountains.\n")
+        w.wait_for(lambda: "lava.md" in paths_found(reader, "glaciers granite"), SETTLE + embed_seconds(ollama_server, 1))
+        assert paths_found(reader, "volcanoes lava") == set()
+
+        before = len(ollama_server.embed_texts)
+        os.rename(folder / "lava.md", folder / "ice.md")
+        seconds = w.wait_for(lambda: paths_found(reader, "glaciers granite") == {"ice.md"}, SETTLE + 5)
+        assert seconds < SETTLE + 5
+        assert ollama_server.embed_texts[before:] == []  # the rename embedded nothing
+        assert w.batches[-1].files_added == 1 and w.batches[-1].files_removed == 1
+
+        (folder / "ice.md").unlink()
+        w.wait_for(lambda: paths_found(reader, "glaciers granite") == set(), SETTLE + 5)
+        assert reader.status().documents == 1
+        reader.close()
+
+
+def test_a_burst_of_a_thousand_files_is_a_few_commits(tmp_path, folder, ollama_server):
+    topics = ["tea", "bicycles", "volcanoes", "comets", "bread"]  # few distinct texts: embedding stays cheap
+    with Index.open(tmp_path / "idx", ollama_host=ollama_server.url) as index, Watching(index, folder) as w:
+        generation = w.batches[-1].generation
+        for i in range(1000):
+            (folder / f"note{i:04}.txt").write_text(f"A short note about {topics[i % len(topics)]}.\n")
+        w.wait_for(lambda: sum(b.files_added for b in w.batches[1:]) == 1000,
+                   SETTLE + embed_seconds(ollama_server, len(topics)) + 60)
+        commits = w.batches[-1].generation - generation
+        assert 1 <= commits <= 10, commits
+        assert len(w.batches) - 1 <= 10
+        assert index.status().documents == 1001
+        assert len(index.search("bicycles", k=300, mode="keyword")) == 200
+
+
+def test_writers_take_turns_with_watch_and_index_is_told_watch_keeps_it_current(tmp_path, folder, ollama_server):
+    for i in range(3):
+        (folder / f"slow{i}.md").write_text(f"Slow embedding number {i} about lighthouses.\n")
+    ollama_server.delay = 4.0  # the initial run holds the write lock for a while
+    with Index.open(tmp_path / "idx", ollama_host=ollama_server.url) as index:
+        w = Watching(index, folder)
+        w.thread.start()
+        other = Index.open(tmp_path / "idx", ollama_host=ollama_server.url)
+        time.sleep(1.0)
+        with pytest.raises(IndexLockedError, match="keeps this index current"):
+            other.index([folder])
+        with pytest.raises(IndexLockedError, match="already keeping the index"):
+            other.watch([folder])
+        w.wait_for(lambda: w.batches, 120)
+        ollama_server.delay = 0.0
+        # Idle between batches, watch holds no write lock: other writers are not locked out.
+        report = other.add_texts([TextItem("memo", "Lighthouse keepers trimmed the wicks at dusk.")])
+        assert report.files_added == 1
+        other.close()
+        w.__exit__(None, None, None)
+
+
+def run_env(host: str) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if key != "SEMSEARCH_INDEX"}
+    env["OLLAMA_HOST"] = host
+    return env
+
+
+def test_ctrl_c_stops_watch_with_130_and_the_index_opens(tmp_path, folder, ollama_server):
+    process = subprocess.Popen([sys.executable, "-m", "semsearch", "watch", str(folder), "-i", str(tmp_path / "idx"),
+                                "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env=run_env(ollama_server.url))
+    try:
+        first = json.loads(process.stdout.readline())
+        assert first["batch"] == 0 and first["files_added"] == 1
+        (folder / "tide.md").write_text("Tides follow the moon's pull on the oceans.\n")
+        second = json.loads(process.stdout.readline())
+        assert second["batch"] == 1 and second["files_added"] == 1 and second["generation"] > first["generation"]
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=30) == 130
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert "Traceback" not in process.stderr.read()
+    with Index.open(tmp_path / "idx", ollama_host=ollama_server.url, create=False) as index:
+        assert paths_found(index, "tides moon") == {"tide.md"}
+        assert index.status().in_sync
+
+
+def test_serve_watch_answers_searches_while_files_change(tmp_path, folder, ollama_server):
+    # serve --watch follows the current directory: run it from the folder.
+    process = subprocess.Popen([sys.executable, "-m", "semsearch", "serve", "--port", "0", "-i", str(tmp_path / "idx"),
+                                "--watch"], stderr=subprocess.PIPE, text=True, cwd=folder,
+                               env=run_env(ollama_server.url))
+    try:
+        line = process.stderr.readline()
+        assert " on http" in line, line + process.stderr.read()
+        url = line.split(" on ", 1)[1].split()[0]
+        answered = 0
+        with httpx.Client(base_url=url, timeout=60) as client:
+            def search(query: str) -> set[str]:
+                nonlocal answered
+                response = client.post("/search", json={"query": query, "mode": "keyword"})
+                assert response.status_code == 200, response.text
+                answered += 1
+                return {Path(hit["path"]).name for hit in response.json()["hits"]}
+
+            deadline = time.monotonic() + 120
+            while "cats.md" not in search("cats purr"):
+                assert time.monotonic() < deadline
+                time.sleep(0.1)
+            for i in range(3):
+                (folder / f"comet{i}.md").write_text(f"Comet {i} grows a tail of dust near the sun.\n")
+                deadline = time.monotonic() + SETTLE + embed_seconds(ollama_server, 1)
+                while f"comet{i}.md" not in search("comet tail dust"):
+                    assert time.monotonic() < deadline
+                    time.sleep(0.1)
+        assert answered > 3
+    finally:
+        stop_server(process)
