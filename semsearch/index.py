@@ -31,7 +31,7 @@ from semsearch.status import index_status
 from semsearch.store import SCHEMA_VERSION, Store
 from semsearch.types import DocumentText, Hit, IndexReport, IndexStatus, SearchResult, StageTimings, TextItem
 from semsearch.types import text_item
-from semsearch.watch import DEFAULT_DEBOUNCE_MS, WatchBatch
+from semsearch.watch import awatch_index, watch_index
 from semsearch.write_lock import WriteLock, open_store
 
 # Indexing (extractors, chunker), search and FAISS, numpy and the embedder and reranker clients
@@ -275,23 +275,7 @@ class Index:
                 self._store.set_meta({"index_type": index_type})
             return count
 
-    def watch(self, paths: Iterable[str | Path] | None = None, *, include: Sequence[str] = (),
-              exclude: Sequence[str] = (), on_batch: Callable[[WatchBatch], None] | None = None,
-              stop_event: threading.Event | None = None, debounce_ms: int = DEFAULT_DEBOUNCE_MS) -> None:
-        """Index `paths` (default: the current directory), then keep them current — creates, edits,
-        deletes, renames — until `stop_event` is set or Ctrl-C (KeyboardInterrupt, committed work
-        kept); `on_batch` gets a `WatchBatch` per batch that changed something. See `semsearch.watch`."""
-        from semsearch.watch import watch
-
-        watch(self, ["."] if paths is None else paths, self._store.generation, include=include, exclude=exclude,
-              on_batch=on_batch, stop_event=stop_event, debounce_ms=debounce_ms)
-
-    async def awatch(self, paths: Iterable[str | Path] | None = None, **options: Any) -> None:
-        """`watch` for asyncio code, until `stop_event` (an asyncio.Event) is set or the task is cancelled."""
-        from semsearch.watch import awatch
-
-        await awatch(self, ["."] if paths is None else paths, self._store.generation, **options)
-
+    watch, awatch = watch_index, awatch_index  # keeping the index current: see `semsearch.watch`
     # -- reading -------------------------------------------------------------------------------
 
     def search(

@@ -137,17 +137,16 @@ def _document(document, index: Index) -> dict[str, Any]:
 def run_stdio(index_path: Path, *, ollama_host: str | Sequence[str] | None = None, base_url: str | None = None,
               timeout: float | None = None, keep_alive: str | float | None = None, watch: bool = False) -> None:
     """Serve the index at `index_path` over stdin/stdout until the client closes the stream; with
-    `watch`, keep it current with the files under the current directory meanwhile (creating it)."""
+    `watch`, keep it current with the files of its home meanwhile (creating it)."""
     # The SDK logs at INFO to stderr; one line per embedding request would drown the client's log.
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    options = {"ollama_host": ollama_host, "base_url": base_url, "timeout": timeout, "keep_alive": keep_alive}
-    index = Index.open(index_path, create=watch, **options)
+    index = Index.open(index_path, create=watch, ollama_host=ollama_host, base_url=base_url, timeout=timeout,
+                       keep_alive=keep_alive)
     watcher = None
     if watch:
         from semsearch.watch import BackgroundWatch
 
-        watcher = BackgroundWatch(lambda: Index.open(index_path, **options), None,
-                                  report=lambda line: print(line, file=sys.stderr, flush=True)).start()
+        watcher = BackgroundWatch(index, report=lambda line: print(line, file=sys.stderr, flush=True)).start()
     try:
         build_server(index).run("stdio")
     finally:

@@ -92,7 +92,7 @@ class ServeSettings:
     base_url: str | None = None
     timeout: float | None = None
     keep_alive: str | float | None = None
-    watch: bool = False  # keep the index current with the files under the current directory
+    watch: bool = False  # keep the index current with the files of its home (see `Index.watch`)
 
 
 # -- request models (their constraints are the API's bounds, and its OpenAPI schema) -------------
@@ -225,12 +225,8 @@ class _Indexes:
         if self.settings.watch and self._watch is None:
             from semsearch.watch import BackgroundWatch
 
-            self._watch = BackgroundWatch(self._open, None, report=lambda line: print(line, file=sys.stderr,
-                                                                                    flush=True)).start()
-
-    def _open(self) -> Index:
-        return Index.open(self.settings.index_path, model=self.settings.model, dimensions=self.settings.dimensions,
-                          **self._common())
+            self._watch = BackgroundWatch(self.reader, report=lambda line: print(line, file=sys.stderr,
+                                                                               flush=True)).start()
 
     def _common(self) -> dict[str, Any]:
         s = self.settings

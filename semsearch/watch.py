@@ -94,6 +94,59 @@ class WatchBatch:
         }
 
 
+def watch_index(
+    self: Index,
+    paths: Iterable[str | Path] | None = None,
+    *,
+    include: Sequence[str] = (),
+    exclude: Sequence[str] = (),
+    on_batch: Callable[[WatchBatch], None] | None = None,
+    stop_event: threading.Event | None = None,
+    debounce_ms: int = DEFAULT_DEBOUNCE_MS,
+) -> None:
+    """`Index.watch`: index `paths` (default: the index's home, the folder holding the index
+    directory), then keep them current — creates, edits, deletes, renames — until `stop_event` is
+    set, or Ctrl-C (KeyboardInterrupt once committed work is safe).
+
+    `include` / `exclude` are the globs of `Index.index`; `on_batch` gets a `WatchBatch` for the
+    initial run and for every batch that changed something; `debounce_ms` is the quiet time that
+    ends a batch. Raises IndexLockedError when another `watch` keeps this index current, or when
+    another process is writing as it starts.
+    """
+    writer = _writer(self)
+    try:
+        watch(writer, paths or [self._store.home], writer._store.generation, include=include, exclude=exclude,
+              on_batch=on_batch, stop_event=stop_event, debounce_ms=debounce_ms)
+    finally:
+        if writer._embedder is self._embedder:
+            writer._embedder = None  # the caller's own: closed with the caller's Index
+        writer.close()
+
+
+def _writer(index: Index) -> Index:
+    """A second handle on `index`'s directory for watch to write through, as `serve` has: the
+    caller may go on searching `index` from other threads, and no search scans vectors while
+    they change (it sees each committed batch by its generation)."""
+    from semsearch.index import Index
+    from semsearch.write_lock import open_store
+
+    return Index(index.path, open_store(index.path, create=False), index._embedder, index._settings,
+                 index.rebuild_policy)
+
+
+async def awatch_index(self: Index, paths: Iterable[str | Path] | None = None, *,
+                       stop_event: asyncio.Event | None = None, **options: Any) -> None:
+    """`Index.awatch`: `Index.watch` for asyncio code, until `stop_event` (an asyncio.Event) is set
+    or the task is cancelled; `on_batch` runs on the event loop (a coroutine function is awaited)."""
+    import asyncio
+
+    stop = threading.Event()
+    on_batch = options.pop("on_batch", None)
+    worker = asyncio.ensure_future(asyncio.to_thread(watch_index, self, paths, stop_event=stop,
+                                                     on_batch=_on_loop(on_batch), **options))
+    await _until_stopped(worker, stop, stop_event)
+
+
 def watch(
     index: Index,
     paths: Iterable[str | Path],
@@ -182,34 +235,23 @@ def _apply(index: Index, roots: list[Path], include: Sequence[str], exclude: Seq
                 time.sleep(_LOCK_RETRY)
 
 
-async def awatch(
-    index: Index,
-    paths: Iterable[str | Path],
-    generation: Callable[[], int],
-    *,
-    stop_event: asyncio.Event | None = None,
-    on_batch: Callable[[WatchBatch], Any] | None = None,
-    **options: Any,
-) -> None:
-    """`watch` for asyncio code: runs in a thread until `stop_event` (an asyncio.Event) is set or
-    the task is cancelled; `on_batch` is called on the event loop (a coroutine function is awaited
-    in a task of its own)."""
+def _on_loop(on_batch: Callable[[WatchBatch], Any] | None) -> Callable[[WatchBatch], None] | None:
+    """`on_batch` called on the running event loop (awaited in a task if a coroutine function)."""
     import asyncio
     import inspect
 
+    if on_batch is None:
+        return None
     loop = asyncio.get_running_loop()
-    stop = threading.Event()
+    if inspect.iscoroutinefunction(on_batch):
+        return lambda batch: asyncio.run_coroutine_threadsafe(on_batch(batch), loop) and None
+    return lambda batch: loop.call_soon_threadsafe(on_batch, batch)
 
-    def relay(batch: WatchBatch) -> None:
-        if on_batch is None:
-            return
-        if inspect.iscoroutinefunction(on_batch):
-            asyncio.run_coroutine_threadsafe(on_batch(batch), loop)
-        else:
-            loop.call_soon_threadsafe(on_batch, batch)
 
-    worker = asyncio.ensure_future(asyncio.to_thread(watch, index, paths, generation, on_batch=relay,
-                                                     stop_event=stop, **options))
+async def _until_stopped(worker: asyncio.Future, stop: threading.Event, stop_event: asyncio.Event | None) -> None:
+    """Await the watching thread `worker` until `stop_event` is set or the awaiting task is cancelled."""
+    import asyncio
+
     waiter = asyncio.ensure_future(stop_event.wait()) if stop_event is not None else None
     try:
         await asyncio.wait([worker] + ([waiter] if waiter else []), return_when=asyncio.FIRST_COMPLETED)
@@ -217,21 +259,20 @@ async def awatch(
         stop.set()
         if waiter is not None:
             waiter.cancel()
-        # The thread ends within a second of `stop` (the watcher's timeout); its errors surface here.
+        # The thread ends within a moment of `stop` (the watcher's idle tick); its errors surface here.
         await asyncio.shield(worker)
 
 
 class BackgroundWatch:
-    """`Index.watch` on a thread of a server (`serve --watch`, `mcp --watch`), with its own Index.
+    """`Index.watch` of an open index on a thread of a server (`serve --watch`, `mcp --watch`).
 
-    The server's searches go on through its own handle and see each batch once committed;
-    `report` is told of every batch and of an error that ends the watch (one line each).
+    The server goes on searching the same Index; watch writes through a handle of its own, so
+    searches see each batch once it is committed. `report` is told of every batch and of an
+    error that ends the watch (one line each).
     """
 
-    def __init__(self, open_index: Callable[[], Index], paths: Sequence[str | Path] | None,
-                 report: Callable[[str], None]):
-        self._open_index = open_index
-        self._paths = paths
+    def __init__(self, index: Index, report: Callable[[str], None]):
+        self._index = index
         self._report = report
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="semsearch-watch", daemon=True)
@@ -241,7 +282,7 @@ class BackgroundWatch:
         return self
 
     def stop(self) -> None:
-        """Stop after the batch being applied, if any, is committed."""
+        """Stop once the batch being applied, if any, is committed."""
         self._stop.set()
         self._thread.join()
 
@@ -249,8 +290,6 @@ class BackgroundWatch:
         from semsearch.errors import SemsearchError
 
         try:
-            with self._open_index() as index:
-                index.watch(self._paths, stop_event=self._stop,
-                            on_batch=lambda batch: self._report(f"watch: {batch.summary()}"))
+            self._index.watch(stop_event=self._stop, on_batch=lambda batch: self._report(f"watch: {batch.summary()}"))
         except SemsearchError as exc:
             self._report(f"watch stopped: {exc}")

@@ -167,9 +167,9 @@ def test_ctrl_c_stops_watch_with_130_and_the_index_opens(tmp_path, folder, ollam
 
 
 def test_serve_watch_answers_searches_while_files_change(tmp_path, folder, ollama_server):
-    # serve --watch follows the current directory: run it from the folder.
-    process = subprocess.Popen([sys.executable, "-m", "semsearch", "serve", "--port", "0", "-i", str(tmp_path / "idx"),
-                                "--watch"], stderr=subprocess.PIPE, text=True, cwd=folder,
+    # serve --watch follows the index's home, the folder holding the index directory.
+    process = subprocess.Popen([sys.executable, "-m", "semsearch", "serve", "--port", "0", "-i", str(folder / ".semsearch"),
+                                "--watch"], stderr=subprocess.PIPE, text=True,
                                env=run_env(ollama_server.url))
     try:
         line = process.stderr.readline()
@@ -197,3 +197,34 @@ def test_serve_watch_answers_searches_while_files_change(tmp_path, folder, ollam
         assert answered > 3
     finally:
         stop_server(process)
+
+
+def test_awatch_follows_changes_until_its_event_is_set(tmp_path, folder, ollama_server):
+    import asyncio
+
+    async def main(index: Index) -> list:
+        batches: list = []
+        stop = asyncio.Event()
+        task = asyncio.create_task(index.awatch([folder], on_batch=batches.append, stop_event=stop))
+        while not batches:
+            await asyncio.sleep(0.05)
+        (folder / "owl.md").write_text("Owls hunt mice at night by hearing alone.\n")
+        deadline = time.monotonic() + SETTLE + embed_seconds(ollama_server, 1)
+        while "owl.md" not in {Path(h.path).name for h in await index.asearch("owls mice", mode="keyword")}:
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.05)
+        stop.set()
+        await asyncio.wait_for(task, 30)
+        return batches
+
+    with Index.open(tmp_path / "idx", ollama_host=ollama_server.url) as index:
+        batches = asyncio.run(main(index))
+    assert [b.number for b in batches] == [0, 1] and batches[1].files_added == 1
+
+
+def test_watch_help_has_examples_and_loads_no_faiss_or_numpy():
+    from tests.test_imports import HEAVY, loaded, run_cli
+
+    result, modules = run_cli("watch", "--help")
+    assert result.returncode == 0 and "semsearch watch notes/" in result.stdout
+    assert loaded(modules, HEAVY + ("watchfiles",)) == []

@@ -30,8 +30,8 @@ from semsearch.cli.common import (
 @click.option("--max-body", type=click.IntRange(min=1024), default=4 * 1024 * 1024, show_default=True,
               metavar="BYTES", help="Largest request body accepted (larger ones get 413).")
 @click.option("--watch", is_flag=True,
-              help="Also keep the index current as files under the current directory change (as "
-                   "`semsearch watch` does), serving searches throughout.")
+              help="Also keep the index current as the files of its home (the folder holding the index "
+                   "directory) change, as `semsearch watch` does, serving searches throughout.")
 @host_option
 @timeout_option
 @keep_alive_option
@@ -45,7 +45,7 @@ def serve_command(index_dir, host, port, token, max_body, watch, settings) -> No
     Examples:
       semsearch serve --port 8765
       SEMSEARCH_TOKEN=change-me semsearch serve --host 0.0.0.0
-      cd ~/notes && semsearch serve --watch
+      semsearch serve --watch -i ~/notes/.semsearch
     """
     from semsearch.serve import ServeSettings, run_server
 
@@ -59,8 +59,8 @@ def serve_command(index_dir, host, port, token, max_body, watch, settings) -> No
 @gather("settings", SETTING_OPTIONS)
 @index_option
 @click.option("--watch", is_flag=True,
-              help="Also keep the index current as files under the current directory change (as "
-                   "`semsearch watch` does); batches are reported on stderr.")
+              help="Also keep the index current as the files of its home (the folder holding the index "
+                   "directory) change, as `semsearch watch` does; batches are reported on stderr.")
 @host_option
 @timeout_option
 @keep_alive_option
@@ -71,7 +71,7 @@ def mcp_command(index_dir, watch, settings) -> None:
     Examples:
       semsearch mcp -i ~/notes/.semsearch
       semsearch mcp -i ~/notes/.semsearch --keep-alive 30m
-      cd ~/notes && semsearch mcp --watch
+      semsearch mcp --watch -i ~/notes/.semsearch
     """
     from semsearch.mcp_server import run_stdio
 

@@ -44,7 +44,7 @@ DEFAULT_DEBOUNCE_MS = 300  # semsearch.watch.DEFAULT_DEBOUNCE_MS, not imported s
 @keep_alive_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per batch (JSON lines).")
 def watch_command(paths, index_dir, include, exclude, debounce_ms, as_json, settings) -> None:
-    """Index PATHS (default: the current directory), then follow file-system events and apply
+    """Index PATHS (default: the index's home, the folder holding the index directory), then follow file-system events and apply
     creates, edits, deletes and renames in debounced batches until Ctrl-C.
 
     Prints one line per batch that changed the index: `+added ~updated -removed files, N chunks
@@ -72,7 +72,7 @@ def _print_batch(batch: WatchBatch, as_json: bool, paths) -> None:
     if as_json:
         click.echo(json.dumps(batch.to_dict(), ensure_ascii=False))
     elif batch.number == 0:
-        where = ", ".join(str(p) for p in paths) or "."
+        where = ", ".join(str(p) for p in paths) or "the index's home"
         click.echo(f"Indexed {where}: {batch.summary()}; watching for changes (Ctrl-C to stop)")
     else:
         click.echo(batch.summary())
