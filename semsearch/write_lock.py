@@ -67,7 +67,7 @@ class WriteLock:
             )
         holder = _read_holder(self.lock.lock_file)
         who = f" (pid {holder['pid']}: {holder['command']})" if holder else ""
-        return f"another semsearch process{who} is writing to the index at {self.directory} — wait for it to finish"
+        return f"another semsearch process is writing to the index at {self.directory}{who} — wait for it to finish"
 
     @contextmanager
     def held_if_free(self) -> Iterator[bool]:

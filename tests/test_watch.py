@@ -228,3 +228,10 @@ def test_watch_help_has_examples_and_loads_no_faiss_or_numpy():
     result, modules = run_cli("watch", "--help")
     assert result.returncode == 0 and "semsearch watch notes/" in result.stdout
     assert loaded(modules, HEAVY + ("watchfiles",)) == []
+
+
+def test_a_second_writer_is_told_who_holds_the_lock(tmp_path, ollama_server):
+    with Index.open(tmp_path / "idx", ollama_host=ollama_server.url) as index, index._writing():
+        with Index.open(tmp_path / "idx", ollama_host=ollama_server.url) as other:
+            with pytest.raises(IndexLockedError, match=rf"another semsearch process is writing .*\(pid {os.getpid()}: "):
+                other.add_texts([TextItem("x", "Some text.")])
