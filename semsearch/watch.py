@@ -173,7 +173,15 @@ def watch(
             raise InvalidInputError(f"cannot watch {root}: no such file or directory")
     with WatchMarker(index.path).held():
         events = _events(roots, index.path, stop_event, debounce_ms)
-        next(events)  # watching starts before the initial run: what changes during it comes next
+        try:
+            next(events)  # watching starts before the initial run: what changes during it comes next
+        except (OSError, RuntimeError) as exc:  # the watcher's own errors (watchfiles' are RuntimeErrors)
+            from semsearch.errors import ConfigError
+
+            raise ConfigError(
+                f"cannot watch {', '.join(str(r) for r in roots)}: {exc} — on Linux, raise the inotify limit "
+                "(`sudo sysctl fs.inotify.max_user_watches=524288`), or set WATCHFILES_FORCE_POLLING=1 to poll"
+            ) from exc
         report = index.index(roots, include=include, exclude=exclude, batch_texts=WATCH_BATCH_TEXTS)
         _tell(on_batch, WatchBatch.from_report(0, report, generation(), 0), always=True)
         if report.interrupted:
