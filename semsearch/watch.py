@@ -166,6 +166,11 @@ def watch(
     the initial run, another process is writing), and what `Index.index` raises.
     """
     roots = [Path(p).expanduser().resolve() for p in paths]
+    if index.read_only:
+        from semsearch.errors import IndexReadOnlyError
+
+        raise IndexReadOnlyError(f"cannot watch into the index at {index.path}: it is read-only (this process "
+                                 "cannot write to its directory) — point -i/--index at a writable one")
     for root in roots:
         if not root.exists():
             from semsearch.errors import InvalidInputError

@@ -235,3 +235,29 @@ def test_a_second_writer_is_told_who_holds_the_lock(tmp_path, ollama_server):
         with Index.open(tmp_path / "idx", ollama_host=ollama_server.url) as other:
             with pytest.raises(IndexLockedError, match=rf"another semsearch process is writing .*\(pid {os.getpid()}: "):
                 other.add_texts([TextItem("x", "Some text.")])
+
+
+def test_mcp_watch_answers_from_files_that_change(tmp_path, folder, ollama_server):
+    import asyncio
+
+    from mcp import ClientSession, StdioServerParameters
+    from mcp.client.stdio import stdio_client
+
+    params = StdioServerParameters(command=sys.executable, env=run_env(ollama_server.url),
+                                   args=["-m", "semsearch", "mcp", "--watch", "-i", str(folder / ".semsearch")])
+
+    async def found(session, query: str) -> set[str]:
+        result = await session.call_tool("search", {"query": query, "mode": "keyword"})
+        assert not result.is_error, result
+        return {Path(hit["path"]).name for hit in json.loads(result.content[0].text)["hits"]}
+
+    async def session_run():
+        async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
+            await session.initialize()
+            while "cats.md" not in await found(session, "cats purr"):
+                await asyncio.sleep(0.1)
+            (folder / "moss.md").write_text("Moss grows on the north side of damp stones.\n")
+            while "moss.md" not in await found(session, "moss damp stones"):
+                await asyncio.sleep(0.1)
+
+    asyncio.run(asyncio.wait_for(session_run(), timeout=SETTLE + embed_seconds(ollama_server, 2) + 60))
