@@ -3,7 +3,8 @@
     SemsearchError                      message says what happened and what to do next
     ├── ConfigError                     impossible options (bad glob, bad dimensions, ...)
     │   ├── MissingDependencyError      an optional extra is not installed (names the pip command)
-    │   └── InvalidInputError           caller-supplied data we cannot store (non-finite numbers, lone surrogates, ...)
+    │   ├── InvalidInputError           caller-supplied data we cannot store (non-finite numbers, lone surrogates, ...)
+    │   └── FilterError                 a `where` filter that is malformed or compares a key with the wrong type
     ├── IndexError_                     problems with the index directory
     │   ├── IndexNotFoundError          no index where one was expected
     │   ├── IndexLockedError            another process is writing to the index
@@ -47,6 +48,11 @@ class MissingDependencyError(ConfigError):
 
 class InvalidInputError(ConfigError):
     """Caller-supplied data (an `add_texts` item) that cannot be stored as given; nothing was written."""
+
+
+class FilterError(ConfigError):
+    """A `where` expression that does not parse, or a comparison whose value is of a type the key
+    never holds (bad usage: the CLI exits 2)."""
 
 
 class IndexError_(SemsearchError):

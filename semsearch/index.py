@@ -25,6 +25,7 @@ from semsearch.config import IndexSettings, check_embedder, is_recorded, resolve
 from semsearch.embed import DEFAULT_MODEL, make_embedder
 from semsearch.documents import find_document_text
 from semsearch.faiss_file import VectorFile
+from semsearch.filters import Where
 from semsearch.options import DEFAULT_BATCH_TEXTS, DEFAULT_INDEX_DIR, DEFAULT_RERANK_TOP
 from semsearch.options import ChunkSettings, RebuildPolicy, SearchTuning, resolve_index_type
 from semsearch.status import index_status
@@ -285,7 +286,7 @@ class Index:
         k: int = 10,
         mode: str = "vector",
         paths: Sequence[str] = (),
-        where: dict[str, Any] | None = None,
+        where: Where | None = None,
         rerank: bool | str | Reranker = False,
         rerank_top: int = DEFAULT_RERANK_TOP,
         rerank_fallback: bool = False,
@@ -305,7 +306,7 @@ class Index:
         k: int = 10,
         mode: str = "vector",
         paths: Sequence[str] = (),
-        where: dict[str, Any] | None = None,
+        where: Where | None = None,
         rerank: bool | str | Reranker = False,
         rerank_top: int = DEFAULT_RERANK_TOP,
         rerank_fallback: bool = False,
@@ -323,7 +324,9 @@ class Index:
         trade speed for recall; the defaults meet recall@10 ≥ 0.95 in benchmarks/bench_query.py.
         `min_score` keeps hits scoring at least that on the mode's scale: vector cosine (-1..1),
         keyword bm25 (0 and up), hybrid fused (0..1), or the rerank score when reranked
-        (`Hit.score_kind` names it). See `semsearch.search.search_detailed`.
+        (`Hit.score_kind` names it). `where` takes a {key: value} dict (equality) or filter
+        expressions — `["year>=2020", "draft!=true", "has:author", "mtime>=7d", "size>10k",
+        "suffix=.md"]` (see `semsearch.filters`). See `semsearch.search.search_detailed`.
         """
         if not self.is_initialized:
             return SearchResult(hits=(), timings=StageTimings())
@@ -341,7 +344,7 @@ class Index:
         *,
         mode: str = "vector",
         paths: Sequence[str] = (),
-        where: dict[str, Any] | None = None,
+        where: Where | None = None,
         min_score: float | None = None,
     ) -> str:
         """Why a search with these filters found nothing, and what to do: one sentence for the user.
@@ -361,7 +364,7 @@ class Index:
         *,
         k: int = 10,
         paths: Sequence[str] = (),
-        where: dict[str, Any] | None = None,
+        where: Where | None = None,
         ef_search: int | None = None,
         nprobe: int | None = None,
     ) -> list[Hit]:

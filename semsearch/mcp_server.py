@@ -13,7 +13,7 @@ import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from semsearch.chunking import estimate_tokens
 from semsearch.context import DEFAULT_NEIGHBOURS
@@ -25,6 +25,7 @@ require("mcp.server.mcpserver", "mcp", package="mcp>=2")
 
 from mcp.server.mcpserver import MCPServer  # noqa: E402
 from mcp.server.mcpserver.exceptions import ToolError  # noqa: E402
+from pydantic import Field  # noqa: E402
 
 MAX_K = 100
 MAX_CONTEXT_TOKENS = 32_000
@@ -40,6 +41,14 @@ INSTRUCTIONS = (
     "around a citation (`path:12-30`), `multi_get` for several citations at once, and `status` for what "
     "the index holds."
 )
+WHERE_HELP = (
+    "Filters that must all hold, over the documents' metadata (e.g. Markdown front matter) and the "
+    "built-in fields size (bytes, 10k), mtime (modification time: an ISO date, or an age such as 7d) and "
+    "suffix (.md): KEY=VALUE (a list value contains it), KEY!=VALUE, KEY<VALUE (or <=, >, >=; numbers and "
+    "ISO dates compare as such), has:KEY, -has:KEY — e.g. [\"year>=2020\", \"draft!=true\", \"mtime>=7d\"]."
+)
+
+Where = Annotated[list[str] | None, Field(description=WHERE_HELP)]
 
 
 @contextmanager
@@ -61,27 +70,31 @@ def build_server(index: Index) -> MCPServer:
 
     @server.tool(description="The best passages for a query, best first: text, path, line range, score, heading. "
                              "rerank=true reorders them with the default Qwen3 reranker; rerank_model names "
-                             "another Ollama reranker model (and implies rerank).")
+                             "another Ollama reranker model (and implies rerank). where keeps only documents "
+                             "passing filters on metadata, modification time, size or suffix, e.g. "
+                             "[\"year>=2020\", \"mtime>=7d\"] (syntax in its parameter).")
     async def search(query: str, k: int = 5, mode: Mode = "vector", paths: list[str] | None = None,
-                     rerank: bool = False, rerank_model: str | None = None) -> dict[str, Any]:
+                     where: Where = None, rerank: bool = False,
+                     rerank_model: str | None = None) -> dict[str, Any]:
         with _tool_errors():
             hits = await index.asearch(query, k=max(1, min(k, MAX_K)), mode=mode, paths=paths or (),
-                                       rerank=_rerank(rerank, rerank_model))
+                                       where=where or None, rerank=_rerank(rerank, rerank_model))
         return {"hits": [hit.to_dict() for hit in hits]}
 
     @server.tool(description="A prompt-ready block of numbered, cited passages for a question, within max_tokens "
                              "estimated tokens; adjacent passages are merged. Cite passages by their [n]. "
-                             "rerank / rerank_model as for search.")
+                             "rerank / rerank_model / where as for search.")
     async def context(query: str, max_tokens: int = 2000, k: int = 10, mode: Mode = "vector",
-                      paths: list[str] | None = None, rerank: bool = False, rerank_model: str | None = None) -> str:
+                      paths: list[str] | None = None, where: Where = None, rerank: bool = False,
+                      rerank_model: str | None = None) -> str:
         budget = max(1, min(max_tokens, MAX_CONTEXT_TOKENS))
         with _tool_errors():
             result = await index.acontext(query, max_tokens=budget, k=max(1, min(k, MAX_K)), mode=mode,
-                                          neighbours=DEFAULT_NEIGHBOURS, paths=paths or (),
+                                          neighbours=DEFAULT_NEIGHBOURS, paths=paths or (), where=where or None,
                                           rerank=_rerank(rerank, rerank_model))
             if result.text:
                 return result.text
-            best = await index.asearch(query, k=1, mode=mode, paths=paths or ())
+            best = await index.asearch(query, k=1, mode=mode, paths=paths or (), where=where or None)
         if best:
             header = f"[1] {best[0].citation}" + (f" — {best[0].heading}" if best[0].heading else "")
             raise ToolError(

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from semsearch import filters
 from semsearch.embed.base import Embedder, normalize
 from semsearch.errors import ConfigError, RerankerTimeoutError, RerankerUnavailableError
 from semsearch.options import DEFAULT_RERANK_TOP, SEARCH_MODES
@@ -95,7 +96,7 @@ def search_detailed(
     k: int = 10,
     mode: str = "vector",
     paths: Sequence[str] = (),
-    where: dict[str, Any] | None = None,
+    where: filters.Where | None = None,
     candidates: int | None = None,
     reranker: Reranker | None = None,
     rerank_top: int = DEFAULT_RERANK_TOP,
@@ -107,10 +108,13 @@ def search_detailed(
 
     `paths` are globs over file paths, relative to the index home (the directory holding the
     index directory) or absolute (`*` also crosses `/`), or over the ids of added texts;
-    `where` filters on document metadata: {key: value} keeps documents whose value equals it
-    or, for a list, contains it; {key: [values]} any of them; keys all match; values compare as
-    text (see `Store.chunk_ids_where`). With a `reranker`, the best max(`rerank_top`, `k`)
-    retrieved candidates are rescored and the `k` best by rerank score returned.
+    `where` filters on document metadata and the built-in fields size, mtime and suffix: a
+    {key: value} dict keeps documents whose value equals it or, for a list, contains it
+    ({key: [values]}: any of them; keys all match; values compare as text), and expressions
+    (one string or a list) add `!=`, `<`, `<=`, `>`, `>=`, `has:KEY` and `-has:KEY`
+    (`semsearch.filters`; FilterError when malformed or of the wrong type). With a
+    `reranker`, the best max(`rerank_top`, `k`) retrieved candidates are rescored and the `k`
+    best by rerank score returned.
     `rerank_fallback` turns a reranker timeout or outage into hits in retrieval order
     (`SearchResult.rerank_fallback` says why) instead of an error. `min_score` keeps only hits
     whose `score` (the scale of the mode, or the rerank score; see the module docstring) is at
@@ -168,7 +172,7 @@ def search_by_vector(
     *,
     k: int = 10,
     paths: Sequence[str] = (),
-    where: dict[str, Any] | None = None,
+    where: filters.Where | None = None,
     tuning: SearchTuning = SearchTuning(),
 ) -> list[Hit]:
     """The top `k` hits for a query vector the caller embedded (vector mode, same filters)."""
@@ -217,7 +221,7 @@ def _hit(row: ChunkRow, *, rank: int, score: float, score_kind: str = "") -> Hit
 
 
 def explain_no_results(store: Store, index_path: Path, writer_busy: Callable[[], bool], *, mode: str = "vector",
-                       paths: Sequence[str] = (), where: dict[str, Any] | None = None,
+                       paths: Sequence[str] = (), where: filters.Where | None = None,
                        min_score: float | None = None) -> str:
     """Why a search of the index at `index_path` with these filters found nothing (see `Index.explain_no_results`).
 
@@ -232,7 +236,7 @@ def explain_no_results(store: Store, index_path: Path, writer_busy: Callable[[],
                 "(or `Index.index`/`add_texts`)")
     if where:
         keys = store.metadata_keys()
-        for key in where:
+        for key in filters.required_keys(where):
             if key not in keys:
                 known = f"keys in this index: {', '.join(keys)}" if keys else "no document here has metadata"
                 return f"no document has the metadata key {key!r} (--where) — {known}"

@@ -65,6 +65,7 @@ from fastapi.encoders import jsonable_encoder  # noqa: E402
 from fastapi.exceptions import RequestValidationError  # noqa: E402
 from fastapi.responses import JSONResponse  # noqa: E402
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, field_validator  # noqa: E402
+from pydantic import WithJsonSchema  # noqa: E402
 
 MAX_K = 100
 MAX_CONTEXT_TOKENS = 32_000
@@ -128,6 +129,13 @@ Text = Annotated[str, AfterValidator(_valid_unicode)]
 Count = Annotated[int, BeforeValidator(_integral)]
 Query = Annotated[Text, AfterValidator(_not_blank)]
 Scalar = Text | int | float | bool
+# The shape of a filter expression (semsearch.filters), published in the schema so that clients
+# and generated requests know it; the server parses it itself and answers 400 with the reason.
+EXPRESSION_PATTERN = (r"^\s*(?:-?has:.*\S.*|[^=!<>]*[^=!<>\s][^=!<>]*"
+                      r"(?:(?:<=|>=|<|>)\s*[^=<>\s].*|!?=\s*(?:[^=<>\s].*)?))$")
+Expression = Annotated[Text, StringConstraints(max_length=1_000), WithJsonSchema(
+    {"type": "string", "maxLength": 1_000, "pattern": EXPRESSION_PATTERN})]
+Expressions = Annotated[list[Expression], Field(max_length=100)]
 ModelName = Annotated[str, StringConstraints(min_length=1, max_length=200,
                                              pattern=r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]*$")]
 
@@ -143,9 +151,16 @@ class SearchRequest(_Strict):
     mode: Literal["vector", "keyword", "hybrid"] = Field("vector", description="Retrieval mode.")
     paths: list[Text] = Field(default_factory=list, max_length=100,
                               description="Only documents whose path matches one of these globs.")
-    where: dict[Text, Scalar | list[Scalar]] | None = Field(
-        None, description="Metadata filter: each key must equal the value (or one of a list of values); "
-                          "a document whose value is a list matches when the list contains it.")
+    where: dict[Text, Scalar | list[Scalar]] | Expressions | None = Field(
+        None,
+        description="Filter, either an object of metadata values to equal (each key must equal the value, or "
+                    "one of a list of values; a document whose value is a list matches when it contains it) or "
+                    "a list of expressions that must all hold: KEY=VALUE, KEY!=VALUE, KEY<VALUE (or <=, >, >=; "
+                    "numbers and ISO dates compare as such, else text), has:KEY, -has:KEY, over metadata keys "
+                    "and the built-in fields size (bytes, 10k), mtime (an ISO date or an age such as 7d) and "
+                    "suffix (.md); e.g. [\"year>=2020\", \"draft!=true\", \"mtime>=7d\"]. A malformed "
+                    "expression, or a value of a type the key never holds, gets 400.",
+        json_schema_extra={"examples": [{"team": "docs"}, ["year>=2020", "has:author", "mtime>=7d"]]})
     rerank: bool | ModelName = Field(
         False, description="Rerank the best candidates: `true` with the default Qwen3-Reranker "
                            f"({DEFAULT_RERANK_MODEL}) on the index's Ollama host, or the name of another "
@@ -191,7 +206,8 @@ class ErrorDetail(BaseModel):
 
 
 _ERRORS = {
-    400: "A body that is not UTF-8 text, a reranker model that cannot rerank, or options the index cannot use.",
+    400: "A body that is not UTF-8 text, a reranker model that cannot rerank, a malformed `where` expression "
+         "(or one comparing a key with a value of another type), or options the index cannot use.",
     401: "Missing or wrong bearer token (only when the server has a token).",
     404: "The reranker model named in `rerank` is not on the Ollama server.",
     409: "The index is busy with another writer, or was built with another embedding model.",

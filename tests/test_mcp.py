@@ -158,3 +158,31 @@ def test_mcp_get_multi_get_status_and_a_too_small_budget(tmp_path, ollama_server
     assert status["documents"] == 4 and status["chunks"] > 4 and status["read_only"] is False
     message = _error_text(results["tiny"])
     assert "max_tokens=3 is too small" in message and "No passages" not in message
+
+
+def test_mcp_search_and_context_take_filter_expressions(tmp_path, ollama_server):
+    from semsearch import Index, TextItem
+
+    with Index.open(tmp_path / "idx", ollama_host=ollama_server.url) as index:
+        index.add_texts(TextItem(f"report/{year}", f"The {year} annual report on kettle descaling.", {"year": year})
+                        for year in range(2016, 2026))
+
+    async def calls(session):
+        tools = {tool.name: tool for tool in (await session.list_tools()).tools}
+        query = "annual report on kettle descaling"
+        return {
+            "tools": tools,
+            "search": await session.call_tool("search", {"query": query, "k": 3, "where": ["year>=2020", "-has:x"]}),
+            "context": await session.call_tool("context", {"query": query, "where": ["year<2017"]}),
+            "bad": await session.call_tool("search", {"query": query, "where": ["year>=abc"]}),
+        }
+
+    results = _session(_params(tmp_path / "idx", ollama_server.url), calls)
+    schema = results["tools"]["search"].input_schema["properties"]["where"]
+    assert "has:KEY" in schema["description"]
+    assert "where" in results["tools"]["context"].input_schema["properties"]
+    hits = json.loads(results["search"].content[0].text)["hits"]
+    assert len(hits) == 3 and all(hit["metadata"]["year"] >= 2020 for hit in hits)
+    block = results["context"].content[0].text
+    assert "report/2016" in block.splitlines()[0] and "report/2017" not in block
+    assert "year holds numbers" in _error_text(results["bad"])

@@ -299,3 +299,25 @@ def test_clients_name_the_reranker_model(served, ollama_server_session):
         assert not_a_reranker.status_code == 400, not_a_reranker.text
     finally:
         ollama_server_session.models.pop(other, None)
+
+
+def test_where_takes_filter_expressions_and_a_bad_one_gets_400(served):
+    client, _, _ = served
+    texts = [{"id": f"report/{year}", "text": f"The {year} annual report on kettle descaling.",
+              "metadata": {"year": year}} for year in range(2016, 2026)]
+    assert client.post("/texts", json={"texts": texts}).status_code == 200
+    try:
+        body = {"query": "annual report on kettle descaling", "k": 3, "where": ["year>=2020", "year!=2024"]}
+        hits = client.post("/search", json=body).json()["hits"]
+        assert len(hits) == 3 and all(hit["metadata"]["year"] >= 2020 and hit["metadata"]["year"] != 2024
+                                      for hit in hits)
+        block = client.post("/context", json={**body, "where": ["year<2017"]}).json()
+        assert [source["path"] for source in block["sources"]] == ["report/2016"]
+        for where, message in ((["year>=abc"], "year holds numbers"), (["year>>2020"], "is not a filter")):
+            response = client.post("/search", json={"query": "report", "where": where})
+            assert response.status_code == 400 and message in response.json()["detail"]
+        schema = client.get("/openapi.json").json()["components"]["schemas"]["SearchRequest"]["properties"]["where"]
+        assert {"object", "array"} <= {option.get("type") for option in schema["anyOf"]}
+        assert "year>=2020" in schema["description"]
+    finally:
+        client.post("/texts/delete", json={"ids": [text["id"] for text in texts]})

@@ -144,6 +144,7 @@ def rerank_options(fn):
 # Options that are `Index.open` keywords (the flags layer of semsearch.config), and the reranker's.
 SETTING_OPTIONS = ("model", "preset", "dimensions", "input_type", "query_instruction", "chunk_tokens", "index_type",
                    "base_url", "ollama_host", "timeout", "keep_alive", "ef_search", "nprobe")
+FILTER_OPTIONS = ("since", "after", "before", "types")  # the built-in fields' shorthands for --where
 RERANK_OPTIONS = ("rerank", "rerank_model", "rerank_top", "rerank_url", "rerank_api_key", "rerank_timeout",
                   "rerank_concurrency", "rerank_fallback")
 
@@ -212,9 +213,19 @@ def query_options(fn):
                      help="Only files whose path matches GLOB, as printed (relative to the current directory), "
                           "relative to the index's home (the folder holding .semsearch) or absolute; `*` also "
                           "matches `/` (e.g. 'docs/*', '*.md'); repeat for more (any may match)."),
-        click.option("--where", "where", multiple=True, metavar="KEY=VALUE",
-                     help="Only documents whose metadata KEY (e.g. from Markdown front matter) equals VALUE or, "
-                          "for a list, contains it; repeat for more keys (all must match) or values (any may)."),
+        click.option("--where", "where", multiple=True, metavar="EXPR",
+                     help="Only documents passing EXPR, on metadata (e.g. Markdown front matter) or the "
+                          "built-in fields size, mtime, suffix: KEY=VALUE (a list contains it), KEY!=VALUE, "
+                          "KEY<VALUE (or <=, >, >=; numbers, ISO dates, else text), has:KEY, -has:KEY; e.g. "
+                          "year>=2020, draft!=true, size>10k. Repeat: all must hold (`=` on one key: any may)."),
+        click.option("--since", metavar="AGE",
+                     help="Only files modified within AGE (30m, 2h, 7d, 2w); same as --where mtime>=AGE."),
+        click.option("--after", metavar="DATE",
+                     help="Only files modified on or after DATE (2026-01-01, 2026-01-01T09:30; local time)."),
+        click.option("--before", metavar="DATE", help="Only files modified before DATE."),
+        click.option("-t", "--type", "types", multiple=True, metavar="TYPE",
+                     help="Only files of TYPE, as ripgrep names them (md, txt, html, pdf, docx, py, js, ts, "
+                          "rust, go, ...) or a suffix (toml); repeat for more (any may match)."),
         click.option("-m", "--model", default=None, help="Fail unless the index was built with this model."),
         click.option("--ef-search", type=click.IntRange(min=1), default=None, metavar="N",
                      help="HNSW candidate list size: higher is slower and more exact [default: 128]."),

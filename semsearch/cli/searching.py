@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import click
 
+from semsearch import filters
 from semsearch.cli.common import (
     COLOR_CHOICES,
+    FILTER_OPTIONS,
     MARKDOWN_SUFFIXES,
     NO_RESULTS_EXIT,
     RERANK_OPTIONS,
@@ -23,10 +27,12 @@ from semsearch.cli.common import (
     index_option,
     query_options,
 )
+from semsearch.errors import FilterError
 from semsearch.types import Hit, cite
 
 
 @click.command("search", short_help="Print the passages that best answer QUERY.")
+@gather("shorthands", FILTER_OPTIONS)
 @gather("reranking", RERANK_OPTIONS)
 @gather("settings", SETTING_OPTIONS)
 @click.argument("query", callback=_query_text)
@@ -37,7 +43,8 @@ from semsearch.types import Hit, cite
 @click.option("--color", type=click.Choice(COLOR_CHOICES), default="auto", show_default=True,
               help="Colour and bold in the output: auto = only on a terminal and when NO_COLOR is unset.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array of hits.")
-def search_command(query, index_dir, k, mode, min_score, paths, where, color, as_json, settings, reranking) -> None:
+def search_command(query, index_dir, k, mode, min_score, paths, where, color, as_json, settings, reranking,
+                   shorthands) -> None:
     """Search the index for QUERY and print the best passages.
 
     Each hit shows its rank, score, `path:line` of its best sentences, heading, and those
@@ -46,19 +53,21 @@ def search_command(query, index_dir, k, mode, min_score, paths, where, color, as
     score (0..1; 1 = first in both lists); with --rerank, the reranker's score (0..1).
 
     Exit status: 0 with results, 1 when nothing is found (the reason on stderr; --json prints
-    []) or on an error, 2 for bad usage (e.g. an empty QUERY).
+    []) or on an error, 2 for bad usage (e.g. an empty QUERY or a malformed --where).
 
     \b
     Examples:
       semsearch search "invention of paper in China" -k 3
       semsearch search "红烧肉怎么炒糖色" --mode hybrid --min-score 0.5 --json
+      semsearch search "release notes" --where 'year>=2020' --since 7d -t md
     """
-    filters = parse_where(where)
-    with _querying(index_dir, settings, reranking) as (index, reranker):
-        result = index.search_detailed(query, k=k, mode=mode, paths=paths, where=filters or None,
+    expressions = where_expressions(where, **shorthands)
+    with _querying(index_dir, settings, reranking) as (index, reranker), _filter_usage():
+        result = index.search_detailed(query, k=k, mode=mode, paths=paths, where=expressions or None,
                                        rerank=reranker or False, rerank_top=reranking["rerank_top"],
                                        rerank_fallback=reranking["rerank_fallback"], min_score=min_score)
-        reason = _reported(index, bool(result.hits), mode=mode, paths=paths, where=filters, min_score=min_score)
+        reason = _reported(index, bool(result.hits), mode=mode, paths=paths, where=expressions,
+                           min_score=min_score)
     if result.rerank_fallback:
         click.echo(f"reranking skipped, results are in retrieval order: {result.rerank_fallback}", err=True)
     hits = result.hits
@@ -97,15 +106,42 @@ def _exit_no_results(reason: str) -> None:
     sys.exit(NO_RESULTS_EXIT)
 
 
-def parse_where(items: tuple[str, ...]) -> dict[str, list[str]]:
-    """`KEY=VALUE` options → {key: [values]}; a malformed one is a usage error (exit 2)."""
-    filters: dict[str, list[str]] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="'--where'")
-        filters.setdefault(key.strip(), []).append(value.strip())
-    return filters
+class BadFilter(click.ClickException):
+    """A filter that is malformed or compares a key with the wrong type: bad usage, so exit 2,
+    in one line (click's UsageError would add the usage and a help hint)."""
+
+    exit_code = 2
+
+
+def where_expressions(where: tuple[str, ...], *, since: str | None = None, after: str | None = None,
+                      before: str | None = None, types: tuple[str, ...] = ()) -> list[str]:
+    """The --where expressions plus those --since/--after/--before/--type stand for; a malformed
+    one is bad usage (BadFilter, exit 2)."""
+    expressions = list(where)
+    for option, prefix, value in (("--since", "mtime>=", since), ("--after", "mtime>=", after),
+                                  ("--before", "mtime<", before)):
+        if value is not None:
+            try:
+                filters.conditions([prefix + value])
+            except FilterError:
+                example = "an age such as 30m, 2h, 7d or 2w" if option == "--since" \
+                    else "an ISO date or date-time such as 2026-01-01 or 2026-01-01T09:30"
+                raise BadFilter(f"Invalid value for '{option}': {value!r} is not {example}") from None
+            expressions.append(prefix + value)
+    for name in types:
+        expressions.extend(f"suffix={suffix}" for suffix in filters.FILE_TYPES.get(name.lower().lstrip("."), (name,)))
+    with _filter_usage():
+        filters.conditions(expressions)
+    return expressions
+
+
+@contextmanager
+def _filter_usage() -> Iterator[None]:
+    """A FilterError (from parsing, or from the index: a value of a type the key never holds) as bad usage."""
+    try:
+        yield
+    except FilterError as exc:
+        raise BadFilter(f"Invalid value for '--where': {exc}") from None
 
 
 def _hit_json(hit: Hit) -> dict[str, Any]:
@@ -157,6 +193,7 @@ def _print_hit(hit: Hit, query: str, *, color: bool | None = None) -> None:
 
 
 @click.command("context", short_help="Print a prompt-ready block of cited passages.")
+@gather("shorthands", FILTER_OPTIONS)
 @gather("reranking", RERANK_OPTIONS)
 @gather("settings", SETTING_OPTIONS)
 @click.argument("query", callback=_query_text)
@@ -170,25 +207,26 @@ def _print_hit(hit: Hit, query: str, *, color: bool | None = None) -> None:
 @query_options
 @click.option("--json", "as_json", is_flag=True, help="Print the block and its sources as JSON.")
 def context_command(query, index_dir, max_tokens, k, mode, min_score, neighbours, paths, where, as_json, settings,
-                    reranking) -> None:
+                    reranking, shorthands) -> None:
     """Print a prompt-ready block of cited passages for QUERY within --max-tokens.
 
     File citations are relative to the current directory when the file is inside it. Exit
     status: 0 with passages, 1 when nothing is found (the reason on stderr) or on an error, 2
-    for bad usage (e.g. an empty QUERY).
+    for bad usage (e.g. an empty QUERY or a malformed --where).
 
     \b
     Examples:
       semsearch context "用双筒望远镜能看到哪些星星" --max-tokens 250 -k 3
       semsearch context "how do I reset my password" --mode hybrid --json
+      semsearch context "what changed in the API" --since 2w --where has:author
     """
-    filters = parse_where(where)
-    with _querying(index_dir, settings, reranking) as (index, reranker):
+    expressions = where_expressions(where, **shorthands)
+    with _querying(index_dir, settings, reranking) as (index, reranker), _filter_usage():
         context = index.context(query, max_tokens=max_tokens, k=k, mode=mode, neighbours=neighbours,
-                                relative_to=Path.cwd(), paths=paths, where=filters or None,
+                                relative_to=Path.cwd(), paths=paths, where=expressions or None,
                                 rerank=reranker or False, rerank_top=reranking["rerank_top"],
                                 rerank_fallback=reranking["rerank_fallback"], min_score=min_score)
-        reason = _reported(index, bool(context.sources), mode=mode, paths=paths, where=filters,
+        reason = _reported(index, bool(context.sources), mode=mode, paths=paths, where=expressions,
                            min_score=min_score)
     if as_json:
         _echo_json(context.to_dict())
