@@ -26,8 +26,9 @@ SETTLE = 2.0  # what a change may take beyond its embedding: debounce, rescan, c
 class Watching:
     """`Index.watch` of `folder` on a thread, with the batches it reported."""
 
-    def __init__(self, index: Index, folder: Path):
+    def __init__(self, index: Index, folder: Path, **options):
         self.index = index
+        self.options = options
         self.batches: list = []
         self.stop = threading.Event()
         self.error: BaseException | None = None
@@ -35,7 +36,7 @@ class Watching:
 
     def _run(self, folder: Path) -> None:
         try:
-            self.index.watch([folder], on_batch=self.batches.append, stop_event=self.stop)
+            self.index.watch([folder], on_batch=self.batches.append, stop_event=self.stop, **self.options)
         except BaseException as exc:  # handed to the test
             self.error = exc
 
@@ -261,3 +262,16 @@ def test_mcp_watch_answers_from_files_that_change(tmp_path, folder, ollama_serve
                 await asyncio.sleep(0.1)
 
     asyncio.run(asyncio.wait_for(session_run(), timeout=SETTLE + embed_seconds(ollama_server, 2) + 60))
+
+
+def test_watch_keeps_to_the_include_and_exclude_globs(tmp_path, folder, ollama_server):
+    (folder / "drafts").mkdir()
+    with Index.open(tmp_path / "idx", ollama_host=ollama_server.url) as index, \
+            Watching(index, folder, include=["*.md", "*.txt"], exclude=["drafts/**"]) as w:
+        (folder / "drafts" / "wip.md").write_text("Penguins huddle against the polar wind.\n")
+        (folder / "notes.rst").write_text("Penguins cannot fly but swim fast.\n")
+        (folder / "penguins.txt").write_text("Penguins raise chicks on the ice.\n")
+        w.wait_for(lambda: paths_found(index, "penguins") == {"penguins.txt"}, SETTLE + embed_seconds(ollama_server, 1))
+        time.sleep(SETTLE)  # give the excluded files every chance to show up
+        assert paths_found(index, "penguins") == {"penguins.txt"}
+        assert sum(b.files_added for b in w.batches[1:]) == 1
