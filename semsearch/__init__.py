@@ -29,6 +29,7 @@ from semsearch.errors import (  # noqa: E402
     RerankerUnavailableError,
     RerankerUnsupportedError,
     SemsearchError,
+    SourceNotFoundError,
 )
 from semsearch.types import (  # noqa: E402
     Chunk,
@@ -36,6 +37,7 @@ from semsearch.types import (  # noqa: E402
     DocumentText,
     Hit,
     IndexReport,
+    IndexSource,
     IndexStatus,
     SearchResult,
     StageTimings,
@@ -62,6 +64,7 @@ __all__ = [
     "IndexNotFoundError",
     "IndexReadOnlyError",
     "IndexReport",
+    "IndexSource",
     "IndexStatus",
     "InvalidInputError",
     "ModelNotFoundError",
@@ -75,6 +78,7 @@ __all__ = [
     "SearchResult",
     "SemsearchError",
     "Source",
+    "SourceNotFoundError",
     "StageTimings",
     "TextItem",
     "__version__",

@@ -11,6 +11,7 @@
     │   ├── IndexMismatchError          opened with another model or dimension than it was built with
     │   ├── IndexReadOnlyError          a write to an index this process cannot write (read-only mount, permissions)
     │   ├── DocumentNotFoundError       `get` named a document (or lines) the index does not hold
+    │   ├── SourceNotFoundError         a folder the index does not remember, or none remembered to refresh
     │   ├── IndexCorruptError           the SQLite database cannot be read
     │   └── DiskFullError               the device holding the index ran out of space mid-write
     ├── EmbedderError                   anything that went wrong talking to an embedder
@@ -81,6 +82,10 @@ class IndexReadOnlyError(IndexError_):
 
 class DocumentNotFoundError(IndexError_):
     pass
+
+
+class SourceNotFoundError(IndexError_):
+    """`sources --remove` named a path the index does not remember, or a refresh found none."""
 
 
 class DiskFullError(IndexError_):

@@ -26,6 +26,7 @@ from semsearch.embed import DEFAULT_MODEL, make_embedder
 from semsearch.documents import find_document_text
 from semsearch.faiss_file import VectorFile
 from semsearch.filters import Where
+from semsearch.index_sources import SourcesMixin, sources_of
 from semsearch.options import DEFAULT_BATCH_TEXTS, DEFAULT_INDEX_DIR, DEFAULT_RERANK_TOP
 from semsearch.options import ChunkSettings, RebuildPolicy, SearchTuning, resolve_index_type
 from semsearch.status import index_status
@@ -45,7 +46,7 @@ if TYPE_CHECKING:
     from semsearch.vectors import VectorIndex
 
 
-class Index:
+class Index(SourcesMixin):
     """A semsearch index directory.
 
     Open with `Index.open(path)`; use as a context manager or call `close()`. Searching from
@@ -227,20 +228,18 @@ class Index:
         *,
         include: Sequence[str] = (),
         exclude: Sequence[str] = (),
+        use_ignore_files: bool = True,
         on_progress: Callable[[Progress], None] | None = None,
         batch_texts: int = DEFAULT_BATCH_TEXTS,
     ) -> IndexReport:
         """Index folders or files: add new, update changed, remove vanished; returns a report.
 
-        Ctrl-C stops between batches: the report says `interrupted`, committed work stays.
+        What `.gitignore` / `.semsearchignore` leave out is counted, not indexed (unless
+        `use_ignore_files` is False); the paths are remembered with these options (`sources`,
+        `refresh`). Ctrl-C stops between batches: the report says `interrupted`, committed work stays.
         """
-        from semsearch.ingest import Ingester
-
-        with self._writing():
-            ingester = Ingester(self._store, self.embedder(), self._chunk_settings(), self._vector_file.apply,
-                                on_progress=on_progress, batch_texts=batch_texts)
-            return ingester.index_paths([Path(p) for p in paths], include=include, exclude=exclude,
-                                        skip_dirs=[self.path])
+        return self._index_roots(sources_of(paths, include, exclude, use_ignore_files), remember=True,
+                                 on_progress=on_progress, batch_texts=batch_texts)
 
     def add_texts(self, items: Iterable[TextItem | dict[str, Any]]) -> IndexReport:
         """Add or replace caller-supplied texts by id (`TextItem` or dicts with id, text, metadata, title).

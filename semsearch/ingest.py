@@ -27,9 +27,9 @@ from semsearch.errors import EmbedderError, ExtractError, InputTooLongError, NoT
 from semsearch.extract import extract, extract_text
 from semsearch.extract.decoding import BINARY
 from semsearch.options import DEFAULT_BATCH_TEXTS, ChunkSettings
-from semsearch.sources import WalkSkip, walk
+from semsearch.sources import WalkIgnored, WalkSkip, walk
 from semsearch.store import NewDocument, Store, StoredDocument, WriteResult
-from semsearch.types import Chunk, Document, FileProblem, IndexReport, SourceFile, TextItem, embed_text
+from semsearch.types import Chunk, Document, FileProblem, IndexReport, IndexSource, SourceFile, TextItem, embed_text
 
 # Batches waiting for vectors at once. Ollama embeds one request at a time per model, so two keep
 # it busy (one being embedded, the next queued) while this process prepares and commits others;
@@ -112,6 +112,8 @@ class _Tally:
     removed: int = 0
     failed: int = 0
     skipped: int = 0
+    ignored_files: int = 0  # left out by ignore files (an ignored folder counts once, unread)
+    ignored_folders: int = 0
     embedded: int = 0
     reused: int = 0  # chunks given a vector without embedding: cached + duplicate
     duplicate: int = 0  # chunks whose text another chunk of this run has (embedded once)
@@ -152,7 +154,8 @@ class Ingester:
         self._files_done = 0
         self._files_total = 0
         self._planned: set[str] = set()  # file keys already planned in this run
-        self._vanished: list[int] = []  # stored files no longer found, deleted once the rest is written
+        self._seen: set[str] = set()  # file keys any path of this run found: they did not vanish
+        self._existing: dict[str, StoredDocument] = {}  # stored files under the folders walked
         self._files_scanned = 0
         self._files_read = 0
         self._chunks_queued = 0
@@ -165,19 +168,26 @@ class Ingester:
 
     def index_paths(
         self,
-        paths: Sequence[Path],
+        paths: Sequence[Path | IndexSource],
         *,
         include: Sequence[str] = (),
         exclude: Sequence[str] = (),
         skip_dirs: Sequence[Path] = (),
+        use_ignore_files: bool = True,
+        keep: Callable[[str], bool] | None = None,
     ) -> IndexReport:
-        """Bring the index up to date with files under `paths` (folders or single files)."""
+        """Bring the index up to date with files under `paths` (folders or single files), walked
+        with `include`/`exclude` and the ignore files, or each with its own options when it is an
+        IndexSource. A stored file under a walked folder vanished when no path found it, unless
+        `keep(its key)` says it belongs elsewhere (another remembered source admits it)."""
         started = time.perf_counter()
         interrupted = False
         try:
             self._scanning = True
             self._emit("")
-            plans = [self._plan(Path(p), include, exclude, skip_dirs) for p in paths]
+            roots = [p if isinstance(p, IndexSource) else IndexSource(Path(p), tuple(include), tuple(exclude),
+                                                                      use_ignore_files) for p in paths]
+            plans = [self._plan(root, skip_dirs) for root in roots]
             self._files_total = sum(len(changed) for changed in plans)
             self._scanning = False
             self._emit("")
@@ -187,10 +197,9 @@ class Ingester:
                     if self._pending_texts() >= self.batch_texts:
                         self._flush()
             self._drain()
-            vanished = list(dict.fromkeys(self._vanished))  # overlapping paths find a file twice
-            if vanished:
-                self.on_commit(self.store.delete_documents(vanished))
-                self._tally.removed += len(vanished)
+            # Deleted after the new files are written: a file renamed since the last run then finds
+            # its chunks' vectors still stored (the embedding cache) instead of being embedded again.
+            self._remove_vanished(keep)
         except KeyboardInterrupt:
             interrupted = True
             self._salvage()
@@ -244,26 +253,34 @@ class Ingester:
 
     # -- planning ------------------------------------------------------------------------------
 
-    def _plan(self, path: Path, include, exclude, skip_dirs) -> list[tuple[SourceFile, StoredDocument | None]]:
-        """Walk one path; delete documents under it that vanished; return the files needing work
-        with their stored documents.
+    def _plan(self, root: IndexSource, skip_dirs) -> list[tuple[SourceFile, StoredDocument | None]]:
+        """Walk one path; note the documents under it and the files it found; return the files
+        needing work with their stored documents.
 
         A file is one document however it was reached, so a file already planned by an earlier
-        path of this run is not planned again, and only documents under `path` can vanish.
+        path of this run is not planned again, and only documents under a walked path can vanish.
         """
+        path = root.path
         if not path.exists():
             self._fail(str(path), "no such file or directory", advance=False)
             return []
         is_folder = path.is_dir()
         existing = self.store.files_in(path) if is_folder else {}
-        seen: set[str] = set()
+        self._existing.update(existing)
         changed: list[tuple[SourceFile, StoredDocument | None]] = []
-        for item in walk(path, include=include, exclude=exclude, skip_dirs=skip_dirs):
+        for item in walk(path, include=root.include, exclude=root.exclude, skip_dirs=skip_dirs,
+                         use_ignore_files=root.use_ignore_files):
+            if isinstance(item, WalkIgnored):
+                if item.is_dir:
+                    self._tally.ignored_folders += 1
+                else:
+                    self._tally.ignored_files += 1
+                continue
             if isinstance(item, WalkSkip):
                 self._fail(item.problem.path, item.problem.reason, advance=False)
                 continue
             key = self.store.file_key(item.path)
-            seen.add(key)
+            self._seen.add(key)
             if key in self._planned:
                 continue
             self._planned.add(key)
@@ -275,10 +292,16 @@ class Ingester:
                 self._tally.unchanged += 1
             else:
                 changed.append((item, stored))
-        # Deleted after the new files are written: a file renamed since the last run then finds
-        # its chunks' vectors still stored (the embedding cache) instead of being embedded again.
-        self._vanished.extend(doc.id for key, doc in existing.items() if key not in seen)
         return changed
+
+    def _remove_vanished(self, keep: Callable[[str], bool] | None) -> None:
+        """Delete the stored files under the walked folders that no path of this run found (gone,
+        now excluded or ignored): one run over overlapping folders keeps what any of them found."""
+        vanished = [doc.id for key, doc in self._existing.items()
+                    if key not in self._seen and not (keep is not None and keep(key))]
+        if vanished:
+            self.on_commit(self.store.delete_documents(vanished))
+            self._tally.removed += len(vanished)
 
     def _process_file(self, source: SourceFile, stored) -> None:
         display = str(source.path)
@@ -549,6 +572,7 @@ class Ingester:
         return IndexReport(
             files_added=t.added, files_updated=t.updated, files_unchanged=t.unchanged, files_removed=t.removed,
             files_failed=t.failed, files_skipped=t.skipped, chunks_embedded=t.embedded, chunks_reused=t.reused,
+            files_ignored=t.ignored_files, folders_ignored=t.ignored_folders,
             chunks_total=total, seconds=seconds, problems=tuple(t.problems),
             interrupted=interrupted, chunks_duplicate=t.duplicate,
             chunks_kept=max(0, total - t.embedded - t.reused),

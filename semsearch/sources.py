@@ -4,7 +4,9 @@ Symlinked directories are followed once (a visited set of (device, inode) stops 
 with a supported suffix are candidates; with `--include` globs, any matching file is a candidate.
 Binary detection happens at extraction, where the bytes are read anyway. Files larger than
 `SEMSEARCH_MAX_FILE_MB` and files whose names are not valid UTF-8 (they cannot be stored or
-cited) are passed over with the reason.
+cited) are passed over with the reason. Unless told not to (`use_ignore_files`), files and
+folders that `.gitignore` / `.semsearchignore` leave out are counted, not read, and an ignored
+folder is never entered (`semsearch.ignore`).
 """
 
 from __future__ import annotations
@@ -17,9 +19,10 @@ from pathlib import Path
 
 from semsearch.extract import is_supported
 from semsearch.extract.limits import max_file_bytes, too_large
+from semsearch.ignore import IgnoreRules
 # Re-exported for code that still imports them from here (they moved to `paths`).
 from semsearch.paths import CHANGED, CURRENT, MISSING, absolute_path, disk_state, document_key, keys_prefix  # noqa: F401
-from semsearch.types import FileProblem, SourceFile
+from semsearch.types import FileProblem, IndexSource, SourceFile
 
 SKIPPED_DIRECTORIES = frozenset({"node_modules", "__pycache__", "site-packages", "venv", "CVS", "_darcs"})
 
@@ -29,6 +32,14 @@ class WalkSkip:
     """A file the walk passed over, with the reason (reported as skipped, not failed)."""
 
     problem: FileProblem
+
+
+@dataclass(frozen=True)
+class WalkIgnored:
+    """A file or folder the ignore files leave out (counted in the summary, not listed)."""
+
+    path: Path
+    is_dir: bool
 
 
 def matches(relpath: str, globs: Sequence[str]) -> bool:
@@ -58,11 +69,14 @@ def walk(
     exclude: Sequence[str] = (),
     skip_dirs: Sequence[Path] = (),
     max_bytes: int | None = None,
-) -> Iterator[SourceFile | WalkSkip]:
+    use_ignore_files: bool = True,
+) -> Iterator[SourceFile | WalkSkip | WalkIgnored]:
     """Yield the candidate files under `root` (a folder or a single file), sorted for stable runs.
 
     `skip_dirs` are absolute directories never entered (the index directory itself); files over
-    `max_bytes` (default: `SEMSEARCH_MAX_FILE_MB`) are yielded as WalkSkip, unread.
+    `max_bytes` (default: `SEMSEARCH_MAX_FILE_MB`) are yielded as WalkSkip, unread. With
+    `use_ignore_files`, candidates and folders the ignore files leave out are yielded as
+    WalkIgnored (a folder once, not entered). A single file given as `root` is always a candidate.
     """
     root = root.resolve()
     limit = max_file_bytes() if max_bytes is None else max_bytes
@@ -75,6 +89,7 @@ def walk(
         yield SourceFile(path=root, root=root.parent, relpath=root.name, size=stat.st_size, mtime_ns=stat.st_mtime_ns)
         return
     skip = {os.path.realpath(p) for p in skip_dirs}
+    ignore = IgnoreRules(root) if use_ignore_files else None
     visited: set[tuple[int, int]] = set()
     for directory, dirnames, filenames in os.walk(root, followlinks=True, onerror=None):
         try:
@@ -89,20 +104,20 @@ def walk(
         visited.add(key)
         dirnames[:] = sorted(
             d for d in dirnames
-            if not d.startswith(".") and d not in SKIPPED_DIRECTORIES
-            and os.path.realpath(os.path.join(directory, d)) not in skip
+            if _enters(d) and os.path.realpath(os.path.join(directory, d)) not in skip
         )
+        if ignore is not None:
+            ignored = [d for d in dirnames if ignore.ignored(os.path.join(directory, d), is_dir=True)]
+            for name in ignored:
+                dirnames.remove(name)
+                yield WalkIgnored(Path(directory, name), is_dir=True)
         for filename in sorted(filenames):
-            if filename.startswith("."):
-                continue
             path = Path(directory, filename)
             relpath = path.relative_to(root).as_posix()
-            if exclude and matches(relpath, exclude):
+            if not _is_candidate(path, relpath, include, exclude):
                 continue
-            if include:
-                if not matches(relpath, include):
-                    continue
-            elif not is_supported(path):
+            if ignore is not None and ignore.ignored(path, is_dir=False):
+                yield WalkIgnored(path, is_dir=False)
                 continue
             try:
                 file_stat = path.stat()
@@ -117,6 +132,41 @@ def walk(
                 continue
             yield SourceFile(path=path, root=root, relpath=relpath, size=file_stat.st_size,
                              mtime_ns=file_stat.st_mtime_ns)
+
+
+def admits(source: IndexSource, path: Path) -> bool:
+    """Whether walking `source` reaches `path` (absolute): a file it would yield, or a folder it
+    would enter. Judged by the path alone: inside the source, under no hidden, junk or ignored
+    folder, and for a file a candidate by the globs and not ignored. For callers that see one path
+    at a time (a file-system event, a path given inside a remembered folder)."""
+    root = source.path.resolve()
+    path = Path(os.path.abspath(path))
+    if path == root:
+        return True
+    try:
+        relpath = path.relative_to(root).as_posix()
+    except ValueError:
+        return False
+    is_dir = path.is_dir()
+    parts = relpath.split("/")
+    if not all(_enters(part) for part in (parts if is_dir else parts[:-1])):
+        return False
+    if not is_dir and not _is_candidate(path, relpath, source.include, source.exclude):
+        return False
+    return not (source.use_ignore_files and IgnoreRules(root).ignored_anywhere(path))
+
+
+def _enters(name: str) -> bool:
+    """Whether the walk enters a folder of this name (hidden ones, `.git` among them, never)."""
+    return not name.startswith(".") and name not in SKIPPED_DIRECTORIES
+
+
+def _is_candidate(path: Path, relpath: str, include: Sequence[str], exclude: Sequence[str]) -> bool:
+    """Whether a file is indexed by name: not hidden, not excluded, and included (by a glob, or
+    by default when its suffix has an extractor)."""
+    if path.name.startswith(".") or (exclude and matches(relpath, exclude)):
+        return False
+    return matches(relpath, include) if include else is_supported(path)
 
 
 def _problem(path: Path, relpath: str, size: int, limit: int) -> FileProblem | None:

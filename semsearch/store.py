@@ -32,6 +32,7 @@ from semsearch.paths import absolute_path, document_key, keys_prefix
 from semsearch.store_schema import (FTS_TABLE, SCHEMA_VERSION, Transaction, bump_generation, connect,
                                     connect_read_only, corrupt_error, create_schema, delete_chunks, is_corrupt,
                                     is_disk_full, migrate, newer_schema_error, user_version, write_meta)
+from semsearch.store_sources import SourceRecords
 from semsearch.types import Chunk
 
 # numpy loads in the methods that handle vectors: `status` and opening an index never need it.
@@ -133,7 +134,7 @@ class WriteResult:
     generation: int
 
 
-class Store:
+class Store(SourceRecords):
     """One SQLite database in WAL mode, safe to share between threads (calls are serialised)."""
 
     def __init__(self, path: Path, *, read_only: bool = False):

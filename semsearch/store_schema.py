@@ -21,7 +21,7 @@ from semsearch import keyword
 from semsearch.errors import DiskFullError, IndexCorruptError, IndexReadOnlyError
 from semsearch.paths import document_key
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 _DOCUMENTS_TABLE = """
 CREATE TABLE IF NOT EXISTS {name} (
@@ -37,6 +37,17 @@ CREATE TABLE IF NOT EXISTS {name} (
     indexed_at REAL NOT NULL,
     part_kind TEXT NOT NULL DEFAULT '',
     UNIQUE (kind, path)
+)"""
+
+# The folders and files given to `index`, keyed like documents (`semsearch.paths.document_key`;
+# '.' for the home itself), with the options that decide which of their files are indexed.
+SOURCES_TABLE = """
+CREATE TABLE IF NOT EXISTS sources (
+    path TEXT PRIMARY KEY,
+    include TEXT NOT NULL DEFAULT '[]',
+    exclude TEXT NOT NULL DEFAULT '[]',
+    use_ignore_files INTEGER NOT NULL DEFAULT 1,
+    added_at REAL NOT NULL
 )"""
 
 SCHEMA = """
@@ -64,6 +75,7 @@ CREATE INDEX IF NOT EXISTS chunks_text_sha256 ON chunks(text_sha256);
 -- Chunk ids still present in an HNSW vectors.faiss but deleted here (HNSW cannot remove),
 -- written in the same transaction as the FAISS stamp.
 CREATE TABLE IF NOT EXISTS faiss_tombstones (id INTEGER PRIMARY KEY);
+""" + SOURCES_TABLE + """;
 """
 FTS_TABLE = f"CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(terms, tokenize = '{keyword.FTS_TOKENIZER}')"
 
@@ -145,6 +157,8 @@ MIGRATIONS: dict[int, Any] = {
     # v3: HNSW cannot remove vectors; ids deleted from SQLite but still in vectors.faiss.
     3: ("CREATE TABLE IF NOT EXISTS faiss_tombstones (id INTEGER PRIMARY KEY)",),
     4: _key_documents_by_path,
+    # v5: remembered sources. Older indexes never recorded their folders: the table starts empty.
+    5: (SOURCES_TABLE,),
 }
 
 

@@ -299,6 +299,9 @@ class IndexReport:
     # chunk of this run, embedded once) and chunks_cached (text already in the index before).
     chunks_duplicate: int = 0
     chunks_kept: int = 0  # chunks of documents this run did not write (unchanged files, other folders)
+    # Left out by .gitignore / .semsearchignore, unread: files, and folders not entered.
+    files_ignored: int = 0
+    folders_ignored: int = 0
 
     @property
     def chunks_cached(self) -> int:
@@ -317,6 +320,8 @@ class IndexReport:
             "files_removed": self.files_removed,
             "files_failed": self.files_failed,
             "files_skipped": self.files_skipped,
+            "files_ignored": self.files_ignored,
+            "folders_ignored": self.folders_ignored,
             "chunks_embedded": self.chunks_embedded,
             "chunks_reused": self.chunks_reused,
             "chunks_total": self.chunks_total,
@@ -393,3 +398,29 @@ def text_item(item: TextItem | dict[str, Any]) -> TextItem:
         raise InvalidInputError(f"a text item needs the keys id and text (metadata and title are optional); "
                                 f"got {sorted(item, key=str)}")
     return TextItem(**item)
+
+
+@dataclass(frozen=True)
+class IndexSource:
+    """A folder or file the index remembers (`Index.sources`), with what decides which of its files
+    are indexed; `semsearch index` with no path (`Index.refresh`) indexes each again with these."""
+
+    path: Path  # absolute
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    use_ignore_files: bool = True  # .gitignore / .semsearchignore respected (`--no-ignore` turns it off)
+    documents: int = 0  # indexed files under it when listed
+
+    @property
+    def exists(self) -> bool:
+        return self.path.exists()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": str(self.path),
+            "include": list(self.include),
+            "exclude": list(self.exclude),
+            "use_ignore_files": self.use_ignore_files,
+            "documents": self.documents,
+            "exists": self.exists,
+        }

@@ -81,6 +81,16 @@ def test_status_loads_no_faiss_numpy_or_embedder_client(small_index):
     assert loaded(modules, INDEXING) == []
 
 
+def test_sources_and_its_help_load_no_faiss_numpy_or_indexing(small_index):
+    result, modules = run_cli("sources", "--help")
+    assert result.returncode == 0 and "--remove" in result.stdout
+    assert loaded(modules, HEAVY) == [] and loaded(modules, INDEXING) == []
+    result, modules = run_cli("sources", "-i", str(small_index), "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {"sources": []}  # texts added through the library are no source
+    assert loaded(modules, HEAVY) == [] and loaded(modules, INDEXING) == []
+
+
 def test_search_loads_what_the_index_needs_and_nothing_of_indexing(small_index, ollama_server):
     result, modules = run_cli("search", "how do I pick tea", "-i", str(small_index), "--json", "-k", "1",
                               host=ollama_server.url)

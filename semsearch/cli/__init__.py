@@ -53,7 +53,7 @@ def cli() -> None:
       eval "$(_SEMSEARCH_COMPLETE=bash_source semsearch)"
     """
 
-for _command in (indexing.index_command, searching.search_command, searching.context_command,
+for _command in (indexing.index_command, indexing.sources_command, searching.search_command, searching.context_command,
                  services.serve_command, services.mcp_command, maintenance.eval_command,
                  maintenance.status_command, maintenance.rebuild_command, watching.watch_command):
     cli.add_command(_command)

