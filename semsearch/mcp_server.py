@@ -150,7 +150,7 @@ def _document(document, index: Index) -> dict[str, Any]:
 def run_stdio(index_path: Path, *, ollama_host: str | Sequence[str] | None = None, base_url: str | None = None,
               timeout: float | None = None, keep_alive: str | float | None = None, watch: bool = False) -> None:
     """Serve the index at `index_path` over stdin/stdout until the client closes the stream; with
-    `watch`, keep it current with the files of its home meanwhile (creating it)."""
+    `watch`, keep it current with the folders it remembers meanwhile."""
     # The SDK logs at INFO to stderr; one line per embedding request would drown the client's log.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     index = Index.open(index_path, create=watch, ollama_host=ollama_host, base_url=base_url, timeout=timeout,

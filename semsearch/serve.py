@@ -93,7 +93,7 @@ class ServeSettings:
     base_url: str | None = None
     timeout: float | None = None
     keep_alive: str | float | None = None
-    watch: bool = False  # keep the index current with the files of its home (see `Index.watch`)
+    watch: bool = False  # keep the index current with the folders it remembers (see `Index.watch`)
 
 
 # -- request models (their constraints are the API's bounds, and its OpenAPI schema) -------------

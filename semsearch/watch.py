@@ -100,23 +100,43 @@ def watch_index(
     *,
     include: Sequence[str] = (),
     exclude: Sequence[str] = (),
+    use_ignore_files: bool = True,
     on_batch: Callable[[WatchBatch], None] | None = None,
     stop_event: threading.Event | None = None,
     debounce_ms: int = DEFAULT_DEBOUNCE_MS,
 ) -> None:
-    """`Index.watch`: index `paths` (default: the index's home, the folder holding the index
-    directory), then keep them current — creates, edits, deletes, renames — until `stop_event` is
+    """`Index.watch`: index `paths` (default: the sources the index remembers, each with its own
+    options), then keep them current — creates, edits, deletes, renames — until `stop_event` is
     set, or Ctrl-C (KeyboardInterrupt once committed work is safe).
 
-    `include` / `exclude` are the globs of `Index.index`; `on_batch` gets a `WatchBatch` for the
-    initial run and for every batch that changed something; `debounce_ms` is the quiet time that
-    ends a batch. Raises IndexLockedError when another `watch` keeps this index current, or when
-    another process is writing as it starts.
+    `include`, `exclude` and `use_ignore_files` are those of `Index.index`, and like it `watch`
+    remembers the paths it is given. `on_batch` gets a `WatchBatch` for the initial run and for
+    every batch that changed something; `debounce_ms` is the quiet time that ends a batch. Raises
+    SourceNotFoundError with no `paths` when the index remembers none, IndexLockedError when
+    another `watch` keeps this index current or another process is writing as it starts.
     """
     writer = _writer(self)
     try:
-        watch(writer, paths or [self._store.home], writer._store.generation, include=include, exclude=exclude,
-              on_batch=on_batch, stop_event=stop_event, debounce_ms=debounce_ms)
+        if paths is None:
+            sources = [source for source in writer.sources() if source.exists]
+            if not sources:
+                from semsearch.errors import SourceNotFoundError
+
+                raise SourceNotFoundError(
+                    f"the index at {self.path} remembers no folder to watch — name one (`semsearch watch FOLDER`); "
+                    "it is remembered, so later `semsearch watch` alone follows it again")
+            roots = [source.path for source in sources]
+
+            def run(touched: list[Path]) -> IndexReport:
+                return writer.refresh(batch_texts=WATCH_BATCH_TEXTS)  # each source with its own options
+        else:
+            roots = list(paths)
+
+            def run(touched: list[Path]) -> IndexReport:
+                return writer.index(touched, include=include, exclude=exclude, use_ignore_files=use_ignore_files,
+                                    batch_texts=WATCH_BATCH_TEXTS)
+        watch(writer, roots, run, writer._store.generation, on_batch=on_batch, stop_event=stop_event,
+              debounce_ms=debounce_ms)
     finally:
         if writer._embedder is self._embedder:
             writer._embedder = None  # the caller's own: closed with the caller's Index
@@ -150,20 +170,20 @@ async def awatch_index(self: Index, paths: Iterable[str | Path] | None = None, *
 def watch(
     index: Index,
     paths: Iterable[str | Path],
+    run: Callable[[list[Path]], IndexReport],
     generation: Callable[[], int],
     *,
-    include: Sequence[str] = (),
-    exclude: Sequence[str] = (),
     on_batch: Callable[[WatchBatch], None] | None = None,
     stop_event: threading.Event | None = None,
     debounce_ms: int = DEFAULT_DEBOUNCE_MS,
 ) -> None:
-    """Index `paths` (folders or files), then apply their changes as they happen until `stop_event`
-    is set; `on_batch` is told of the initial run and of every batch that changed something.
+    """Index `paths` (folders or files) with `run`, then run it again on those with changes as they
+    happen until `stop_event` is set; `on_batch` is told of the initial run and of every batch that
+    changed something.
 
     `generation` reads the index's generation. Ctrl-C raises KeyboardInterrupt once committed
     work is safe. Raises IndexLockedError when another `watch` keeps this index current (or, for
-    the initial run, another process is writing), and what `Index.index` raises.
+    the initial run, another process is writing), and what `run` raises.
     """
     roots = [Path(p).expanduser().resolve() for p in paths]
     if index.read_only:
@@ -187,7 +207,7 @@ def watch(
                 f"cannot watch {', '.join(str(r) for r in roots)}: {exc} — on Linux, raise the inotify limit "
                 "(`sudo sysctl fs.inotify.max_user_watches=524288`), or set WATCHFILES_FORCE_POLLING=1 to poll"
             ) from exc
-        report = index.index(roots, include=include, exclude=exclude, batch_texts=WATCH_BATCH_TEXTS)
+        report = run(roots)
         _tell(on_batch, WatchBatch.from_report(0, report, generation(), 0), always=True)
         if report.interrupted:
             raise KeyboardInterrupt
@@ -196,7 +216,7 @@ def watch(
             touched = [root for root in roots if any(_under(path, root) for path in changes)]
             if not touched:
                 continue
-            report = _apply(index, touched, include, exclude, stop_event)
+            report = _apply(run, touched, stop_event)
             if report is None:  # stopped while waiting for another writer
                 return
             batch = WatchBatch.from_report(number + 1, report, generation(), len(changes))
@@ -235,12 +255,12 @@ def _under(path: str, root: Path) -> bool:
     return path == str(root) or path.startswith(str(root).rstrip(os.sep) + os.sep)
 
 
-def _apply(index: Index, roots: list[Path], include: Sequence[str], exclude: Sequence[str],
+def _apply(run: Callable[[list[Path]], IndexReport], roots: list[Path],
            stop_event: threading.Event | None) -> IndexReport | None:
-    """Re-index `roots`, waiting while another process holds the write lock; None if stopped meanwhile."""
+    """`run(roots)`, waiting while another process holds the write lock; None if stopped meanwhile."""
     while True:
         try:
-            return index.index(roots, include=include, exclude=exclude, batch_texts=WATCH_BATCH_TEXTS)
+            return run(roots)
         except IndexLockedError:
             if stop_event is not None and stop_event.wait(_LOCK_RETRY):
                 return None

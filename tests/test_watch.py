@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from semsearch import Index, TextItem
-from semsearch.errors import IndexLockedError
+from semsearch.errors import IndexLockedError, SourceNotFoundError
 
 from tests.test_serve import stop_server
 
@@ -36,7 +36,7 @@ class Watching:
 
     def _run(self, folder: Path) -> None:
         try:
-            self.index.watch([folder], on_batch=self.batches.append, stop_event=self.stop, **self.options)
+            self.index.watch(None if folder is None else [folder], on_batch=self.batches.append, stop_event=self.stop, **self.options)
         except BaseException as exc:  # handed to the test
             self.error = exc
 
@@ -168,7 +168,9 @@ def test_ctrl_c_stops_watch_with_130_and_the_index_opens(tmp_path, folder, ollam
 
 
 def test_serve_watch_answers_searches_while_files_change(tmp_path, folder, ollama_server):
-    # serve --watch follows the index's home, the folder holding the index directory.
+    with Index.open(folder / ".semsearch", ollama_host=ollama_server.url) as index:
+        index.index([folder])  # remembered: serve --watch follows the folders the index remembers
+    (folder / "cats.md").write_text("Cats purr when they are content and nap in the sun.\n")  # while no one watches
     process = subprocess.Popen([sys.executable, "-m", "semsearch", "serve", "--port", "0", "-i", str(folder / ".semsearch"),
                                 "--watch"], stderr=subprocess.PIPE, text=True,
                                env=run_env(ollama_server.url))
@@ -186,7 +188,7 @@ def test_serve_watch_answers_searches_while_files_change(tmp_path, folder, ollam
                 return {Path(hit["path"]).name for hit in response.json()["hits"]}
 
             deadline = time.monotonic() + 120
-            while "cats.md" not in search("cats purr"):
+            while "cats.md" not in search("cats nap sun"):  # the initial run caught the edit
                 assert time.monotonic() < deadline
                 time.sleep(0.1)
             for i in range(3):
@@ -244,6 +246,8 @@ def test_mcp_watch_answers_from_files_that_change(tmp_path, folder, ollama_serve
     from mcp import ClientSession, StdioServerParameters
     from mcp.client.stdio import stdio_client
 
+    with Index.open(folder / ".semsearch", ollama_host=ollama_server.url) as index:
+        index.index([folder])  # remembered: mcp --watch follows the folders the index remembers
     params = StdioServerParameters(command=sys.executable, env=run_env(ollama_server.url),
                                    args=["-m", "semsearch", "mcp", "--watch", "-i", str(folder / ".semsearch")])
 
@@ -275,3 +279,22 @@ def test_watch_keeps_to_the_include_and_exclude_globs(tmp_path, folder, ollama_s
         time.sleep(SETTLE)  # give the excluded files every chance to show up
         assert paths_found(index, "penguins") == {"penguins.txt"}
         assert sum(b.files_added for b in w.batches[1:]) == 1
+
+
+def test_watch_with_no_path_follows_the_remembered_folders(tmp_path, folder, ollama_server):
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "fern.md").write_text("Ferns spread by spores, not seeds.\n")
+    with Index.open(tmp_path / "idx", ollama_host=ollama_server.url) as index:
+        with pytest.raises(SourceNotFoundError, match="semsearch watch FOLDER"):
+            index.watch()
+        index.index([folder])
+        index.index([other], include=["*.md"])
+        with Watching(index, None) as w:
+            assert w.batches[0].files_added == 0  # both already indexed
+            (other / "fern.txt").write_text("Ferns unroll their fronds in spring.\n")  # not admitted by *.md
+            (other / "moss.md").write_text("Moss needs damp shade to grow.\n")
+            (folder / "kelp.md").write_text("Kelp forests sway in cold currents.\n")
+            w.wait_for(lambda: paths_found(index, "moss damp kelp currents") == {"moss.md", "kelp.md"},
+                       SETTLE + embed_seconds(ollama_server, 2))
+            assert paths_found(index, "ferns fronds spring") == {"fern.md"}

@@ -30,8 +30,8 @@ from semsearch.cli.common import (
 @click.option("--max-body", type=click.IntRange(min=1024), default=4 * 1024 * 1024, show_default=True,
               metavar="BYTES", help="Largest request body accepted (larger ones get 413).")
 @click.option("--watch", is_flag=True,
-              help="Also keep the index current as the files of its home (the folder holding the index "
-                   "directory) change, as `semsearch watch` does, serving searches throughout.")
+              help="Also keep the index current as the files of the folders it remembers change, as "
+                   "`semsearch watch` does, serving searches throughout.")
 @host_option
 @timeout_option
 @keep_alive_option
@@ -59,8 +59,8 @@ def serve_command(index_dir, host, port, token, max_body, watch, settings) -> No
 @gather("settings", SETTING_OPTIONS)
 @index_option
 @click.option("--watch", is_flag=True,
-              help="Also keep the index current as the files of its home (the folder holding the index "
-                   "directory) change, as `semsearch watch` does; batches are reported on stderr.")
+              help="Also keep the index current as the files of the folders it remembers change, as "
+                   "`semsearch watch` does; batches are reported on stderr.")
 @host_option
 @timeout_option
 @keep_alive_option

@@ -36,6 +36,7 @@ DEFAULT_DEBOUNCE_MS = 300  # semsearch.watch.DEFAULT_DEBOUNCE_MS, not imported s
               help="Embedding model for a new index (as for `semsearch index`) [default: qwen3-embedding:0.6b].")
 @click.option("--include", multiple=True, metavar="GLOB", help="Only index files matching GLOB (repeatable).")
 @click.option("--exclude", multiple=True, metavar="GLOB", help="Skip files matching GLOB (repeatable).")
+@click.option("--no-ignore", is_flag=True, help="Index what .gitignore and .semsearchignore files leave out.")
 @click.option("--debounce", "debounce_ms", type=click.IntRange(min=10, max=60_000), default=DEFAULT_DEBOUNCE_MS,
               show_default=True, metavar="MS",
               help="Quiet time that ends a batch of changes; a burst of saves becomes one batch.")
@@ -43,9 +44,10 @@ DEFAULT_DEBOUNCE_MS = 300  # semsearch.watch.DEFAULT_DEBOUNCE_MS, not imported s
 @timeout_option
 @keep_alive_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per batch (JSON lines).")
-def watch_command(paths, index_dir, include, exclude, debounce_ms, as_json, settings) -> None:
-    """Index PATHS (default: the index's home, the folder holding the index directory), then follow file-system events and apply
-    creates, edits, deletes and renames in debounced batches until Ctrl-C.
+def watch_command(paths, index_dir, include, exclude, no_ignore, debounce_ms, as_json, settings) -> None:
+    """Index PATHS, then follow file-system events and apply creates, edits, deletes and renames
+    in debounced batches until Ctrl-C. PATHS are remembered with their options, as `index` does;
+    with no PATHS, every folder the index remembers is watched, each with its own options.
 
     Prints one line per batch that changed the index: `+added ~updated -removed files, N chunks
     embedded, seconds`. A renamed file keeps its vectors (nothing is embedded again). Searches
@@ -57,12 +59,15 @@ def watch_command(paths, index_dir, include, exclude, debounce_ms, as_json, sett
     Examples:
       semsearch watch notes/
       semsearch watch docs/ src/ --include '*.md' --include '*.py'
-      semsearch watch ~/notes -i ~/notes/.semsearch --json | jq .files_added
+      semsearch watch -i ~/notes/.semsearch --json | jq .files_added
     """
+    if not paths and (include or exclude or no_ignore):
+        raise click.UsageError("--include, --exclude and --no-ignore go with the paths they apply to: with no path "
+                               "each remembered folder is watched with its own options")
     with _interruptible(), open_index(find_index(index_dir, for_writing=True), **settings) as index:
         try:
-            index.watch(list(paths) or None, include=include, exclude=exclude, debounce_ms=debounce_ms,
-                        on_batch=lambda batch: _print_batch(batch, as_json, paths))
+            index.watch(list(paths) or None, include=include, exclude=exclude, use_ignore_files=not no_ignore,
+                        debounce_ms=debounce_ms, on_batch=lambda batch: _print_batch(batch, as_json, paths))
         except KeyboardInterrupt:
             click.echo("Stopped watching; every committed batch is kept.", err=True)
             sys.exit(130)
@@ -72,7 +77,7 @@ def _print_batch(batch: WatchBatch, as_json: bool, paths) -> None:
     if as_json:
         click.echo(json.dumps(batch.to_dict(), ensure_ascii=False))
     elif batch.number == 0:
-        where = ", ".join(str(p) for p in paths) or "the index's home"
+        where = ", ".join(str(p) for p in paths) or "the remembered folders"
         click.echo(f"Indexed {where}: {batch.summary()}; watching for changes (Ctrl-C to stop)")
     else:
         click.echo(batch.summary())
