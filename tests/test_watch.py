@@ -298,3 +298,11 @@ def test_watch_with_no_path_follows_the_remembered_folders(tmp_path, folder, oll
             w.wait_for(lambda: paths_found(index, "moss damp kelp currents") == {"moss.md", "kelp.md"},
                        SETTLE + embed_seconds(ollama_server, 2))
             assert paths_found(index, "ferns fronds spring") == {"fern.md"}
+
+
+def test_a_file_newly_gitignored_while_watching_leaves_the_index(tmp_path, folder, ollama_server):
+    with Index.open(tmp_path / "idx", ollama_host=ollama_server.url) as index, Watching(index, folder) as w:
+        assert paths_found(index, "cats purr") == {"cats.md"}
+        (folder / ".gitignore").write_text("cats.md\n")
+        w.wait_for(lambda: paths_found(index, "cats purr") == set(), SETTLE + 5)
+        assert w.batches[-1].files_removed == 1
