@@ -28,6 +28,14 @@ How boundaries are chosen
 
 Every chunk's text is exactly `document.text[char_start:char_end]`, stripped of surrounding
 whitespace by moving the offsets, and `estimate_tokens(text) <= max_tokens` always holds.
+
+Source code (`code=True`)
+-------------------------
+With `code` true, a code document in a language `semsearch.code_chunks` parses is cut there at
+function and class boundaries instead, its heading path being the enclosing class/function names;
+code chunks do not overlap (a function is whole, or its pieces carry its name in their path).
+Any other document, and a file that does not parse cleanly, goes through the text chunker. This
+is the one place that choice is made (`uses_code_chunker`).
 """
 
 from __future__ import annotations
@@ -36,13 +44,14 @@ import re
 import unicodedata
 import zlib
 from bisect import bisect_left, bisect_right
+from pathlib import PurePath
 
 from semsearch.errors import ConfigError
 from semsearch.tokens import CLOSERS as _CLOSERS
 from semsearch.tokens import SENTENCE_END, cut_to_tokens, estimate_tokens
 from semsearch.types import Chunk, Document, Heading
 
-__all__ = ["chunk", "cut_to_tokens", "estimate_tokens"]
+__all__ = ["chunk", "cut_to_tokens", "estimate_tokens", "uses_code_chunker"]
 
 # Levels at which an over-budget span is cut into units, coarsest first.
 _PARAGRAPH, _SENTENCE_OR_LINE, _CLAUSE, _CHARACTER = range(4)
@@ -63,13 +72,28 @@ _RANK_SHIFT = 32  # priority = rank << 32 | crc32: the kind of gap first, conten
 _RADIUS_FRACTION = 0.35
 
 
-def chunk(document: Document, *, max_tokens: int = 400, overlap_tokens: int = 40) -> list[Chunk]:
+def uses_code_chunker(name: str) -> bool:
+    """Whether a file of this name is cut by `semsearch.code_chunks` when code chunks are on.
+
+    Decided by the suffix alone (what `extract` records as a code document's language), so the
+    indexer can tell which stored files a change of chunker touches without reading them.
+    """
+    from semsearch.code_chunks import language_for
+    from semsearch.extract import SUFFIXES
+
+    suffix = PurePath(name).suffix.lower()
+    return SUFFIXES.get(suffix) == "code" and language_for(suffix) is not None
+
+
+def chunk(document: Document, *, max_tokens: int = 400, overlap_tokens: int = 40, code: bool = False) -> list[Chunk]:
     """Split `document` into chunks of at most `max_tokens` estimated tokens.
 
     Returns chunks in text order with ordinals 0..n-1 (an empty list for blank text). Each
     carries exact char offsets into `document.text`, 1-based file line numbers (mapped through
-    `document.source_lines` when set) and its heading path. Raises ConfigError for a budget
-    below 1 token or a negative overlap.
+    `document.source_lines` when set) and its heading path. With `code`, source code in a
+    language tree-sitter parses is cut at function/class boundaries (see the module docstring).
+    Raises ConfigError for a budget below 1 token or a negative overlap, MissingDependencyError
+    when `code` is asked for a code document and the `code` extra is not installed.
     """
     if max_tokens < 1:
         raise ConfigError(f"chunk size must be at least 1 token, got {max_tokens}")
@@ -81,6 +105,13 @@ def chunk(document: Document, *, max_tokens: int = 400, overlap_tokens: int = 40
     limit = max_tokens - min(overlap_tokens, max_tokens // 4)
     radius = max(1, int(limit * _RADIUS_FRACTION))
     lines = _LineMap(text, document.source_lines)
+    if code and document.extractor == "code" and not document.parts:
+        from semsearch.code_chunks import language_for, split_code
+
+        language = language_for(str(document.metadata.get("language", "")))
+        spans = split_code(text, language, max_tokens) if language else None
+        if spans is not None:
+            return _code_chunks(text, spans, max_tokens, lines)
     parts = list(document.parts)
     chunks: list[Chunk] = []
     for section_start, section_end, paths in _split_at_parts(_sections(text, document.headings), parts):
@@ -112,6 +143,24 @@ def chunk(document: Document, *, max_tokens: int = 400, overlap_tokens: int = 40
             )
             previous, previous_path = (piece_start, piece_end), heading_path
     return chunks
+
+
+def _code_chunks(text: str, spans, max_tokens: int, lines: _LineMap) -> list[Chunk]:
+    """Chunks from code spans; a span over budget (one syntax node) is cut by the text chunker."""
+    pieces: list[tuple[int, int, tuple[str, ...]]] = []
+    for span in spans:
+        if span.fits:
+            pieces.append((span.start, span.end, span.heading_path))
+            continue
+        cut: list[tuple[int, int]] = []
+        _split(text, span.start, span.end, _PARAGRAPH, max_tokens, max(1, int(max_tokens * _RADIUS_FRACTION)), cut)
+        pieces.extend((start, end, span.heading_path) for start, end in cut)
+    return [
+        Chunk(ordinal=ordinal, text=text[start:end], char_start=start, char_end=end,
+              line_start=lines.line(start), line_end=lines.line(end - 1), heading_path=path,
+              tokens=estimate_tokens(text[start:end]))
+        for ordinal, (start, end, path) in enumerate(pieces)
+    ]
 
 
 _Paths = list[tuple[int, tuple[str, ...]]]  # (offset where it starts, heading path), ascending

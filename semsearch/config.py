@@ -5,7 +5,7 @@ One precedence rule decides every setting, lowest to highest:
     defaults  <  what the index records  <  environment  <  flags (CLI options, `Index.open` keywords)
 
 - defaults: `DEFAULTS` below (the model `qwen3-embedding:0.6b`, 400-token chunks with 40 overlap,
-  index type `auto`); the preset comes from the model name and the OpenAI address from
+  index type `auto`, code chunks when the `code` extra is installed); the preset comes from the model name and the OpenAI address from
   OPENAI_BASE_URL, else api.openai.com, when nothing above names them.
 - recorded: the index's meta table (`IndexSettings.from_meta`); an index written by an older
   version lacks some keys and reads them as that version behaved (e.g. index type `flat`).
@@ -19,6 +19,8 @@ model or other dimensions is an IndexMismatchError that names both, the other on
 new index only (convert the index type with `rebuild`). What may change from run to run (the
 server's base URL, Ollama hosts, timeout, keep-alive, search tuning) follows the rule every
 time; of these only the base URL is recorded (how to reach the same vector space again).
+Code chunks (`code_chunks`) are recorded and may also change: the next indexing run then chunks
+the source files the code chunker handles again, and only those (`Index.index`).
 """
 
 from __future__ import annotations
@@ -39,10 +41,12 @@ if TYPE_CHECKING:
     from semsearch.embed.base import EmbedderInfo
 
 BASE_URL_ENV = "SEMSEARCH_BASE_URL"
+# The meta key recording the code chunker an index's source files were chunked with ("" = none).
+CODE_CHUNKER_KEY = "code_chunker"
 OLLAMA_HOST_ENV = "OLLAMA_HOST"
 
 # Settings that may differ from run to run; everything else is fixed when the index is created.
-_PER_RUN = ("base_url", "host", "timeout", "keep_alive", "ef_search", "nprobe")
+_PER_RUN = ("base_url", "host", "timeout", "keep_alive", "ef_search", "nprobe", "code_chunks")
 
 
 @dataclass(frozen=True)
@@ -75,6 +79,7 @@ class IndexSettings:
     keep_alive: str | float | None = None
     ef_search: int | None = None
     nprobe: int | None = None
+    code_chunks: bool | None = None  # source files cut at function/class boundaries (the `code` extra)
 
     # -- the layers ----------------------------------------------------------------------------
 
@@ -96,6 +101,7 @@ class IndexSettings:
         keep_alive: str | float | None = None,
         ef_search: int | None = None,
         nprobe: int | None = None,
+        code_chunks: bool | None = None,
     ) -> IndexSettings:
         """The flags layer from `Index.open`'s keywords (and the CLI's options), checked.
 
@@ -117,7 +123,7 @@ class IndexSettings:
         return cls(model=model, dimensions=dimensions, requested_dimensions=dimensions, preset=chosen,
                    input_type=input_type, chunk_tokens=chunk_tokens, chunk_overlap=chunk_overlap,
                    index_type=index_type, base_url=base_url or None, host=_hosts(ollama_host), timeout=timeout,
-                   keep_alive=keep_alive, ef_search=ef_search, nprobe=nprobe)
+                   keep_alive=keep_alive, ef_search=ef_search, nprobe=nprobe, code_chunks=code_chunks)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> IndexSettings:
@@ -129,7 +135,7 @@ class IndexSettings:
         """What an index records (its meta table, values as text); None before its first write.
 
         Keys an older version did not write read as that version behaved: no base URL, no
-        requested dimensions, no input type, a flat index.
+        requested dimensions, no input type, a flat index, no code chunker (None: text chunks).
         """
         if "model" not in meta:
             return None
@@ -148,6 +154,7 @@ class IndexSettings:
             chunk_overlap=_int(meta.get("chunk_overlap")),
             index_type=meta.get("index_type") or "flat",
             base_url=meta.get("base_url") or None,
+            code_chunks=bool(meta[CODE_CHUNKER_KEY]) if CODE_CHUNKER_KEY in meta else None,
         )
 
     def to_meta(self) -> dict[str, str]:
@@ -170,6 +177,7 @@ class IndexSettings:
             "base_url": self.base_url or "",
             "dimensions_requested": _text(self.requested_dimensions),
             "input_type": "1" if self.input_type else "",
+            **({CODE_CHUNKER_KEY: self.code_chunker} if self.code_chunks is not None else {}),
         }
 
     def over(self, lower: IndexSettings) -> IndexSettings:
@@ -183,6 +191,13 @@ class IndexSettings:
         return IndexSettings(**{name: getattr(self, name) for name in _PER_RUN})
 
     # -- derived -------------------------------------------------------------------------------
+
+    @property
+    def code_chunker(self) -> str:
+        """The code chunker these settings chunk with, as recorded: its version, or "" for none."""
+        from semsearch.code_chunks import CHUNKER_VERSION
+
+        return CHUNKER_VERSION if self.code_chunks else ""
 
     def identity(self) -> tuple[str, str]:
         """(provider, model name without its provider prefix), as the index records them."""
@@ -229,6 +244,7 @@ class IndexSettings:
             chunk_overlap=min(overlap, budget // 4),
             index_type=self.index_type or DEFAULTS.index_type,
             base_url=info.base_url or None,
+            code_chunks=self.code_chunks if self.code_chunks is not None else _code_extra_installed(),
         )
 
 
@@ -316,6 +332,12 @@ class IndexState:
 def is_recorded(meta: Mapping[str, str]) -> bool:
     """Whether an index has recorded its settings (something was ever written)."""
     return "model" in meta
+
+
+def _code_extra_installed() -> bool:
+    from semsearch.code_chunks import available
+
+    return available()
 
 
 def _model_key(model: str) -> tuple[str, str]:

@@ -93,6 +93,7 @@ class Index(SourcesMixin):
         ef_search: int | None = None,
         nprobe: int | None = None,
         rebuild_policy: RebuildPolicy | None = None,
+        code_chunks: bool | None = None,
     ) -> Index:
         """Open the index at `path`, creating the directory if `create` and it does not exist.
 
@@ -115,6 +116,10 @@ class Index(SourcesMixin):
         applies to a new index — convert an existing one with `rebuild(index_type=...)`.
         `ef_search` / `nprobe` override the approximate-search defaults for this handle;
         `rebuild_policy` when `auto` leaves exact search and when HNSW deletions force a rebuild.
+        `code_chunks` cuts source files at function/class boundaries with tree-sitter (the `code`
+        extra; default: on for a new index when the extra is installed, else what the index
+        records); changing it on an existing index re-chunks its source files, and only those,
+        on the next `index` run. True without the extra raises MissingDependencyError when indexing.
         The settings keywords are the flags of `semsearch.config`'s one rule: defaults < what the
         index records < environment (SEMSEARCH_BASE_URL, OLLAMA_HOST) < flags.
         """
@@ -122,7 +127,7 @@ class Index(SourcesMixin):
             model=model, preset=preset, query_instruction=query_instruction, dimensions=dimensions,
             input_type=input_type, chunk_tokens=chunk_tokens, chunk_overlap=chunk_overlap, index_type=index_type,
             base_url=base_url, ollama_host=ollama_host, timeout=timeout, keep_alive=keep_alive,
-            ef_search=ef_search, nprobe=nprobe,
+            ef_search=ef_search, nprobe=nprobe, code_chunks=code_chunks,
         )
         path = Path(path).expanduser()
         store = open_store(path, create)
@@ -184,10 +189,23 @@ class Index(SourcesMixin):
                               "generation": self._store.generation()})
         self._settings = settings
 
+    def _check_code_chunks(self) -> None:
+        """Code chunks asked for or recorded need the `code` extra: missing is an error, before any write."""
+        if not self._settings.code_chunks:
+            return
+        from semsearch.code_chunks import require_extra
+        from semsearch.errors import MissingDependencyError
+
+        try:
+            require_extra()
+        except MissingDependencyError as exc:
+            raise MissingDependencyError(f"{exc}, or index with --no-code-chunks to chunk source code as text") from exc
+
     def _chunk_settings(self) -> ChunkSettings:
         recorded = self._recorded()
         assert recorded is not None and recorded.chunk_tokens is not None and recorded.chunk_overlap is not None
-        return ChunkSettings(recorded.chunk_tokens, recorded.chunk_overlap)
+        code = self._settings.code_chunks if self._settings.code_chunks is not None else recorded.code_chunks
+        return ChunkSettings(recorded.chunk_tokens, recorded.chunk_overlap, code=bool(code))
 
     # -- vectors -------------------------------------------------------------------------------
 

@@ -94,16 +94,26 @@ class SourcesMixin:
     ) -> IndexReport:
         """Index `roots`, each walked with its own options, remembering them first when `remember`
         (so an interrupted run is continued by a refresh)."""
+        from semsearch.config import CODE_CHUNKER_KEY, IndexSettings
         from semsearch.ingest import Ingester
 
+        self._check_code_chunks()
         with self._writing():
             keep = None
             if remember:
                 remember_sources(self._store, [root for root in roots if root.path.exists()])
                 keep = _kept_by_other_sources(self._store, roots)
-            ingester = Ingester(self._store, self.embedder(), self._chunk_settings(), self._vector_file.apply,
-                                on_progress=on_progress, batch_texts=batch_texts)
-            return ingester.index_paths(list(roots), skip_dirs=[self.path], keep=keep)
+            chunking = self._chunk_settings()
+            wanted = IndexSettings(code_chunks=chunking.code).code_chunker
+            # Source files chunked by another code chunker (or none) are chunked again, unchanged
+            # or not; other files are untouched, and identical chunk texts reuse their vectors.
+            rechunk = self._store.meta().get(CODE_CHUNKER_KEY, "") != wanted
+            ingester = Ingester(self._store, self.embedder(), chunking, self._vector_file.apply,
+                                on_progress=on_progress, batch_texts=batch_texts, rechunk_code=rechunk)
+            report = ingester.index_paths(list(roots), skip_dirs=[self.path], keep=keep)
+            if rechunk and not report.interrupted and ingester.rechunked_all():
+                self._store.set_meta({CODE_CHUNKER_KEY: wanted})
+            return report
 
 
 def sources_of(paths: Iterable[str | Path], include: Sequence[str], exclude: Sequence[str],

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from semsearch.chunking import chunk
+from semsearch.chunking import chunk, uses_code_chunker
 from semsearch.embed.base import Embedder
 from semsearch.embed_workers import EmbedWorkers
 from semsearch.errors import EmbedderError, ExtractError, InputTooLongError, NoTextError
@@ -139,6 +139,7 @@ class Ingester:
         on_progress: Callable[[Progress], None] | None = None,
         batch_texts: int = DEFAULT_BATCH_TEXTS,
         in_flight: int = DEFAULT_IN_FLIGHT,
+        rechunk_code: bool = False,
     ):
         self.store = store
         self.embedder = embedder
@@ -146,6 +147,7 @@ class Ingester:
         self.on_commit = on_commit
         self.on_progress = on_progress
         self.batch_texts = batch_texts
+        self.rechunk_code = rechunk_code  # the code chunker changed: chunk its files again even if unchanged
         self._tally = _Tally()
         self.in_flight = max(1, in_flight)
         self._pending: list[_Pending] = []
@@ -288,7 +290,8 @@ class Ingester:
             self._emit(str(item.path))
             # A file reached through a symlink may be stored outside this folder's keys.
             stored = existing[key] if key in existing else self.store.document(key)
-            if stored is not None and stored.size == item.size and stored.mtime_ns == item.mtime_ns:
+            if (stored is not None and stored.size == item.size and stored.mtime_ns == item.mtime_ns
+                    and not self._rechunk(key)):
                 self._tally.unchanged += 1
             else:
                 changed.append((item, stored))
@@ -311,7 +314,7 @@ class Ingester:
             self._fail(display, f"cannot read: {exc.strerror or exc}")
             return
         sha = hashlib.sha256(data).hexdigest()
-        if stored is not None and stored.sha256 == sha:
+        if stored is not None and stored.sha256 == sha and not self._rechunk(stored.path):
             self.store.update_stat(stored.id, source.size, source.mtime_ns)
             self._tally.unchanged += 1
             self._advance(display)
@@ -336,9 +339,19 @@ class Ingester:
         self._queue(self.store.file_key(source.path), "file", source.size, source.mtime_ns, sha, document,
                     display, stored is not None)
 
+    def rechunked_all(self) -> bool:
+        """Whether every stored source file the code chunker handles was chunked again by this run
+        (a run over one folder leaves the others' files to a later run)."""
+        return all(self.store.file_key(Path(f.path)) in self._planned
+                   for f in self.store.file_stats() if uses_code_chunker(f.path))
+
+    def _rechunk(self, key: str) -> bool:
+        return self.rechunk_code and uses_code_chunker(key)
+
     def _queue(self, key, kind, size, mtime_ns, sha, document, display, existed) -> None:
         budget = self.settings.max_tokens
-        pieces = chunk(document, max_tokens=budget, overlap_tokens=self.settings.overlap_tokens)
+        pieces = chunk(document, max_tokens=budget, overlap_tokens=self.settings.overlap_tokens,
+                       code=self.settings.code)
         self._pending.append(_Pending(key, kind, size, mtime_ns, sha, document, pieces, budget, display, existed))
         self._files_read += 1
         self._chunks_queued += len(pieces)
@@ -523,7 +536,8 @@ class Ingester:
                     self._fail(pending.display, "a passage is longer than the model's context even when split")
                     continue
                 pending.set_chunks(chunk(pending.document, max_tokens=budget,
-                                         overlap_tokens=min(self.settings.overlap_tokens, budget // 4)))
+                                         overlap_tokens=min(self.settings.overlap_tokens, budget // 4),
+                                         code=self.settings.code))
                 pending.max_tokens = budget
             kept.append(pending)
         return kept

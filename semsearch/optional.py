@@ -15,6 +15,7 @@ EXTRAS = {
     "serve": "semsearch serve",
     "mcp": "semsearch mcp",
     "langchain": "the LangChain retriever",
+    "code": "code-aware chunking (--code-chunks)",
 }
 
 

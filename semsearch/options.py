@@ -49,6 +49,7 @@ class ChunkSettings:
 
     max_tokens: int = 400
     overlap_tokens: int = 40
+    code: bool = False  # source files cut at function/class boundaries (semsearch.code_chunks)
 
 
 @dataclass(frozen=True)

@@ -49,6 +49,7 @@ def index_status(directory: Path, store: Store, vector_file: VectorFile) -> Inde
         base_url=recorded.base_url or "",
         files_changed=states[CHANGED],
         files_missing=states[MISSING],
+        code_chunker=recorded.code_chunker,
     )
 
 

@@ -361,6 +361,7 @@ class IndexStatus:
     base_url: str = ""  # the OpenAI-compatible server an openai: index was built with
     files_changed: int = 0  # indexed files whose size or mtime differs now (not re-indexed yet)
     files_missing: int = 0  # indexed files that no longer exist
+    code_chunker: str = ""  # what cut source files at function/class boundaries ("" = the text chunker)
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 
 @click.command("index", short_help="Index folders or files (none: refresh the remembered ones).")
-@gather("settings", SETTING_OPTIONS)
+@gather("settings", SETTING_OPTIONS + ("code_chunks",))
 @click.argument("paths", nargs=-1, required=False, type=click.Path(exists=True, path_type=Path))
 @index_option
 @click.option("-m", "--model", default=None,
@@ -55,6 +55,11 @@ if TYPE_CHECKING:
               help="Task instruction for queries (instruction models) or query prefix (others).")
 @click.option("--chunk-tokens", type=click.IntRange(min=16), default=None,
               help="Chunk budget in estimated tokens for a new index [default: 400].")
+@click.option("--code-chunks/--no-code-chunks", default=None,
+              help="Cut source files (Python, JavaScript/TypeScript, Go, Rust, Java, C/C++) at function "
+                   "and class boundaries with tree-sitter, needs `pip install 'semsearch[code]'` [default: on "
+                   "for a new index when that is installed, else what the index records]. Changing it "
+                   "re-chunks the index's source files, and only those.")
 @click.option("--index-type", type=click.Choice(INDEX_TYPES), default=None,
               help="FAISS index type for a new index [default: auto: exact flat while fast, HNSW above]; "
                    "convert an existing one with `semsearch rebuild --index-type`.")

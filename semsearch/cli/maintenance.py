@@ -47,7 +47,8 @@ def status_command(index_dir, as_json) -> None:
         *([("Server", status.base_url)] if status.base_url else []),
         ("Query instruction", repr(status.query_instruction)),
         ("Document prefix", repr(status.document_prefix)),
-        ("Chunking", f"{status.chunk_tokens} tokens, {status.chunk_overlap} overlap"),
+        ("Chunking", f"{status.chunk_tokens} tokens, {status.chunk_overlap} overlap"
+                     + (f"; source code by {status.code_chunker}" if status.code_chunker else "")),
         ("Documents", str(status.documents)),
         ("Chunks", str(status.chunks)),
         ("Index type", _index_type_line(status)),
