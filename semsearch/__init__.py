@@ -10,6 +10,7 @@
 __version__ = "0.1.0"
 
 from semsearch.context import Context, Source  # noqa: E402
+from semsearch.grouping import DocumentHit  # noqa: E402
 from semsearch.errors import (  # noqa: E402
     ConfigError,
     DiskFullError,
@@ -50,6 +51,7 @@ __all__ = [
     "DiskFullError",
     "Context",
     "Document",
+    "DocumentHit",
     "DocumentNotFoundError",
     "DocumentText",
     "EmbedderError",

@@ -15,6 +15,10 @@ How the budget is filled:
    document into one.
 3. When not even the best hit fits, its passage is cut at the end to fit (marked `truncated`),
    so a small budget still gets the best evidence rather than nothing.
+
+`Index.context` first drops the hits that score far below the best one (a relative score
+threshold, `semsearch.relevance`), so an unrelated passage never fills the budget just because
+there was room; the block says how many it left out (`below_threshold`).
 """
 
 from __future__ import annotations
@@ -97,6 +101,8 @@ class Context:
     sources: tuple[Source, ...]
     tokens: int  # estimate_tokens(text), always <= max_tokens
     max_tokens: int
+    min_relative: float | None = None  # the relative score threshold hits had to reach (semsearch.relevance)
+    below_threshold: int = 0  # search hits left out because their relative score was below it
 
     def __str__(self) -> str:
         return self.text
@@ -107,6 +113,8 @@ class Context:
             "text": self.text,
             "tokens": self.tokens,
             "max_tokens": self.max_tokens,
+            "min_relative": self.min_relative,
+            "below_threshold": self.below_threshold,
             "sources": [source.to_dict() for source in self.sources],
         }
 

@@ -244,17 +244,11 @@ def score_query(ranked: Sequence[str], relevance: dict[str, int], k: int = 10) -
 
 
 def documents_by_best_chunk(hits: Iterable[Any], depth: int) -> list[str]:
-    """Document ids (a hit's `path`: the corpus id) ranked by their best chunk, at most `depth`.
+    """Document ids (a hit's `path`: the corpus id) ranked by their best chunk, at most `depth`:
+    the documents `semsearch search` shows, grouped by `semsearch.grouping.group_by_document`."""
+    from semsearch.grouping import group_by_document
 
-    Hits come best first, so a document's first appearance carries its maximum score.
-    """
-    ranked: dict[str, None] = {}
-    for hit in hits:
-        if hit.path not in ranked:
-            ranked[hit.path] = None
-            if len(ranked) == depth:
-                break
-    return list(ranked)
+    return [document.path for document in group_by_document(hits, limit=depth)]
 
 
 def evaluate(

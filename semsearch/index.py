@@ -16,6 +16,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
@@ -23,12 +24,16 @@ from semsearch.context import DEFAULT_MAX_TOKENS, DEFAULT_NEIGHBOURS, Context, a
 from semsearch.async_pool import DEFAULT_ASYNC_WORKERS, AsyncPool
 from semsearch.config import IndexSettings, check_embedder, is_recorded, resolve
 from semsearch.embed import DEFAULT_MODEL, make_embedder
+from semsearch.errors import ConfigError
 from semsearch.documents import find_document_text
 from semsearch.faiss_file import VectorFile
 from semsearch.filters import Where
+from semsearch.grouping import DocumentHit, first_documents, group_by_document
 from semsearch.index_sources import SourcesMixin, sources_of
 from semsearch.options import DEFAULT_BATCH_TEXTS, DEFAULT_INDEX_DIR, DEFAULT_RERANK_TOP
 from semsearch.options import ChunkSettings, RebuildPolicy, SearchTuning, resolve_index_type
+from semsearch.relevance import DEFAULT_MIN_RELATIVE, RememberingEmbedder, background_similarity
+from semsearch.relevance import check_min_relative, chunk_centroid, keep_relevant
 from semsearch.status import index_status
 from semsearch.store import SCHEMA_VERSION, Store
 from semsearch.types import DocumentText, Hit, IndexReport, IndexStatus, SearchResult, StageTimings, TextItem
@@ -68,6 +73,7 @@ class Index(SourcesMixin):
         self._rerankers_lock = threading.Lock()
         self.async_workers = DEFAULT_ASYNC_WORKERS  # the size of the pool behind asearch/acontext
         self._async_pool = AsyncPool()
+        self._centroid: tuple[int, Any] | None = None  # (generation, mean of sampled vectors) for context
 
     # -- opening -------------------------------------------------------------------------------
 
@@ -310,11 +316,18 @@ class Index(SourcesMixin):
         ef_search: int | None = None,
         nprobe: int | None = None,
         min_score: float | None = None,
+        by_document: bool = False,
     ) -> list[Hit]:
         """The `k` best passages for `query` (see `search_detailed` for the options)."""
         return list(self.search_detailed(query, k=k, mode=mode, paths=paths, where=where, rerank=rerank,
                                          rerank_top=rerank_top, rerank_fallback=rerank_fallback,
-                                         ef_search=ef_search, nprobe=nprobe, min_score=min_score).hits)
+                                         ef_search=ef_search, nprobe=nprobe, min_score=min_score,
+                                         by_document=by_document).hits)
+
+    def search_documents(self, query: str, *, k: int = 10, **options: Any) -> list[DocumentHit]:
+        """The `k` best documents for `query`, one result each: its best hit and its other hits
+        among those retrieved (`DocumentHit`), ranked by the best hit. Options as for `search`."""
+        return group_by_document(self.search_detailed(query, k=k, by_document=True, **options).hits)
 
     def search_detailed(
         self,
@@ -330,6 +343,7 @@ class Index(SourcesMixin):
         ef_search: int | None = None,
         nprobe: int | None = None,
         min_score: float | None = None,
+        by_document: bool = False,
     ) -> SearchResult:
         """The `k` best passages for `query` with per-stage timings (`SearchResult`).
 
@@ -344,17 +358,40 @@ class Index(SourcesMixin):
         (`Hit.score_kind` names it). `where` takes a {key: value} dict (equality) or filter
         expressions — `["year>=2020", "draft!=true", "has:author", "mtime>=7d", "size>10k",
         "suffix=.md"]` (see `semsearch.filters`). See `semsearch.search.search_detailed`.
+        Every hit carries `document_rank`, its document's rank among the hits' documents. With
+        `by_document`, `k` counts documents: the hits are those of the `k` best documents (more
+        chunks are retrieved until `k` documents are found, when that many pass the filters), so
+        several hits may share a document (`semsearch.grouping`).
         """
+        return self._search_detailed(None, query, k=k, mode=mode, paths=paths, where=where,
+                                     rerank=rerank, rerank_top=rerank_top, rerank_fallback=rerank_fallback,
+                                     ef_search=ef_search, nprobe=nprobe, min_score=min_score,
+                                     by_document=by_document)
+
+    def _search_detailed(self, embedder: Embedder | None, query: str, *, k: int, mode: str,
+                         rerank: bool | str | Reranker = False, ef_search: int | None = None,
+                         nprobe: int | None = None, by_document: bool = False, **options: Any) -> SearchResult:
+        """`search_detailed` with the query embedded by `embedder` (None: the index's own)."""
         if not self.is_initialized:
             return SearchResult(hits=(), timings=StageTimings())
         if mode != "vector":
             self._check_keyword_analysis()
         from semsearch.search import search_detailed as run_search
 
-        return run_search(self._store, self.vectors(), self.embedder(), query, k=k, mode=mode, paths=paths,
-                          where=where, reranker=self.reranker(rerank), rerank_top=rerank_top,
-                          rerank_fallback=rerank_fallback, tuning=self._tuning(ef_search, nprobe),
-                          min_score=min_score)
+        vectors, reranker, tuning = self.vectors(), self.reranker(rerank), self._tuning(ef_search, nprobe)
+        embedding = embedder if embedder is not None else self.embedder()
+        if by_document and not isinstance(embedding, RememberingEmbedder):
+            embedding = RememberingEmbedder(embedding)  # the query is embedded once, however many tries
+
+        def run(count: int) -> SearchResult:
+            return run_search(self._store, vectors, embedding, query, k=count, mode=mode, reranker=reranker,
+                              tuning=tuning, **options)
+
+        if by_document:
+            if k < 1:
+                raise ConfigError(f"k must be at least 1, not {k}")
+            return first_documents(run, k)
+        return run(k)
 
     def explain_no_results(
         self,
@@ -419,6 +456,7 @@ class Index(SourcesMixin):
         mode: str = "vector",
         neighbours: int = DEFAULT_NEIGHBOURS,
         relative_to: str | Path | None = None,
+        min_relative: float = DEFAULT_MIN_RELATIVE,
         **search_options: Any,
     ) -> Context:
         """A prompt-ready block of the best passages for `query` within `max_tokens` (see `semsearch.context`).
@@ -426,13 +464,33 @@ class Index(SourcesMixin):
         The `k` hits of `search(query, k=k, mode=mode, **search_options)` (so `paths`, `where` and
         `rerank=`, `min_score` apply) are packed best first, adjacent chunks merged and up to `neighbours`
         chunks on each side of a hit added while they fit; the block is never over `max_tokens`
-        estimated tokens. Citations show file paths relative to `relative_to` when given and the
-        file is inside it.
+        estimated tokens. A hit whose score falls far below the best one's is left out: packed only
+        if its relative score (`semsearch.relevance`: 1 = the best hit's, 0 = no evidence, e.g.
+        vector mode's background similarity) is at least `min_relative` (default 0.5; 0 packs every
+        hit); `Context.below_threshold` counts those left out. Citations show file paths relative
+        to `relative_to` when given and the file is inside it.
         """
         check_budget(max_tokens, neighbours)
-        hits = self.search(query, k=k, mode=mode, **search_options)
-        return assemble(query, hits, self._store, max_tokens=max_tokens, neighbours=neighbours,
-                        relative_to=relative_to)
+        check_min_relative(min_relative)
+        embedder = RememberingEmbedder(self.embedder()) if self.is_initialized else None
+        hits = list(self._search_detailed(embedder, query, k=k, mode=mode, **search_options).hits)
+        zero = 0.0
+        if hits and hits[0].score_kind == "cosine" and embedder is not None:
+            query_vector = embedder.query_vector(query)
+            if query_vector is not None:
+                zero = background_similarity(self._chunk_centroid(), query_vector)
+        kept, left_out = keep_relevant(hits, min_relative, zero)
+        context = assemble(query, kept, self._store, max_tokens=max_tokens, neighbours=neighbours,
+                           relative_to=relative_to)
+        return replace(context, min_relative=min_relative, below_threshold=left_out)
+
+    def _chunk_centroid(self) -> Any:
+        """`relevance.chunk_centroid`, sampled again only after a write changed the index."""
+        generation = self._store.generation()
+        cached = self._centroid
+        if cached is None or cached[0] != generation:
+            cached = self._centroid = (generation, chunk_centroid(self._store))
+        return cached[1]
 
     async def asearch(self, query: str, **options: Any) -> list[Hit]:
         """`search` for asyncio code: runs in a bounded worker pool, so the event loop never waits on Ollama."""

@@ -19,6 +19,7 @@ from semsearch.chunking import estimate_tokens
 from semsearch.context import DEFAULT_NEIGHBOURS
 from semsearch.errors import SemsearchError
 from semsearch.index import Index
+from semsearch.relevance import DEFAULT_MIN_RELATIVE
 from semsearch.optional import require
 
 require("mcp.server.mcpserver", "mcp", package="mcp>=2")
@@ -68,33 +69,41 @@ def build_server(index: Index) -> MCPServer:
     """An MCP server whose tools answer from `index`."""
     server = MCPServer(name="semsearch", instructions=INSTRUCTIONS)
 
-    @server.tool(description="The best passages for a query, best first: text, path, line range, score, heading. "
-                             "rerank=true reorders them with the default Qwen3 reranker; rerank_model names "
-                             "another Ollama reranker model (and implies rerank). where keeps only documents "
-                             "passing filters on metadata, modification time, size or suffix, e.g. "
-                             "[\"year>=2020\", \"mtime>=7d\"] (syntax in its parameter).")
+    @server.tool(description="The best passages for a query, best first: text, path, line range, score, heading, "
+                             "and document_rank (several passages of one document share it). min_score drops "
+                             "passages scoring below it on the mode's scale (vector cosine, keyword bm25, "
+                             "hybrid 0..1). rerank=true reorders them with the default Qwen3 reranker; "
+                             "rerank_model names another Ollama reranker model (and implies rerank). where "
+                             "keeps only documents passing filters on metadata, modification time, size or "
+                             "suffix, e.g. [\"year>=2020\", \"mtime>=7d\"] (syntax in its parameter).")
     async def search(query: str, k: int = 5, mode: Mode = "vector", paths: list[str] | None = None,
-                     where: Where = None, rerank: bool = False,
-                     rerank_model: str | None = None) -> dict[str, Any]:
+                     where: Where = None, rerank: bool = False, rerank_model: str | None = None,
+                     min_score: float | None = None) -> dict[str, Any]:
         with _tool_errors():
             hits = await index.asearch(query, k=max(1, min(k, MAX_K)), mode=mode, paths=paths or (),
-                                       where=where or None, rerank=_rerank(rerank, rerank_model))
+                                       where=where or None, rerank=_rerank(rerank, rerank_model),
+                                       min_score=min_score)
         return {"hits": [hit.to_dict() for hit in hits]}
 
     @server.tool(description="A prompt-ready block of numbered, cited passages for a question, within max_tokens "
                              "estimated tokens; adjacent passages are merged. Cite passages by their [n]. "
-                             "rerank / rerank_model / where as for search.")
+                             "Passages scoring far below the best one are left out (min_relative, 0..1, "
+                             f"default {DEFAULT_MIN_RELATIVE}; 0 packs every hit). rerank / rerank_model / "
+                             "where / min_score as for search.")
     async def context(query: str, max_tokens: int = 2000, k: int = 10, mode: Mode = "vector",
                       paths: list[str] | None = None, where: Where = None, rerank: bool = False,
-                      rerank_model: str | None = None) -> str:
+                      rerank_model: str | None = None, min_score: float | None = None,
+                      min_relative: float = DEFAULT_MIN_RELATIVE) -> str:
         budget = max(1, min(max_tokens, MAX_CONTEXT_TOKENS))
         with _tool_errors():
             result = await index.acontext(query, max_tokens=budget, k=max(1, min(k, MAX_K)), mode=mode,
                                           neighbours=DEFAULT_NEIGHBOURS, paths=paths or (), where=where or None,
-                                          rerank=_rerank(rerank, rerank_model))
+                                          rerank=_rerank(rerank, rerank_model), min_score=min_score,
+                                          min_relative=min_relative)
             if result.text:
                 return result.text
-            best = await index.asearch(query, k=1, mode=mode, paths=paths or (), where=where or None)
+            best = await index.asearch(query, k=1, mode=mode, paths=paths or (), where=where or None,
+                                       min_score=min_score)
         if best:
             header = f"[1] {best[0].citation}" + (f" — {best[0].heading}" if best[0].heading else "")
             raise ToolError(

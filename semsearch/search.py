@@ -28,6 +28,7 @@ import numpy as np
 from semsearch import filters
 from semsearch.embed.base import Embedder, normalize
 from semsearch.errors import ConfigError, RerankerTimeoutError, RerankerUnavailableError
+from semsearch.grouping import with_document_ranks
 from semsearch.options import DEFAULT_RERANK_TOP, SEARCH_MODES
 from semsearch.paths import CURRENT, disk_state
 from semsearch.store import ChunkRow, Store
@@ -161,7 +162,7 @@ def search_detailed(
         hits = [hit for hit in hits if hit.score >= min_score]
     timings = StageTimings(embed=embedded - started, retrieve=retrieved - embedded, fuse=fused - retrieved,
                            rerank=finished - fused if reranker is not None else 0.0)
-    return SearchResult(hits=mark_stale(store, hits), timings=timings, reranked=reranked,
+    return SearchResult(hits=with_document_ranks(mark_stale(store, hits)), timings=timings, reranked=reranked,
                         rerank_fallback=fallback)
 
 
@@ -184,8 +185,8 @@ def search_by_vector(
             f"the query vector has {query_vector.shape[0]} dimensions; the index has {vectors.dimensions}"
         )
     allowed = store.chunk_ids_where(paths, where) if (paths or where) else None
-    return list(mark_stale(store, to_hits(store, vector_candidates(vectors, query_vector, k, allowed, tuning),
-                                             SCORE_KINDS["vector"])))
+    return list(with_document_ranks(mark_stale(store, to_hits(
+        store, vector_candidates(vectors, query_vector, k, allowed, tuning), SCORE_KINDS["vector"]))))
 
 
 def mark_stale(store: Store, hits: Sequence[Hit]) -> tuple[Hit, ...]:

@@ -54,6 +54,7 @@ from semsearch.index import Index
 from semsearch.optional import require
 from semsearch.rerank import make_reranker
 from semsearch.rerank.base import Reranker
+from semsearch.relevance import DEFAULT_MIN_RELATIVE
 from semsearch.rerank.ollama import DEFAULT_RERANK_MODEL
 from semsearch.types import TextItem, check_json_value
 
@@ -165,6 +166,9 @@ class SearchRequest(_Strict):
         False, description="Rerank the best candidates: `true` with the default Qwen3-Reranker "
                            f"({DEFAULT_RERANK_MODEL}) on the index's Ollama host, or the name of another "
                            "Ollama reranker model (one Ollama lacks gets 404).")
+    min_score: float | None = Field(
+        None, description="Only hits scoring at least this on the mode's scale: vector cosine (-1..1), "
+                          "keyword bm25 (0 and up), hybrid fused (0..1), the rerank score (0..1) when reranked.")
 
 
 class ContextRequest(SearchRequest):
@@ -172,6 +176,11 @@ class ContextRequest(SearchRequest):
                               description="Budget for the whole block, citation lines included.")
     neighbours: Count = Field(DEFAULT_NEIGHBOURS, ge=0, le=10,
                               description="Chunks on each side of a hit to add while they fit.")
+    min_relative: float = Field(
+        DEFAULT_MIN_RELATIVE, ge=0, le=1,
+        description="Pack only hits whose relative score is at least this: 1 = the best hit's score, 0 = no "
+                    "evidence (vector mode: the query's average cosine with the index). 0 packs every hit; "
+                    "`below_threshold` in the answer counts those left out.")
 
 
 class TextIn(_Strict):
@@ -355,7 +364,8 @@ def create_app(settings: ServeSettings) -> GuardMiddleware:
     def search(request: SearchRequest) -> dict[str, Any]:
         with _named_reranker(request):
             hits = indexes.reader.search(request.query, k=request.k, mode=request.mode, paths=request.paths,
-                                         where=request.where, rerank=indexes.reranker(request.rerank))
+                                         where=request.where, rerank=indexes.reranker(request.rerank),
+                                         min_score=request.min_score)
         return {"query": request.query, "hits": [hit.to_dict() for hit in hits]}
 
     @app.post("/context", summary="A prompt-ready block of cited passages within a token budget",
@@ -364,7 +374,8 @@ def create_app(settings: ServeSettings) -> GuardMiddleware:
         with _named_reranker(request):
             result = indexes.reader.context(request.query, max_tokens=request.max_tokens, k=request.k,
                                             mode=request.mode, neighbours=request.neighbours, paths=request.paths,
-                                            where=request.where, rerank=indexes.reranker(request.rerank))
+                                            where=request.where, rerank=indexes.reranker(request.rerank),
+                                            min_score=request.min_score, min_relative=request.min_relative)
         return result.to_dict()
 
     @app.post("/texts", summary="Add or replace texts by id", responses=_responses(400, 401, 409, 413, 502, 504))

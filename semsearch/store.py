@@ -519,6 +519,13 @@ class Store(SourceRecords):
         rows = self._query_in("SELECT id, text, vector FROM chunks WHERE id IN ({marks})", [int(i) for i in chunk_ids])
         return {cid: (text, np.frombuffer(blob, dtype="<f4").astype(np.float32)) for cid, text, blob in rows}
 
+    def vector_sample(self, limit: int) -> list[bytes]:
+        """About `limit` stored vectors spread evenly over the chunk ids, by id lookups (a scan is far slower)."""
+        step = max(1, (highest := self._query("SELECT max(id) FROM chunks")[0][0] or 0) // max(1, limit))
+        ids = list(range(step, highest + 1, step))[:limit]
+        return [blob for (blob,) in self._query_in("SELECT vector FROM chunks WHERE vector IS NOT NULL "
+                                                   "AND id IN ({marks})", ids)]
+
     def chunk_document_keys(self) -> dict[int, str]:
         """Chunk id → its document's key: the caller's id for added texts, the absolute path for files."""
         rows = self._query("SELECT c.id, d.kind, d.path FROM chunks c JOIN documents d ON d.id = c.document_id")

@@ -176,6 +176,8 @@ class Hit:
     stale: bool = False  # the file changed or vanished since it was indexed (checked when the hit is returned)
     # What `score` measures: "cosine" (vector), "bm25" (keyword), "fused" (hybrid, 0..1) or "rerank".
     score_kind: str = ""
+    # The rank of this hit's document among the documents of the hits, by each one's best hit (1 = best).
+    document_rank: int | None = None
 
     @property
     def heading(self) -> str:
@@ -221,6 +223,7 @@ class Hit:
             "cell": self.cell,
             "stale": self.stale,
             "score_kind": self.score_kind,
+            "document_rank": self.document_rank,
         }
 
 

@@ -50,8 +50,8 @@ def test_recall_and_mrr_count_only_positive_relevance():
 
 
 def _hit(rank: int, document: str) -> Hit:
-    return Hit(rank=rank, score=1 / rank, text="", path=document, document_id=0, chunk_id=rank, line_start=1,
-               line_end=1, char_start=0, char_end=0, is_file=False)
+    return Hit(rank=rank, score=1 / rank, text="", path=document, document_id=ord(document), chunk_id=rank,
+               line_start=1, line_end=1, char_start=0, char_end=0, is_file=False)
 
 
 def test_documents_are_ranked_by_their_best_chunk():

@@ -146,7 +146,7 @@ def test_min_score_keeps_the_best_hits_in_the_same_order(texts_index, ollama_ser
         threshold = (everything[0].score + everything[-1].score) / 2
         kept = index.search("black tea leaves", k=4, min_score=threshold)
         detailed = index.search_detailed("black tea leaves", k=4, min_score=threshold).hits
-        context = index.context("black tea leaves", k=4, min_score=threshold, neighbours=0)
+        context = index.context("black tea leaves", k=4, min_score=threshold, neighbours=0, min_relative=0)
     assert 0 < len(kept) < len(everything)
     assert [hit.chunk_id for hit in kept] == [hit.chunk_id for hit in everything[:len(kept)]]
     assert all(hit.score >= threshold for hit in kept) and list(detailed) == kept

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -28,7 +28,11 @@ from semsearch.cli.common import (
     query_options,
 )
 from semsearch.errors import FilterError
+from semsearch.relevance import DEFAULT_MIN_RELATIVE
 from semsearch.types import Hit, cite
+
+if TYPE_CHECKING:
+    from semsearch.grouping import LineRange
 
 
 @click.command("search", short_help="Print the passages that best answer QUERY.")
@@ -38,19 +42,25 @@ from semsearch.types import Hit, cite
 @click.argument("query", callback=_query_text)
 @index_option
 @click.option("-k", "--top", "k", type=click.IntRange(min=1, max=1000), default=10, show_default=True,
-              help="Number of results.")
+              help="Number of results: documents, or chunk hits with --chunks or --json.")
 @query_options
 @click.option("--color", type=click.Choice(COLOR_CHOICES), default="auto", show_default=True,
               help="Colour and bold in the output: auto = only on a terminal and when NO_COLOR is unset.")
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON array of hits.")
-def search_command(query, index_dir, k, mode, min_score, paths, where, color, as_json, settings, reranking,
-                   shorthands) -> None:
-    """Search the index for QUERY and print the best passages.
+@click.option("--chunks", "raw_chunks", is_flag=True,
+              help="Print every matching chunk on its own (-k counts chunks), not one result per document.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print a JSON array of the -k best chunk hits, each with its document_rank.")
+def search_command(query, index_dir, k, mode, min_score, paths, where, color, raw_chunks, as_json, settings,
+                   reranking, shorthands) -> None:
+    """Search the index for QUERY and print the best passages, one result per document.
 
-    Each hit shows its rank, score, `path:line` of its best sentences, heading, and those
-    sentences with the query's words highlighted. Scores are larger-is-better, on the mode's
-    scale: vector = cosine similarity (-1..1), keyword = bm25 (0 and up), hybrid = fused rank
-    score (0..1; 1 = first in both lists); with --rerank, the reranker's score (0..1).
+    Each result shows its rank, score, `path:line` of its best sentences, heading, and those
+    sentences with the query's words highlighted; a document that matches in several places
+    is shown once, at its best chunk, with the lines of its other matching chunks on one line
+    ("also lines 40-52, 88-97"). -k counts documents; --chunks prints chunk hits instead (-k
+    counts chunks), as --json does. Scores are larger-is-better, on the mode's scale: vector =
+    cosine similarity (-1..1), keyword = bm25 (0 and up), hybrid = fused score (0..1); with
+    --rerank, the reranker's score (0..1). --min-score drops hits below a score on that scale.
 
     Exit status: 0 with results, 1 when nothing is found (the reason on stderr; --json prints
     []) or on an error, 2 for bad usage (e.g. an empty QUERY or a malformed --where).
@@ -62,10 +72,12 @@ def search_command(query, index_dir, k, mode, min_score, paths, where, color, as
       semsearch search "release notes" --where 'year>=2020' --since 7d -t md
     """
     expressions = where_expressions(where, **shorthands)
+    grouped = not (raw_chunks or as_json)
     with _querying(index_dir, settings, reranking) as (index, reranker), _filter_usage():
         result = index.search_detailed(query, k=k, mode=mode, paths=paths, where=expressions or None,
                                        rerank=reranker or False, rerank_top=reranking["rerank_top"],
-                                       rerank_fallback=reranking["rerank_fallback"], min_score=min_score)
+                                       rerank_fallback=reranking["rerank_fallback"], min_score=min_score,
+                                       by_document=grouped)
         reason = _reported(index, bool(result.hits), mode=mode, paths=paths, where=expressions,
                            min_score=min_score)
     if result.rerank_fallback:
@@ -73,12 +85,34 @@ def search_command(query, index_dir, k, mode, min_score, paths, where, color, as
     hits = result.hits
     if as_json:
         _echo_json([_hit_json(hit) for hit in hits])
+    elif grouped:
+        from semsearch.grouping import group_by_document
+
+        use_color = _use_color(color)
+        for document in group_by_document(hits):
+            _print_hit(document.best, query, color=use_color, rank=document.document_rank)
+            if document.others:
+                click.echo("    " + click.style(_also(document.other_ranges()), dim=True), color=use_color)
     else:
         use_color = _use_color(color)
         for hit in hits:
             _print_hit(hit, query, color=use_color)
     if reason is not None:
         _exit_no_results(reason)
+
+
+MAX_OTHER_RANGES = 6
+
+
+def _also(ranges: list[LineRange]) -> str:
+    """`also lines 40-52, 88-97` (`page 3 lines 1-20` in paged documents): where else a document
+    matched, at most MAX_OTHER_RANGES ranges then a count of the rest."""
+    shown, rest = ranges[:MAX_OTHER_RANGES], len(ranges) - MAX_OTHER_RANGES
+    if all(not r.part_kind for r in shown):
+        text = "lines " + ", ".join(str(r).removeprefix("lines ") for r in shown)
+    else:
+        text = ", ".join(str(r) for r in shown)
+    return f"also {text}" + (f" and {rest} more" if rest > 0 else "")
 
 
 def _use_color(choice: str) -> bool | None:
@@ -160,9 +194,9 @@ def format_score(score: float) -> str:
     return f"{score:.4g}"
 
 
-def _print_hit(hit: Hit, query: str, *, color: bool | None = None) -> None:
-    """Rank, score(s), the citation of the snippet's own line, heading; then the best-matching
-    sentence(s) without Markdown markup, query terms in bold (unless colour is off)."""
+def _print_hit(hit: Hit, query: str, *, color: bool | None = None, rank: int | None = None) -> None:
+    """Rank (the hit's, or `rank`), score(s), the citation of the snippet's own line, heading; then
+    the best-matching sentence(s) without Markdown markup, query terms in bold (unless colour is off)."""
     from semsearch.snippets import display, snippet
 
     best = snippet(hit.text, query, line_start=hit.line_start)
@@ -172,7 +206,7 @@ def _print_hit(hit: Hit, query: str, *, color: bool | None = None) -> None:
         scores = f"rerank {format_score(hit.rerank_score)}  retrieval {format_score(hit.retrieval_score)}"
     else:
         scores = format_score(hit.score)
-    header = f"{hit.rank:>2}. {scores}  {click.style(location, fg='cyan')}"
+    header = f"{rank or hit.rank:>2}. {scores}  {click.style(location, fg='cyan')}"
     if hit.stale:
         header += "  " + click.style("[stale: changed or deleted since indexing]", fg="red")
     if hit.heading:
@@ -204,15 +238,22 @@ def _print_hit(hit: Hit, query: str, *, color: bool | None = None) -> None:
               help="Number of search hits to pack.")
 @click.option("--neighbours", type=click.IntRange(min=0, max=10), default=1, show_default=True,
               help="Chunks on each side of a hit to add while they fit the budget.")
+@click.option("--min-relative", type=click.FloatRange(0, 1), default=DEFAULT_MIN_RELATIVE, show_default=True,
+              metavar="R", help="Pack only hits whose relative score is at least R: 1 = the best hit's score, "
+                                "0 = no evidence (0 packs every hit).")
 @query_options
 @click.option("--json", "as_json", is_flag=True, help="Print the block and its sources as JSON.")
-def context_command(query, index_dir, max_tokens, k, mode, min_score, neighbours, paths, where, as_json, settings,
-                    reranking, shorthands) -> None:
+def context_command(query, index_dir, max_tokens, k, mode, min_score, neighbours, min_relative, paths, where,
+                    as_json, settings, reranking, shorthands) -> None:
     """Print a prompt-ready block of cited passages for QUERY within --max-tokens.
 
-    File citations are relative to the current directory when the file is inside it. Exit
-    status: 0 with passages, 1 when nothing is found (the reason on stderr) or on an error, 2
-    for bad usage (e.g. an empty QUERY or a malformed --where).
+    Hits that score far below the best one are left out rather than packed to fill the budget:
+    a hit is packed only if (score - zero) / (best - zero) >= --min-relative, where zero is the
+    score of no evidence: 0 for keyword, hybrid and rerank scores, and in vector mode the
+    query's average cosine with the indexed chunks. --json says how many were left out
+    (below_threshold). File citations are relative to the current directory when the file is
+    inside it. Exit status: 0 with passages, 1 when nothing is found (the reason on stderr) or
+    on an error, 2 for bad usage (e.g. an empty QUERY or a malformed --where).
 
     \b
     Examples:
@@ -225,7 +266,8 @@ def context_command(query, index_dir, max_tokens, k, mode, min_score, neighbours
         context = index.context(query, max_tokens=max_tokens, k=k, mode=mode, neighbours=neighbours,
                                 relative_to=Path.cwd(), paths=paths, where=expressions or None,
                                 rerank=reranker or False, rerank_top=reranking["rerank_top"],
-                                rerank_fallback=reranking["rerank_fallback"], min_score=min_score)
+                                rerank_fallback=reranking["rerank_fallback"], min_score=min_score,
+                                min_relative=min_relative)
         reason = _reported(index, bool(context.sources), mode=mode, paths=paths, where=expressions,
                            min_score=min_score)
     if as_json:
