@@ -5,8 +5,10 @@ from __future__ import annotations
 import functools
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from concurrent.futures import ThreadPoolExecutor
 
 # Ollama embeds one request at a time, so more in flight only queue there; a bound gives
 # backpressure to a busy web app instead of a thread per call.
@@ -24,7 +26,8 @@ class AsyncPool:
         """`fn(*args, **kwargs)` in the pool (of `workers` threads when it is made), awaited."""
         # One pool covers every blocking step of a search (embedding and reranking HTTP, SQLite,
         # the FAISS scan, which releases the GIL), so the async path is the sync one by construction.
-        import asyncio  # only async callers pay for loading it
+        import asyncio  # only async callers pay for loading it (and concurrent.futures)
+        from concurrent.futures import ThreadPoolExecutor
 
         with self._lock:
             if self._pool is None:

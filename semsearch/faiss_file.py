@@ -21,8 +21,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import filelock
-
 from semsearch.config import IndexSettings, IndexState, is_recorded
 from semsearch.errors import DiskFullError
 from semsearch.options import FAISS_NAME
@@ -31,7 +29,10 @@ from semsearch.options import RebuildPolicy, resolve_index_type
 
 # FAISS (and numpy) load when vectors are first needed: `status` and `--help` never need them.
 if TYPE_CHECKING:
+    import filelock
+
     from semsearch.vectors import VectorIndex
+    from semsearch.write_lock import WriteLock
 
 # Blocks sampled by `fingerprint`: enough that two FAISS files of the same size and count (another
 # index's, or this one's from before a rebuild) differ in some block, few enough to cost nothing on open.
@@ -43,12 +44,12 @@ _FINGERPRINT_TAIL = 65536
 class VectorFile:
     """The FAISS file of the index directory `directory`, kept in step with `store`.
 
-    `write_lock` is the index's writer lock: a reader that rebuilt a stale file saves it only
-    when it can take the lock without waiting. `policy` says when `auto` leaves exact search and
+    `write_lock` is the index's writer lock (a WriteLock or the file lock itself): a reader that
+    rebuilt a stale file saves it only when it can take the lock without waiting. `policy` says when `auto` leaves exact search and
     when HNSW tombstones force a rebuild. Loading is safe from several threads at once.
     """
 
-    def __init__(self, directory: Path, store: Store, write_lock: filelock.FileLock,
+    def __init__(self, directory: Path, store: Store, write_lock: WriteLock | filelock.FileLock,
                  policy: RebuildPolicy = RebuildPolicy()):
         self.directory = directory
         self.policy = policy
@@ -195,6 +196,8 @@ class VectorFile:
         """Save a rebuilt file if no writer holds the lock (a reader never waits)."""
         if self._store.read_only:
             return
+        import filelock
+
         try:
             with self._write_lock.acquire(timeout=0):
                 self.save()

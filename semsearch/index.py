@@ -67,7 +67,7 @@ class Index(SourcesMixin):
         self.tuning = SearchTuning(ef_search=settings.ef_search, nprobe=settings.nprobe)
         self.rebuild_policy = rebuild_policy
         self._write_lock = WriteLock(path)
-        self._vector_file = VectorFile(path, store, self._write_lock.lock, rebuild_policy)
+        self._vector_file = VectorFile(path, store, self._write_lock, rebuild_policy)
         self.read_only = store.read_only  # the directory cannot be written: search only, repairs in memory
         self._rerankers: RerankerCache | None = None  # made on the first rerank=True or model name
         self._rerankers_lock = threading.Lock()

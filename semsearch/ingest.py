@@ -27,6 +27,7 @@ from semsearch.errors import EmbedderError, ExtractError, InputTooLongError, NoT
 from semsearch.extract import extract, extract_text
 from semsearch.extract.decoding import BINARY
 from semsearch.options import DEFAULT_BATCH_TEXTS, ChunkSettings
+from semsearch.paths import FileKeys, keys_prefix, under
 from semsearch.sources import WalkIgnored, WalkSkip, walk
 from semsearch.store import NewDocument, Store, StoredDocument, WriteResult
 from semsearch.types import Chunk, Document, FileProblem, IndexReport, IndexSource, SourceFile, TextItem, embed_text
@@ -194,8 +195,8 @@ class Ingester:
             self._scanning = False
             self._emit("")
             for changed in plans:
-                for source, stored in changed:
-                    self._process_file(source, stored)
+                for source, stored, key in changed:
+                    self._process_file(source, stored, key)
                     if self._pending_texts() >= self.batch_texts:
                         self._flush()
             self._drain()
@@ -255,9 +256,9 @@ class Ingester:
 
     # -- planning ------------------------------------------------------------------------------
 
-    def _plan(self, root: IndexSource, skip_dirs) -> list[tuple[SourceFile, StoredDocument | None]]:
+    def _plan(self, root: IndexSource, skip_dirs) -> list[tuple[SourceFile, StoredDocument | None, str]]:
         """Walk one path; note the documents under it and the files it found; return the files
-        needing work with their stored documents.
+        needing work with their stored documents and keys.
 
         A file is one document however it was reached, so a file already planned by an earlier
         path of this run is not planned again, and only documents under a walked path can vanish.
@@ -269,7 +270,9 @@ class Ingester:
         is_folder = path.is_dir()
         existing = self.store.files_in(path) if is_folder else {}
         self._existing.update(existing)
-        changed: list[tuple[SourceFile, StoredDocument | None]] = []
+        prefix = keys_prefix(path, self.store.home) if is_folder else None
+        keys = FileKeys(self.store.home)
+        changed: list[tuple[SourceFile, StoredDocument | None, str]] = []
         for item in walk(path, include=root.include, exclude=root.exclude, skip_dirs=skip_dirs,
                          use_ignore_files=root.use_ignore_files):
             if isinstance(item, WalkIgnored):
@@ -281,20 +284,21 @@ class Ingester:
             if isinstance(item, WalkSkip):
                 self._fail(item.problem.path, item.problem.reason, advance=False)
                 continue
-            key = self.store.file_key(item.path)
+            key = keys.key(item.path)
             self._seen.add(key)
             if key in self._planned:
                 continue
             self._planned.add(key)
             self._files_scanned += 1
             self._emit(str(item.path))
-            # A file reached through a symlink may be stored outside this folder's keys.
-            stored = existing[key] if key in existing else self.store.document(key)
+            stored = existing.get(key)
+            if stored is None and (prefix is None or not under(key, prefix)):
+                stored = self.store.document(key)  # reached through a symlink: stored outside this folder's keys
             if (stored is not None and stored.size == item.size and stored.mtime_ns == item.mtime_ns
                     and not self._rechunk(key)):
                 self._tally.unchanged += 1
             else:
-                changed.append((item, stored))
+                changed.append((item, stored, key))
         return changed
 
     def _remove_vanished(self, keep: Callable[[str], bool] | None) -> None:
@@ -306,7 +310,7 @@ class Ingester:
             self.on_commit(self.store.delete_documents(vanished))
             self._tally.removed += len(vanished)
 
-    def _process_file(self, source: SourceFile, stored) -> None:
+    def _process_file(self, source: SourceFile, stored, key: str) -> None:
         display = str(source.path)
         try:
             data = source.path.read_bytes()
@@ -336,8 +340,7 @@ class Ingester:
             self._skip(display, "empty: no text to index")
             self._forget(stored)
             return
-        self._queue(self.store.file_key(source.path), "file", source.size, source.mtime_ns, sha, document,
-                    display, stored is not None)
+        self._queue(key, "file", source.size, source.mtime_ns, sha, document, display, stored is not None)
 
     def rechunked_all(self) -> bool:
         """Whether every stored source file the code chunker handles was chunked again by this run

@@ -17,8 +17,11 @@ from semsearch.tokens import CJK
 # CJK characters are word characters to `\w`, so the word alternative must exclude them: else
 # "2013年于乐" would be one word and never match "于乐". A CJK run is made of the word characters
 # among `CJK` (ideographs, kana, hangul, 々, 〇); CJK punctuation separates runs as spaces do.
-_CJK_CHARACTER = rf"(?=[^\W_])[{CJK}]"
-_TOKEN = re.compile(rf"((?:{_CJK_CHARACTER})+)|([^\W_{CJK}]+)", re.UNICODE)
+_CJK_CHARACTER = rf"[{CJK}](?<=[^\W_])"
+# Words first: the two alternatives start with different characters, so the order changes no
+# match, and a run of Latin text is then matched without the CJK lookbehind at each character
+# (a sixth fewer instructions in keyword analysis, callgrind).
+_TOKEN = re.compile(rf"([^\W_{CJK}]+)|((?:{_CJK_CHARACTER})+)", re.UNICODE)
 
 # The FTS5 tokenizer over the analysed terms: CJK terms pass through porter unchanged (it only
 # rewrites ASCII suffixes); English words are stemmed, as BM25 baselines do.
@@ -56,7 +59,7 @@ def terms(text: str, *, for_query: bool = False) -> list[str]:
         return _WORD.findall(text.lower())
     normalized = unicodedata.normalize("NFKC", text).lower()
     out: list[str] = []
-    for cjk, word in _TOKEN.findall(normalized):
+    for word, cjk in _TOKEN.findall(normalized):
         if cjk:
             out.extend(_cjk_terms(cjk, with_singles=not for_query))
         else:

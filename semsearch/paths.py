@@ -18,11 +18,50 @@ def document_key(path: Path, home: Path) -> str:
     a symlink), and keys relative to the home survive moving the whole project folder.
     `home` must already be resolved.
     """
-    real = Path(os.path.realpath(path))
+    return _key_of(os.path.realpath(path), home)
+
+
+def _key_of(real: str, home: Path) -> str:
+    """The key of the file at the real path `real` (see `document_key`)."""
+    if os.sep == "/":  # string operations: this runs once per file of every indexing run
+        home_text = os.fspath(home)
+        if real == home_text:
+            return "."
+        inside = home_text.rstrip("/") + "/"
+        return real[len(inside):] if real.startswith(inside) else real
     try:
-        return real.relative_to(home).as_posix()
+        return Path(real).relative_to(home).as_posix()
     except ValueError:
-        return real.as_posix()
+        return Path(real).as_posix()
+
+
+class FileKeys:
+    """`document_key` for the many files of one walk, resolving each directory once.
+
+    A file that is not itself a symlink is an entry of its directory's real path, so its key
+    costs one lstat rather than one per path component — most of what keying a file cost. Made
+    afresh for each walk, so a directory moved or re-linked since is resolved again.
+    """
+
+    def __init__(self, home: Path):
+        self.home = home
+        self._real_directories: dict[str, str] = {}
+
+    def key(self, path: Path) -> str:
+        text = os.fspath(path)
+        if os.path.islink(text):
+            return document_key(path, self.home)
+        directory, name = os.path.split(text)
+        real = self._real_directories.get(directory)
+        if real is None:
+            real = self._real_directories[directory] = os.path.realpath(directory)
+        return _key_of(os.path.join(real, name), self.home)
+
+
+def under(key: str, prefix: str) -> bool:
+    """Whether a file key lies in the folder whose `keys_prefix` is `prefix` (the keys that
+    `Store.files_in` of that folder looks among)."""
+    return key.startswith(prefix) if prefix else not os.path.isabs(key)
 
 
 def absolute_path(key: str, home: Path) -> str:

@@ -23,7 +23,6 @@ from __future__ import annotations
 import errno
 import math
 import os
-import tempfile
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -221,6 +220,8 @@ class VectorIndex:
 
         Raises DiskFullError when the device runs out of space (the previous file stays).
         """
+        import tempfile  # with shutil, bz2 and lzma behind it: only a writer pays for them
+
         path = Path(path)
         try:
             fd, tmp_name = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=TEMP_SUFFIX, dir=path.parent)

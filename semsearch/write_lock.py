@@ -13,20 +13,23 @@ marker for as long as it runs.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-
-import filelock
+from typing import TYPE_CHECKING
 
 from semsearch.errors import IndexLockedError, IndexNotFoundError, IndexReadOnlyError
 from semsearch.options import LOCK_NAME
+from semsearch.store import DB_NAME, Store
+
+if TYPE_CHECKING:
+    import filelock
 
 WATCH_LOCK_NAME = "watch.lock"
-from semsearch.store import DB_NAME, Store
 
 
 class WriteLock:
@@ -34,7 +37,17 @@ class WriteLock:
 
     def __init__(self, directory: Path):
         self.directory = directory
-        self.lock = filelock.FileLock(str(directory / LOCK_NAME), timeout=0)
+
+    @functools.cached_property
+    def lock(self) -> filelock.FileLock:
+        # Made on first use: a search takes no lock, and importing filelock is a tenth of its start-up.
+        import filelock
+
+        return filelock.FileLock(str(self.directory / LOCK_NAME), timeout=0)
+
+    def acquire(self, timeout: float = 0) -> filelock.AcquireReturnProxy:
+        """The file lock's own `acquire` (raises filelock.Timeout while another process holds it)."""
+        return self.lock.acquire(timeout=timeout)
 
     @contextmanager
     def held(self, read_only: bool) -> Iterator[None]:
@@ -46,6 +59,8 @@ class WriteLock:
                 "can be searched as it is; to change it, copy it somewhere writable or remount the directory "
                 "read-write"
             )
+        import filelock
+
         try:
             self.lock.acquire(timeout=0)
         except filelock.Timeout:
@@ -72,6 +87,8 @@ class WriteLock:
     @contextmanager
     def held_if_free(self) -> Iterator[bool]:
         """Hold the lock if no other process does, without waiting; yields whether it is held."""
+        import filelock
+
         try:
             self.lock.acquire(timeout=0)
         except filelock.Timeout:
@@ -84,6 +101,8 @@ class WriteLock:
 
     def busy(self) -> bool:
         """Whether another process holds the lock right now."""
+        import filelock
+
         try:
             with self.lock.acquire(timeout=0):
                 return False
@@ -97,12 +116,16 @@ class WatchMarker:
     """The marker file a running `watch` holds on the index directory `directory`, naming its pid."""
 
     def __init__(self, directory: Path):
+        import filelock  # only a writer meets a watch marker: searches never load filelock
+
         self.directory = directory
         self.lock = filelock.FileLock(str(directory / WATCH_LOCK_NAME), timeout=0)
 
     @contextmanager
     def held(self) -> Iterator[None]:
         """Hold the marker; raises IndexLockedError while another `watch` keeps this index current."""
+        import filelock
+
         try:
             self.lock.acquire(timeout=0)
         except filelock.Timeout:
@@ -120,6 +143,8 @@ class WatchMarker:
 
     def holder(self) -> dict | None:
         """The running watcher's pid and command, or None when no `watch` runs on this index."""
+        import filelock
+
         try:
             with self.lock.acquire(timeout=0):
                 return None

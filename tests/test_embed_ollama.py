@@ -1,16 +1,22 @@
-"""Exact Ollama protocol handling of OllamaEmbedder, asserted on the request JSON (httpx.MockTransport)."""
+"""Exact Ollama protocol handling of OllamaEmbedder, asserted on the request JSON (httpx.MockTransport),
+and the vectors it brings back over real HTTP from the Ollama-protocol test server."""
 
 from __future__ import annotations
 
 import json
 
+import sqlite3
+
 import httpx
 import numpy as np
+import ollama
 import pytest
 
-from semsearch.embed import OllamaEmbedder, normalize, preset_for_model
+from semsearch import Index, TextItem, __version__
+from semsearch.embed import EmbedderInfo, OllamaEmbedder, normalize, preset_for_model
 from semsearch.embed.presets import QWEN3_DEFAULT_TASK
 from semsearch.errors import (
+    EmbedderError,
     EmbedderTimeoutError,
     EmbedderUnavailableError,
     InputTooLongError,
@@ -35,10 +41,12 @@ class Recorder:
 
     def __init__(self, embed_status=None, show=None):
         self.embed_requests: list[dict] = []
+        self.requests: list[httpx.Request] = []
         self.embed_status = list(embed_status or [])
         self.show = show or show_body()
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
         body = json.loads(request.content or b"{}")
         if request.url.path == "/api/show":
             return httpx.Response(200, json=self.show)
@@ -173,6 +181,73 @@ def test_timeouts_are_reported_as_such():
         embedder.embed(["x"], "document")
 
 
+# -- a query against an existing index: what `semsearch search` sends ---------------------------
+
+
+def known(model: str = "qwen3-embedding:0.6b") -> EmbedderInfo:
+    """What an index records about its embedder, so that a query needs no /api/show."""
+    return EmbedderInfo(provider="ollama", model=model, dimensions=DIMS, context_length=32768,
+                        preset=preset_for_model(model))
+
+
+def test_a_query_is_one_exact_embed_request_and_nothing_else(monkeypatch):
+    monkeypatch.delenv("OLLAMA_API_KEY", raising=False)
+    recorder = Recorder()
+    embedder = make(recorder, model="qwen3-embedding:0.6b", num_ctx=1536, known_info=known())
+    vector = embedder.embed(["纸是谁发明的"], "query")
+    (request,) = recorder.requests  # no /api/show, no /api/tags: the index already knows the model
+    assert (request.method, str(request.url)) == ("POST", "http://ollama.test:11434/api/embed")
+    assert request.headers["content-type"] == "application/json"
+    assert request.headers["accept"] == "application/json"
+    assert request.headers["user-agent"] == f"semsearch/{__version__}"
+    assert "authorization" not in request.headers
+    assert int(request.headers["content-length"]) == len(request.content)
+    assert json.loads(request.content.decode("utf-8")) == {
+        "model": "qwen3-embedding:0.6b",
+        "input": [f"Instruct: {QWEN3_DEFAULT_TASK}\nQuery:纸是谁发明的"],
+        "truncate": False,
+        "options": {"num_ctx": 1536},
+    }
+    assert vector.shape == (1, DIMS) and np.isclose(np.linalg.norm(vector), 1.0)
+
+
+def test_a_query_carries_the_ollama_api_key_as_the_ollama_client_does(monkeypatch):
+    monkeypatch.setenv("OLLAMA_API_KEY", "sekrit")
+    recorder = Recorder()
+    make(recorder, known_info=known()).embed(["q"], "query")
+    assert recorder.requests[0].headers["authorization"] == "Bearer sekrit"
+
+
+@pytest.mark.parametrize(
+    ("status", "error", "raised", "message", "attempts"),
+    [
+        (404, 'model "qwen3-embedding:0.6b" not found, try pulling it first', ModelNotFoundError,
+         r"ollama pull qwen3-embedding:0\.6b", 1),
+        (400, "the input length exceeds the context length", InputTooLongError, "longer than the context", 1),
+        (501, "this model does not support embeddings", ModelCapabilityError, "does not support embeddings", 1),
+        (503, "server busy, please try again.  maximum pending requests exceeded", EmbedderError,
+         "answered 503: server busy", 3),
+    ],
+    ids=["model-missing", "too-long", "not-an-embedding-model", "queue-full"],
+)
+def test_a_query_maps_each_ollama_error_status(status, error, raised, message, attempts):
+    """DESIGN §4's error answers, as a search meets them: one clear error; only a full queue is retried."""
+    recorder = Recorder(embed_status=[(status, error)] * 5)
+    embedder = make(recorder, retries=2, known_info=known())
+    with pytest.raises(raised, match=message):
+        embedder.embed(["q"], "query")
+    assert len(recorder.embed_requests) == attempts
+
+
+def test_a_200_that_is_not_an_embed_answer_says_what_the_server_said():
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"error": "llama runner process has terminated"})
+
+    embedder = OllamaEmbedder("qwen3-embedding:0.6b", transport=httpx.MockTransport(answer), known_info=known())
+    with pytest.raises(EmbedderError, match="not a valid response .it says: llama runner process has terminated"):
+        embedder.embed(["q"], "query")
+
+
 def test_normalize_is_unit_length_and_keeps_zero_rows():
     out = normalize(np.array([[3.0, 4.0], [0.0, 0.0]]))
     np.testing.assert_allclose(out, [[0.6, 0.8], [0.0, 0.0]])
@@ -181,3 +256,31 @@ def test_normalize_is_unit_length_and_keeps_zero_rows():
 
 def test_preset_hint_ignores_provider_prefix():
     assert preset_for_model("ollama:qwen3-embedding:4b").name == "qwen3"
+
+
+# -- over real HTTP: the query path brings back the vectors the indexing path stored ------------
+
+TEA = "Green tea is steamed or pan-fired soon after picking, which keeps its leaves green."
+
+
+def test_over_real_http_a_reopened_index_embeds_what_indexing_stored(tmp_path, ollama_server):
+    path = tmp_path / ".semsearch"
+    with Index.open(path, ollama_host=ollama_server.url) as index:
+        index.add_texts([TextItem("tea", TEA)])
+    with sqlite3.connect(path / "semsearch.db") as conn:
+        (blob,) = conn.execute("SELECT vector FROM chunks").fetchone()
+    stored = np.frombuffer(blob, dtype="<f4")
+
+    before = len(ollama_server.requests)
+    with Index.open(path, create=False, ollama_host=ollama_server.url) as index:  # as `semsearch search` does
+        embedder = index.embedder()
+        document = embedder.embed([TEA], "document")[0]
+        query = embedder.embed(["how is green tea made"], "query")[0]
+    assert [path for path, _ in ollama_server.requests[before:]] == ["/api/embed", "/api/embed"]
+    np.testing.assert_allclose(document, stored, atol=1e-6)
+
+    # The same query through the `ollama` client itself: the same vector.
+    instructed = embedder.preset.format_query("how is green tea made")
+    reference = ollama.Client(host=ollama_server.url, timeout=60).embed(
+        model="qwen3-embedding:0.6b", input=[instructed], truncate=False).embeddings[0]
+    np.testing.assert_allclose(query, normalize(np.asarray([reference]))[0], atol=1e-6)

@@ -260,6 +260,20 @@ def test_hosts_from_a_comma_list_or_several_values_deduplicated(monkeypatch):
     assert resolve_hosts(()) == ["http://0.0.0.0:9999", "http://other:11434"]
 
 
+@pytest.mark.parametrize("host", [
+    "", "1.2.3.4", ":56789", "1.2.3.4:56789", "http://1.2.3.4", "https://1.2.3.4:56789", "example.com",
+    "example.com:56789/", "https://example.com", "example.com/path", "https://example.com:56789/path/",
+    "[0001:002:003:0004::1]", "[0001:002:003:0004::1]:56789/path", "https://[0001:002:003:0004::1]",
+    "tcp://example.com", "localhost:11434",
+])
+def test_a_host_reads_as_the_ollama_client_reads_it(host, monkeypatch):
+    """OLLAMA_HOST is read without importing the ollama client, to the same URL it would make."""
+    monkeypatch.delenv("OLLAMA_HOST", raising=False)
+    from ollama._client import _parse_host
+
+    assert _http.resolve_host(host) == _parse_host(host)
+
+
 def test_the_first_of_several_ollama_hosts_reranks(monkeypatch):
     monkeypatch.delenv("OLLAMA_HOST", raising=False)
     with make_reranker(host=("gpu1:11434,gpu2", "gpu3")) as reranker:
@@ -277,3 +291,32 @@ def test_the_cli_and_the_reranker_start_without_the_ollama_client():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+# -- JsonClient over real HTTP -------------------------------------------------------------------
+
+
+def test_json_client_keeps_the_connection_and_survives_a_server_restart():
+    """A kept-alive connection the server has closed is replaced, not reported as a failure."""
+    from tests.ollama_server import OllamaTestServer
+
+    with OllamaTestServer() as server:
+        port = int(server.url.rsplit(":", 1)[1])
+        client = _http.JsonClient(server.url, timeout=30)
+        first = client.request("GET", "/api/version")
+        assert first.status_code == 200 and first.json()["version"]
+        assert len(client._idle) == 1  # kept for the next request
+        server.stop()
+        server.start(port)
+        again = client.request("POST", "/api/show", {"model": "no-such-model"})
+        assert again.status_code == 404 and "not found" in error_message(again)
+        client.close()
+
+
+def test_json_client_raises_connection_error_when_nothing_listens():
+    from tests.helpers import free_port
+
+    client = _http.JsonClient(f"http://127.0.0.1:{free_port()}", timeout=5)
+    with pytest.raises(ConnectionError) as raised:
+        client.request("GET", "/api/version")
+    assert not isinstance(raised.value, _http.ConnectionBroken)

@@ -217,3 +217,41 @@ def test_hits_from_changed_or_deleted_files_are_marked_stale(home, open_index, m
     assert len(headers) == 4
     for line in headers:
         assert ("stale" in line) == ("green-tea.md" in line or "bread.md" in line), line
+
+
+def test_file_keys_of_a_walk_are_the_keys_of_each_file_alone(tmp_path):
+    """FileKeys resolves each directory once; every key is still the file's real-path key."""
+    from semsearch.paths import FileKeys, document_key
+
+    home = tmp_path / "project"
+    (home / "notes" / "sub").mkdir(parents=True)
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    for path in (home / "notes" / "a.md", home / "notes" / "sub" / "b.md", outside / "c.md"):
+        path.write_text("x")
+    (home / "notes" / "link-to-b.md").symlink_to(home / "notes" / "sub" / "b.md")
+    (home / "notes" / "link-out.md").symlink_to(outside / "c.md")
+    (home / "notes" / "linked-dir").symlink_to(outside, target_is_directory=True)
+    (home / "notes" / "sub" / "up").symlink_to(home / "notes", target_is_directory=True)
+    files = [home / "notes" / "a.md", home / "notes" / "sub" / "b.md", home / "notes" / "link-to-b.md",
+             home / "notes" / "link-out.md", home / "notes" / "linked-dir" / "c.md",
+             home / "notes" / "sub" / "up" / "a.md", outside / "c.md", home / "notes" / "sub" / ".." / "a.md"]
+    keys = FileKeys(home.resolve())
+    assert [keys.key(path) for path in files] == [document_key(path, home.resolve()) for path in files] == [
+        "notes/a.md", "notes/sub/b.md", "notes/sub/b.md", (outside / "c.md").resolve().as_posix(),
+        (outside / "c.md").resolve().as_posix(), "notes/a.md", (outside / "c.md").resolve().as_posix(),
+        "notes/a.md"]
+    assert document_key(home, home.resolve()) == "."
+
+
+def test_a_symlinked_file_in_a_folder_is_the_document_stored_under_its_target(home, open_index):
+    """A file whose key lies outside the folder being indexed is still found, not added twice."""
+    index = open_index()
+    assert index.index([home / "notes" / "sub"]).files_added == 2
+    target = sorted((home / "notes" / "sub").iterdir())[0]
+    other = home / "other"
+    other.mkdir()
+    (other / target.name).symlink_to(target)
+    report = index.index([other])
+    assert (report.files_added, report.files_unchanged) == (0, 1)
+    assert index.status().documents == 2

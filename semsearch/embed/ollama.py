@@ -3,29 +3,39 @@
 Facts this relies on are in DESIGN §4: `/api/embed` takes a list and returns normalised vectors;
 `truncate: false` turns a silent cut into a 400; the default `num_ctx` is small, so we size it to
 the chunk budget; the client's default timeout is none, so we always set one.
+
+`/api/embed` goes through the shared HTTP layer's JsonClient, for documents and queries alike;
+the `ollama` client (pydantic models, httpx) is made only for what it does well, model facts
+(`/api/show`, `/api/tags`) and streamed pulls. A search of an existing index needs neither, so
+it never imports the package: that import and its SSL set-up were most of a `semsearch search`.
 """
 
 from __future__ import annotations
 
-import difflib
+import json
 import logging
+import os
 import re
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 import numpy as np
-import ollama
 
+from semsearch import __version__
 from semsearch._http import (
     DEFAULT_OLLAMA_HOST,
+    Answer,
+    ConnectionBroken,
+    JsonClient,
     RetryPolicy,
     StatusRule,
+    error_message,
     resolve_host,  # noqa: F401 - callers import it from here too
     resolve_hosts,
     send_with_retries,
     status_error,
+    without_httpx_errors,
 )
 from semsearch.embed.base import (
     BaseEmbedder,
@@ -45,6 +55,10 @@ from semsearch.errors import (
     ModelNotFoundError,
 )
 from semsearch.types import EmbedKind
+
+if TYPE_CHECKING:
+    import httpx
+    import ollama
 
 _log = logging.getLogger(__name__)
 
@@ -118,17 +132,33 @@ class OllamaEmbedder(BaseEmbedder):
         self.timeout = timeout
         self.retries = max(0, retries)
         self.backoff = backoff
+        self._transport = transport
+        headers = {"User-Agent": f"semsearch/{__version__}"}
+        if os.environ.get("OLLAMA_API_KEY"):  # as the ollama client sends it
+            headers["Authorization"] = f"Bearer {os.environ['OLLAMA_API_KEY']}"
+        self._senders = [JsonClient(url, timeout=timeout, headers=headers, transport=transport) for url in self.hosts]
+        # The ollama clients, made when model facts or a pull are first asked for.
+        self._clients: list[ollama.Client] | None = None
+        self._client_lock = threading.Lock()
         # ollama.ResponseError keeps no headers: a response hook notes a 429's Retry-After for the
         # thread that sent the request (batches go out from several threads).
         self._retry_after = threading.local()
-        kwargs: dict[str, Any] = {"timeout": timeout, "event_hooks": {"response": [self._note_retry_after]}}
-        if transport is not None:
-            kwargs["transport"] = transport
-        self._clients = [ollama.Client(host=url, **kwargs) for url in self.hosts]
         self._down: set[int] = set()  # hosts found unreachable; skipped while others answer
-        self._client = self._clients[0]
         # An existing index already knows the model's facts: skip the /api/show round trip.
         self._info: EmbedderInfo | None = known_info
+
+    def _client(self, index: int) -> ollama.Client:
+        """The `ollama` client for host number `index`."""
+        with self._client_lock:
+            if self._clients is None:
+                import ollama
+
+                kwargs: dict[str, Any] = {"timeout": self.timeout,
+                                          "event_hooks": {"response": [self._note_retry_after]}}
+                if self._transport is not None:
+                    kwargs["transport"] = self._transport
+                self._clients = [ollama.Client(host=url, **kwargs) for url in self.hosts]
+            return self._clients[index]
 
     # -- model facts ---------------------------------------------------------------------------
 
@@ -161,10 +191,10 @@ class OllamaEmbedder(BaseEmbedder):
 
     def _on_any_host(self, fn: Callable[[ollama.Client], Any]) -> Any:
         """`fn(client)` on the first host that answers, skipping (and remembering) unreachable ones."""
-        order = [i for i in range(len(self._clients)) if i not in self._down] + sorted(self._down)
+        order = [i for i in range(len(self.hosts)) if i not in self._down] + sorted(self._down)
         for position, index in enumerate(order):
             try:
-                return self._call(lambda: fn(self._clients[index]), host=self.hosts[index])
+                return self._call(lambda: self._with_client(index, fn), host=self.hosts[index])
             except (EmbedderUnavailableError, EmbedderTimeoutError) as exc:
                 if position + 1 == len(order):
                     raise
@@ -185,7 +215,7 @@ class OllamaEmbedder(BaseEmbedder):
     def _embed_formatted(self, texts: list[str], kind: EmbedKind) -> np.ndarray:
         dims = self.info().dimensions
         starts = list(range(0, len(texts), self.batch_size))
-        if len(self._clients) == 1:
+        if len(self.hosts) == 1:
             parts = [self._embed_batch(texts[i : i + self.batch_size], i, 0) for i in starts]
         else:
             parts = self._embed_spread(texts, starts)
@@ -209,7 +239,7 @@ class OllamaEmbedder(BaseEmbedder):
         lock = threading.Lock()
         errors: list[BaseException] = []
         unreachable: list[EmbedderError] = []
-        live = [i for i in range(len(self._clients)) if i not in self._down] or list(range(len(self._clients)))
+        live = [i for i in range(len(self.hosts)) if i not in self._down] or list(range(len(self.hosts)))
         self._down.difference_update(live)
 
         def work(host_index: int) -> None:
@@ -247,15 +277,15 @@ class OllamaEmbedder(BaseEmbedder):
 
     def _embed_batch(self, batch: list[str], offset: int = 0, host_index: int = 0) -> np.ndarray:
         """Embed one batch on one host; an InputTooLongError carries the text's index in the call."""
-        client = self._clients[host_index]
+        sender = self._senders[host_index]
+        host = self.hosts[host_index]
 
         def send(texts: list[str]) -> np.ndarray:
-            response = self._call(lambda: client.embed(**self._embed_request(texts)), host=self.hosts[host_index])
-            vectors = response.embeddings
+            answer = self._call(lambda: sender.request("POST", "/api/embed", self._embed_request(texts)), host=host)
+            vectors = self._embeddings(answer, host)
             if self.dimensions and vectors and isinstance(vectors[0], Sequence):
                 vectors = [row[: self.dimensions] for row in vectors]  # a server that ignored `dimensions`
-            return check_vectors(vectors, len(texts), self.info().dimensions,
-                                 f"Ollama at {self.hosts[host_index]} ({self.model})")
+            return check_vectors(vectors, len(texts), self.info().dimensions, f"Ollama at {host} ({self.model})")
 
         return send_locating_overflow(send, batch, offset)
 
@@ -273,75 +303,103 @@ class OllamaEmbedder(BaseEmbedder):
 
     def _has_model(self, index: int) -> bool:
         try:
-            self._call(lambda: self._clients[index].show(self.model), retries=0, host=self.hosts[index])
+            self._call(lambda: self._with_client(index, lambda client: client.show(self.model)), retries=0,
+                       host=self.hosts[index])
         except ModelNotFoundError:
             return False
         return True
 
     def is_available(self) -> bool:
         """Whether every host has the model (raises if a server is unreachable)."""
-        return all(self._has_model(i) for i in range(len(self._clients)))
+        return all(self._has_model(i) for i in range(len(self.hosts)))
 
     def pull(self, progress: Callable[[str, int | None, int | None], None] | None = None) -> None:
         """Pull the model on each host lacking it, reporting (status, completed, total) to `progress`."""
-        for index, client in enumerate(self._clients):
-            if len(self._clients) > 1 and self._has_model(index):
+        for index in range(len(self.hosts)):
+            if len(self.hosts) > 1 and self._has_model(index):
                 continue
 
-            def run(client: ollama.Client = client) -> None:
+            def run(client: ollama.Client) -> None:
                 stream: Iterator[Any] = client.pull(self.model, stream=True)
                 for update in stream:
                     if progress is not None:
                         progress(update.status or "", update.completed, update.total)
 
-            self._call(run, retries=0, pulling=True, host=self.hosts[index])
+            self._call(lambda index=index: self._with_client(index, run), retries=0, pulling=True,
+                       host=self.hosts[index])
         self._info = None
 
     # -- errors --------------------------------------------------------------------------------
 
+    def _with_client(self, index: int, fn: Callable[[ollama.Client], Any]) -> Any:
+        """`fn(client)` with host `index`'s ollama client, failing the way JsonClient does: an error
+        answer is returned (as an Answer), a failed connection raised as the builtin errors."""
+        import ollama
+
+        try:
+            return without_httpx_errors(lambda: fn(self._client(index)))
+        except ollama.ResponseError as exc:
+            retry_after = getattr(self._retry_after, "value", None)
+            return Answer(exc.status_code, json.dumps({"error": exc.error}).encode(),
+                          {"retry-after": retry_after} if retry_after else {})
+
     def _call(self, fn: Callable[[], Any], *, retries: int | None = None, pulling: bool = False,
               host: str | None = None) -> Any:
-        """Run one client call with retry on transient failures, mapping errors to ours."""
+        """Run one request with retry on transient failures; its answer, or the error it maps to."""
         host = host or self.host
         policy = RetryPolicy(self.retries if retries is None else max(0, retries), self.backoff, _RETRY_STATUSES,
                              retry_after_statuses=frozenset({429}))
         try:
-            return send_with_retries(fn, policy, retry_after=lambda _: getattr(self._retry_after, "value", None))
-        except ollama.ResponseError as exc:
-            raise self._map_response_error(exc, pulling, host) from exc
-        except ValueError as exc:  # a 200 whose body is not JSON, cut short, or not an answer's shape
-            raise EmbedderError(
-                f"Ollama at {host} answered with something that is not a valid response{_in_band_error(exc)} — "
-                "nothing was stored; check that --ollama-host / OLLAMA_HOST points at Ollama itself "
-                "(not a proxy's error page) and that it is healthy, then try again"
-            ) from exc
-        except httpx.TimeoutException as exc:
+            answer = send_with_retries(fn, policy)
+        except ValueError as exc:  # the ollama client found a 200's body not JSON, or not an answer's shape
+            raise self._invalid_answer(host, _in_band_error(exc)) from exc
+        except TimeoutError as exc:
             raise EmbedderTimeoutError(
                 f"Ollama at {host} did not answer within {self.timeout:g} s — it may be "
                 "loading the model or overloaded; try again or raise --timeout"
             ) from exc
-        except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
+        except ConnectionBroken as exc:
             raise EmbedderUnavailableError(
                 f"Ollama at {host} broke the connection in the middle of an answer "
                 f"({policy.retries + 1} attempts) — check that the server is not crashing or restarting "
                 "(its log says why), then try again"
             ) from exc
-        except (ConnectionError, httpx.TransportError) as exc:
+        except ConnectionError as exc:
             raise EmbedderUnavailableError(
                 f"cannot reach Ollama at {host} — start it with `ollama serve`, "
                 "or point --ollama-host / OLLAMA_HOST at a running server"
             ) from exc
+        if isinstance(answer, Answer) and answer.status_code >= 400:
+            raise self._map_error_answer(answer.status_code, error_message(answer), pulling, host)
+        return answer
+
+    def _embeddings(self, answer: Answer, host: str) -> Any:
+        """The `embeddings` of /api/embed's answer; EmbedderError when the body is not such an answer."""
+        try:
+            body = answer.json()
+        except ValueError:  # not JSON, or cut short
+            body = None
+        if isinstance(body, dict) and isinstance(body.get("embeddings"), list):
+            return body["embeddings"]
+        said = body.get("error") if isinstance(body, dict) else None
+        raise self._invalid_answer(host, f" (it says: {str(said)[:200]})" if said else "")
+
+    def _invalid_answer(self, host: str, said: str) -> EmbedderError:
+        return EmbedderError(
+            f"Ollama at {host} answered with something that is not a valid response{said} — "
+            "nothing was stored; check that --ollama-host / OLLAMA_HOST points at Ollama itself "
+            "(not a proxy's error page) and that it is healthy, then try again"
+        )
 
     def _note_retry_after(self, response: httpx.Response) -> None:
         self._retry_after.value = response.headers.get("retry-after")
 
-    def _map_response_error(self, exc: ollama.ResponseError, pulling: bool, host: str) -> EmbedderError:
-        message = str(exc.error)
+    def _map_error_answer(self, status: int, message: str, pulling: bool, host: str) -> EmbedderError:
         if pulling:
             suggestion = self._suggest_model(host)
             return ModelNotFoundError(f"cannot pull {self.model} from Ollama at {host}: {message}"
                                       + (f" — {suggestion}" if suggestion else ""))
-        return status_error(exc.status_code, message, [
+        return status_error(status, message, [
             StatusRule(lambda *_: self._model_not_found(host), statuses={404}),
             StatusRule(lambda *_: self._model_not_found(host), phrases=("not found",)),
             StatusRule(lambda *_: self._not_an_embedding_model(), statuses={501}),
@@ -370,6 +428,8 @@ class OllamaEmbedder(BaseEmbedder):
 
     def _suggest_model(self, host: str) -> str:
         """"did you mean `X`? It has: X, Y, Z" when the server has a model close to ours, else ""."""
+        import difflib  # only for this error; a search spares the import
+
         wanted = self.model.lower()
         ranked = sorted(self._models_on(host),
                         key=lambda name: -difflib.SequenceMatcher(None, wanted, name.lower()).ratio())
@@ -379,15 +439,16 @@ class OllamaEmbedder(BaseEmbedder):
 
     def _models_on(self, host: str) -> list[str]:
         """Names of the models `GET /api/tags` lists on `host`; empty if it cannot tell."""
-        client = self._clients[self.hosts.index(host)] if host in self.hosts else self._client
         try:
-            listed = client.list()
+            listed = self._client(self.hosts.index(host) if host in self.hosts else 0).list()
         except Exception:  # only a hint for an error already being raised; never hide that error
             return []
         return [model.model for model in listed.models if model.model]
 
     def close(self) -> None:
-        for client in self._clients:
+        for sender in self._senders:
+            sender.close()
+        for client in self._clients or []:
             client.close()
 
 
