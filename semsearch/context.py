@@ -24,7 +24,7 @@ there was room; the block says how many it left out (`below_threshold`).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -103,6 +103,8 @@ class Context:
     max_tokens: int
     min_relative: float | None = None  # the relative score threshold hits had to reach (semsearch.relevance)
     below_threshold: int = 0  # search hits left out because their relative score was below it
+    pending_chunks: int = 0  # of the index's `chunks`, those vector search cannot see yet (no embedding)
+    chunks: int = 0
 
     def __str__(self) -> str:
         return self.text
@@ -116,6 +118,7 @@ class Context:
             "min_relative": self.min_relative,
             "below_threshold": self.below_threshold,
             "sources": [source.to_dict() for source in self.sources],
+            "pending_chunks": self.pending_chunks,
         }
 
 
@@ -150,7 +153,8 @@ def assemble(
         packer.expand(neighbours)
     else:
         packer.take_truncated_best()
-    return packer.context()
+    pending = store.count_pending()
+    return replace(packer.context(), pending_chunks=pending, chunks=store.counts()[1] if pending else 0)
 
 
 @dataclass

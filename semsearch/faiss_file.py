@@ -1,7 +1,10 @@
 """`VectorFile`: the derived vectors.faiss of one index directory — checked, loaded, rebuilt, saved, kept fit.
 
-SQLite's meta stamps what the file reflects: the generation, its size in bytes, its vector count
-and a fingerprint of its contents, plus the index type it was built as. A file whose stamp does
+The file holds a vector for every chunk that has one; a chunk committed before its vector
+(pending, DESIGN §2 invariant 0) is never in it, and enters it when its vector is filled in
+(another committed transaction that `apply` follows). SQLite's meta stamps what the file
+reflects: the generation, its size in bytes, its vector count and a fingerprint of its
+contents, plus the index type it was built as. A file whose stamp does
 not match (stale, missing, truncated, another index's) is rebuilt from the vectors in SQLite —
 never trusted, never re-embedded. A rebuilt file is saved atomically when no writer holds the
 lock; in a read-only directory the rebuilt index lives in memory only.
@@ -104,7 +107,7 @@ class VectorFile:
                 return current
             meta = self._store.meta()
             dims = (IndexSettings.from_meta(meta) or IndexSettings()).dimensions or 0
-            chunks = self._store.counts()[1]
+            chunks = self._store.count_vectors()
             kind = IndexState.from_meta(meta).faiss_type or self.wanted_type(meta, chunks)
             loaded = None
             if dims and self.stamp_ok(meta, chunks):
@@ -166,7 +169,7 @@ class VectorFile:
         """Rebuild from SQLite as `index_type` (default: the recorded one) and save; returns the vector count."""
         meta = self._store.meta()
         with self._lock:
-            self._vectors = self._build(meta, self._store.counts()[1], index_type)
+            self._vectors = self._build(meta, self._store.count_vectors(), index_type)
             self._generation = self._store.generation()
         self.save(force=True)
         return self._vectors.ntotal
@@ -211,7 +214,7 @@ class VectorFile:
         meta = self._store.meta()
         if vectors is None or not is_recorded(meta):
             return False
-        chunks = self._store.counts()[1]
+        chunks = self._store.count_vectors()
         if not (vectors.needs_rebuild or vectors.kind != self.wanted_type(meta, chunks)):
             return False
         with self._lock:

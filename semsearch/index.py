@@ -275,7 +275,7 @@ class Index(SourcesMixin):
         from semsearch.ingest import Ingester
 
         with self._writing():
-            ingester = Ingester(self._store, self.embedder(), self._chunk_settings(), self._vector_file.apply)
+            ingester = Ingester(self._store, self.embedder, self._chunk_settings(), self._vector_file.apply)
             return ingester.add_texts(texts)
 
     def delete_texts(self, ids: Iterable[str]) -> int:
@@ -378,9 +378,11 @@ class Index(SourcesMixin):
             self._check_keyword_analysis()
         from semsearch.search import search_detailed as run_search
 
-        vectors, reranker, tuning = self.vectors(), self.reranker(rerank), self._tuning(ef_search, nprobe)
-        embedding = embedder if embedder is not None else self.embedder()
-        if by_document and not isinstance(embedding, RememberingEmbedder):
+        keyword = mode == "keyword"  # needs neither FAISS nor the embedder: answers at once while a writer runs
+        vectors = None if keyword else self.vectors()
+        reranker, tuning = self.reranker(rerank), self._tuning(ef_search, nprobe)
+        embedding = None if keyword else embedder if embedder is not None else self.embedder()
+        if by_document and embedding is not None and not isinstance(embedding, RememberingEmbedder):
             embedding = RememberingEmbedder(embedding)  # the query is embedded once, however many tries
 
         def run(count: int) -> SearchResult:

@@ -108,7 +108,7 @@ class SourcesMixin:
             # Source files chunked by another code chunker (or none) are chunked again, unchanged
             # or not; other files are untouched, and identical chunk texts reuse their vectors.
             rechunk = self._store.meta().get(CODE_CHUNKER_KEY, "") != wanted
-            ingester = Ingester(self._store, self.embedder(), chunking, self._vector_file.apply,
+            ingester = Ingester(self._store, self.embedder, chunking, self._vector_file.apply,
                                 on_progress=on_progress, batch_texts=batch_texts, rechunk_code=rechunk)
             report = ingester.index_paths(list(roots), skip_dirs=[self.path], keep=keep)
             if rechunk and not report.interrupted and ingester.rechunked_all():

@@ -1,44 +1,45 @@
-"""The indexing pipeline: walk → change detection → extract → chunk → cache lookup → embed → store.
+"""The indexing pipeline: walk → change detection → extract → chunk → cache lookup → store → embed.
 
-Work is committed in batches, one SQLite transaction per batch, so an interrupted run keeps
-everything committed before the interruption — on Ctrl-C or an embedder failure, also every
-batch whose vectors had already arrived — and the next run continues from there (the
-(size, mtime) and content-hash checks skip what is already stored). Chunk texts whose hash is
-already stored reuse the stored vector, so an edit that touches one paragraph embeds about one
-chunk. One bad file is reported and skipped; it never aborts the run.
+Indexing is two-phase. The text phase commits each batch of documents (text, metadata, keyword
+terms) in one SQLite transaction as soon as they are chunked, so keyword search finds them at
+once; a chunk whose text is already stored reuses the stored vector (an edit that touches one
+paragraph embeds about one chunk), the others are committed pending. The vector phase
+(`semsearch.backfill`) embeds the pending chunks meanwhile and commits their vectors as they
+arrive. An interrupted run keeps everything committed; an embedder failure stops only the
+vector phase, so the text phase still completes; the next run continues from there (the
+(size, mtime) and content-hash checks skip what is stored, and every pending chunk is embedded,
+even when no file changed). One bad file is reported and skipped; it never aborts the run.
 """
 
 from __future__ import annotations
 
 import hashlib
 import time
-from collections import deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
+from semsearch.backfill import Backfill
 from semsearch.chunking import chunk, uses_code_chunker
 from semsearch.embed.base import Embedder
-from semsearch.embed_workers import EmbedWorkers
-from semsearch.errors import EmbedderError, ExtractError, InputTooLongError, NoTextError
+from semsearch.errors import ExtractError, InputTooLongError, NoTextError
 from semsearch.extract import extract, extract_text
 from semsearch.extract.decoding import BINARY
 from semsearch.options import DEFAULT_BATCH_TEXTS, ChunkSettings
 from semsearch.paths import FileKeys, keys_prefix, under
 from semsearch.sources import WalkIgnored, WalkSkip, walk
-from semsearch.store import NewDocument, Store, StoredDocument, WriteResult
+from semsearch.store import NewDocument, PendingChunk, Store, StoredDocument, WriteResult
+from semsearch.tokens import estimate_tokens
 from semsearch.types import Chunk, Document, FileProblem, IndexReport, IndexSource, SourceFile, TextItem, embed_text
 
-# Batches waiting for vectors at once. Ollama embeds one request at a time per model, so two keep
+# Embedding requests waiting at once. Ollama embeds one request at a time per model, so two keep
 # it busy (one being embedded, the next queued) while this process prepares and commits others;
 # a third absorbs pauses of this process on a busy machine.
 DEFAULT_IN_FLIGHT = 3
 _MIN_SPLIT_TOKENS = 16
-# While waiting for vectors, how often progress is reported even if nothing arrived (seconds).
-_PROGRESS_TICK = 0.25
+# A file read is committed for keyword search within this many seconds even while its batch is
+# not full (a slow extractor, a folder of large PDFs).
+_TEXT_COMMIT_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -46,12 +47,14 @@ class Progress:
     """Where an indexing run is, reported as work happens (on the calling thread).
 
     First while the folders are scanned (`scanning` true, `files_scanned` growing, `files_total`
-    not known yet), then after each file is read and chunked, each time vectors arrive from the
-    embedder, and after each committed batch; at least every quarter second while waiting for
-    the embedder. `files_total` counts the files needing work (new or changed); `files_done`
-    those finished (committed, or skipped, failed, found unchanged). `chunks_queued` counts the
-    chunks of the files read so far, `chunks_done` those of them that have a vector (embedded,
-    or reused without embedding), `chunks_embedded` the texts the embedder has answered.
+    not known yet), then after each file is read and chunked, each time vectors are committed,
+    and after each committed batch; at least every quarter second while waiting for the
+    embedder. `files_total` counts the files needing work (new or changed); `files_done` those
+    finished (committed for keyword search — their vectors may follow —, or skipped, failed,
+    found unchanged). `chunks_queued` counts the chunks needing a vector: those of the files
+    read so far plus those an earlier run left pending; `chunks_done` those of them that have
+    one (embedded, or reused without embedding), `chunks_embedded` the texts the embedder has
+    answered.
     """
 
     files_done: int
@@ -93,19 +96,6 @@ class _Pending:
 
 
 @dataclass
-class _Batch:
-    """Documents submitted together: cached vectors found, texts being embedded (`futures`, in
-    order of `missing`), and texts an earlier in-flight batch embeds (`borrowed`)."""
-
-    documents: list[_Pending]
-    vectors: dict[str, np.ndarray]
-    missing: list[str]
-    borrowed: set[str]
-    futures: list[Future]
-    counted: bool = False  # tallied and being written: progress counts it as committed
-
-
-@dataclass
 class _Tally:
     added: int = 0
     updated: int = 0
@@ -115,12 +105,8 @@ class _Tally:
     skipped: int = 0
     ignored_files: int = 0  # left out by ignore files (an ignored folder counts once, unread)
     ignored_folders: int = 0
-    embedded: int = 0
-    reused: int = 0  # chunks given a vector without embedding: cached + duplicate
-    duplicate: int = 0  # chunks whose text another chunk of this run has (embedded once)
+    reused: int = 0  # chunks given a vector from the cache when their text was committed
     problems: list[FileProblem] = field(default_factory=list)
-
-
 
 
 def text_hash(text: str) -> str:
@@ -128,12 +114,16 @@ def text_hash(text: str) -> str:
 
 
 class Ingester:
-    """Runs indexing work against one store; `on_commit` is told of every committed write."""
+    """Runs indexing work against one store; `on_commit` is told of every committed write.
+
+    `embedder` is called for the embedder when the first text is to be embedded, on an embedding
+    thread: making one may import a provider's client, and the text phase need not wait for it.
+    """
 
     def __init__(
         self,
         store: Store,
-        embedder: Embedder,
+        embedder: Callable[[], Embedder],
         settings: ChunkSettings,
         on_commit: Callable[[WriteResult], None],
         *,
@@ -150,10 +140,11 @@ class Ingester:
         self.batch_texts = batch_texts
         self.rechunk_code = rechunk_code  # the code chunker changed: chunk its files again even if unchanged
         self._tally = _Tally()
-        self.in_flight = max(1, in_flight)
-        self._pending: list[_Pending] = []
-        self._inflight: deque[_Batch] = deque()
-        self._pool: EmbedWorkers | None = None
+        self._pending: list[_Pending] = []  # read and chunked, not committed yet
+        self._backfill = Backfill(store, embedder, on_commit, rechunk=self._rechunk, batch_texts=batch_texts,
+                                  in_flight=in_flight)
+        self._texts: dict[str, TextItem] = {}  # add_texts: the items, should a text need chunking again
+        self._flushed_at = time.monotonic()
         self._files_done = 0
         self._files_total = 0
         self._planned: set[str] = set()  # file keys already planned in this run
@@ -161,10 +152,9 @@ class Ingester:
         self._existing: dict[str, StoredDocument] = {}  # stored files under the folders walked
         self._files_scanned = 0
         self._files_read = 0
-        self._chunks_queued = 0
-        self._chunks_committed = 0
+        self._chunks_queued = store.count_pending()  # an earlier run's pending chunks are embedded too
+        self._chunks_done = 0  # chunks given a vector from the cache (filled ones: `Backfill.filled`)
         self._scanning = False
-        self._embedded_hashes: set[str] = set()  # texts embedded by this run, to tell duplicates from cache hits
         self._last_path = ""
 
     # -- entry points --------------------------------------------------------------------------
@@ -197,24 +187,20 @@ class Ingester:
             for changed in plans:
                 for source, stored, key in changed:
                     self._process_file(source, stored, key)
-                    if self._pending_texts() >= self.batch_texts:
+                    if (self._pending_texts() >= self.batch_texts
+                            or time.monotonic() - self._flushed_at >= _TEXT_COMMIT_SECONDS):
                         self._flush()
-            self._drain()
-            # Deleted after the new files are written: a file renamed since the last run then finds
-            # its chunks' vectors still stored (the embedding cache) instead of being embedded again.
+                    elif self._backfill.busy:
+                        self._backfill.feed()
+            self._flush()
+            self._backfill.drain(lambda: self._emit(self._last_path))
+            self._raise_failure("file")
+            # Deleted after the new files are written and embedded: a file renamed since the last run
+            # then finds its chunks' vectors still stored (the embedding cache) instead of being embedded again.
             self._remove_vanished(keep)
         except KeyboardInterrupt:
             interrupted = True
-            self._salvage()
-        except EmbedderError as exc:
-            if isinstance(exc, InputTooLongError):
-                raise
-            self._salvage()
-            kept = self._tally.added + self._tally.updated
-            raise type(exc)(
-                f"{exc}. {kept} file{'s' if kept != 1 else ''} indexed before that "
-                f"{'are' if kept != 1 else 'is'} kept; run the same command again to continue"
-            ) from exc
+            self._backfill.salvage()
         finally:
             self._stop()
         return self._report(time.perf_counter() - started, interrupted)
@@ -229,9 +215,11 @@ class Ingester:
             latest.pop(item.id, None)
             latest[item.id] = item
         items = list(latest.values())
+        self._texts = latest
         self._files_total = len(items)
         try:
             self._add_texts(items)
+            self._raise_failure("text")
         finally:
             self._stop()
         return self._report(time.perf_counter() - started, False)
@@ -244,15 +232,35 @@ class Ingester:
             if existing is not None and existing.sha256 == sha:
                 self._tally.unchanged += 1
                 continue
-            document = extract_text(item.text)
-            document = Document(
-                text=document.text, title=item.title or document.title, extractor=document.extractor,
-                headings=document.headings, source_lines=document.source_lines, metadata=dict(item.metadata),
-            )
-            self._queue(item.id, "text", len(data), 0, sha, document, item.id, existing is not None)
+            self._queue(item.id, "text", len(data), 0, sha, self._text_document(item), item.id, existing is not None)
             if self._pending_texts() >= self.batch_texts:
                 self._flush()
-        self._drain()
+        self._flush()
+        self._backfill.drain(lambda: self._emit(self._last_path))
+
+    @staticmethod
+    def _text_document(item: TextItem) -> Document:
+        document = extract_text(item.text)
+        return Document(
+            text=document.text, title=item.title or document.title, extractor=document.extractor,
+            headings=document.headings, source_lines=document.source_lines, metadata=dict(item.metadata),
+        )
+
+    def _raise_failure(self, noun: str) -> None:
+        """After the text phase: the embedder's failure, if the vector phase stopped on one, saying what is kept."""
+        exc = self._backfill.failure
+        if exc is None:
+            return
+        if isinstance(exc, InputTooLongError):
+            raise exc
+        self._backfill.salvage()
+        kept = self._tally.added + self._tally.updated
+        pending, total = self.store.count_pending(), self.store.counts()[1]
+        raise type(exc)(
+            f"{exc}. {kept} {noun}{'s' if kept != 1 else ''} indexed {'are' if kept != 1 else 'is'} kept and "
+            f"searchable by keyword; {pending:,} of {total:,} chunks wait for embeddings — "
+            f"{'run the same command' if noun == 'file' else 'add the texts'} again to embed them"
+        ) from exc
 
     # -- planning ------------------------------------------------------------------------------
 
@@ -295,7 +303,7 @@ class Ingester:
             if stored is None and (prefix is None or not under(key, prefix)):
                 stored = self.store.document(key)  # reached through a symlink: stored outside this folder's keys
             if (stored is not None and stored.size == item.size and stored.mtime_ns == item.mtime_ns
-                    and not self._rechunk(key)):
+                    and not self._rechunk_code(key)):
                 self._tally.unchanged += 1
             else:
                 changed.append((item, stored, key))
@@ -318,7 +326,7 @@ class Ingester:
             self._fail(display, f"cannot read: {exc.strerror or exc}")
             return
         sha = hashlib.sha256(data).hexdigest()
-        if stored is not None and stored.sha256 == sha and not self._rechunk(stored.path):
+        if stored is not None and stored.sha256 == sha and not self._rechunk_code(stored.path):
             self.store.update_stat(stored.id, source.size, source.mtime_ns)
             self._tally.unchanged += 1
             self._advance(display)
@@ -348,7 +356,7 @@ class Ingester:
         return all(self.store.file_key(Path(f.path)) in self._planned
                    for f in self.store.file_stats() if uses_code_chunker(f.path))
 
-    def _rechunk(self, key: str) -> bool:
+    def _rechunk_code(self, key: str) -> bool:
         return self.rechunk_code and uses_code_chunker(key)
 
     def _queue(self, key, kind, size, mtime_ns, sha, document, display, existed) -> None:
@@ -365,185 +373,92 @@ class Ingester:
         if stored is not None:
             self.on_commit(self.store.delete_documents([stored.id]))
 
-    # -- embedding and committing --------------------------------------------------------------
+    # -- the text phase: committing chunks, their vectors to follow -----------------------------
     #
-    # A batch is submitted as soon as it is chunked: its cached vectors are looked up and its
-    # missing texts go to embedding threads, while this thread goes on reading, extracting and
-    # chunking, and commits earlier batches (SQLite, then FAISS) as their vectors arrive. At most
-    # `in_flight` batches wait for vectors, so memory stays bounded; commits keep input order.
+    # Documents are committed in batches of about `batch_texts` chunks (or after _TEXT_COMMIT_SECONDS),
+    # each chunk with its vector when the embedding cache has one and pending otherwise; `Backfill`
+    # embeds the pending chunks while this thread goes on reading, extracting and chunking.
 
     def _pending_texts(self) -> int:
         return sum(len(p.chunks) for p in self._pending)
 
     def _flush(self) -> None:
-        """Submit the pending documents as one batch; commit the oldest while too many are in flight."""
+        """Commit the documents read so far (text, metadata, keyword terms; cached vectors)."""
         if self._pending:
             batch, self._pending = self._pending, []
-            self._inflight.append(self._submit(batch))
-        while len(self._inflight) > self.in_flight:
-            self._commit_oldest()
-
-    def _drain(self) -> None:
-        self._flush()
-        while self._inflight:
-            self._commit_oldest()
-
-    def _commit_oldest(self) -> None:
-        # Left in `_inflight` until written, so an interruption before that can still salvage it.
-        self._commit(self._inflight[0])
-        self._inflight.popleft()
-
-    def _submit(self, batch: list[_Pending]) -> _Batch:
-        texts: dict[str, str] = {}
-        for pending in batch:
-            for text, digest in zip(pending.texts, pending.hashes):
-                texts.setdefault(digest, text)
-        found = self.store.cached_vectors(texts)
-        # Texts an earlier, uncommitted batch is embedding already: read from the cache once it commits.
-        borrowed = {h for earlier in self._inflight for h in earlier.missing if h in texts and h not in found}
-        missing = [h for h in texts if h not in found and h not in borrowed]
-        futures = []
-        if missing:
-            if self._pool is None:
-                self._pool = EmbedWorkers(self.in_flight)
-            futures = [
-                self._pool.submit(self.embedder.embed, [texts[h] for h in part], "document")
-                for part in (missing[i : i + self.batch_texts] for i in range(0, len(missing), self.batch_texts))
-            ]
-        return _Batch(batch, found, missing, borrowed, futures)
-
-    def _commit(self, item: _Batch) -> None:
-        self._await(item)
-        try:
-            embedded = [future.result() for future in item.futures]
-        except InputTooLongError:
-            embedded = None
-        vectors = item.vectors
-        if item.borrowed:
-            vectors.update(self.store.cached_vectors(item.borrowed))
-        if embedded is None or not item.borrowed.issubset(vectors):
-            # Rare: a text was too long for the model (re-chunk its document and embed again), or
-            # an earlier batch re-chunked a text this one expected from it.
-            vectors, batch = self._vectors_for(item.documents)
-        else:
-            batch = item.documents
-            vectors.update(zip(item.missing, (row for part in embedded for row in part)))
-            self._count(batch, item.missing)
-        item.counted = True
-        self._write(batch, vectors)
-
-    def _await(self, item: _Batch) -> None:
-        """Wait for `item`'s vectors, reporting progress as any in-flight batch's vectors arrive."""
-        while not all(future.done() for future in item.futures):
-            waiting = [f for batch in self._inflight for f in batch.futures if not f.done()]
-            wait(waiting, timeout=_PROGRESS_TICK, return_when=FIRST_COMPLETED)
-            self._emit(self._last_path)
-
-    def _salvage(self) -> None:
-        """After an interruption or an embedder failure: commit, in order, every in-flight batch
-        whose vectors have all arrived, so no finished embedding work is thrown away."""
-        while self._inflight:
-            item = self._inflight.popleft()
-            if item.counted:  # it was being written: committed, or rolled back with the interruption
-                continue
-            if not all(f.done() and not f.cancelled() and f.exception() is None for f in item.futures):
-                continue
-            vectors = item.vectors
-            if item.borrowed:
-                vectors.update(self.store.cached_vectors(item.borrowed))
-                if not item.borrowed.issubset(vectors):
-                    continue  # an earlier batch that was to embed these texts did not finish
-            vectors.update(zip(item.missing, (row for f in item.futures for row in f.result())))
-            self._count(item.documents, item.missing)
-            item.counted = True
-            self._write(item.documents, vectors)
-
-    def _count(self, batch: list[_Pending], embedded: Sequence[str]) -> None:
-        """Tally a batch's chunks: embedded now, identical to another chunk of this run, or from the cache."""
-        fresh = set(embedded)
-        first: set[str] = set()
-        for pending in batch:
-            for digest in pending.hashes:
-                if digest in fresh and digest not in first:
-                    first.add(digest)
-                elif digest in fresh or digest in self._embedded_hashes:
-                    self._tally.duplicate += 1
-                    self._tally.reused += 1
+            cached = self._write(batch)
+            self._tally.reused += cached
+            self._chunks_done += cached
+            for pending in batch:
+                if pending.existed:
+                    self._tally.updated += 1
                 else:
-                    self._tally.reused += 1
-        self._tally.embedded += len(fresh)
-        self._embedded_hashes |= fresh
+                    self._tally.added += 1
+                self._advance(pending.display)
+        self._flushed_at = time.monotonic()
+        self._backfill.feed()
 
-    def _write(self, batch: list[_Pending], vectors_by_hash: dict[str, np.ndarray]) -> None:
-        documents = []
-        for pending in batch:
-            vectors = (
-                np.stack([vectors_by_hash[h] for h in pending.hashes]) if pending.hashes
-                else np.zeros((0, 1), np.float32)
+    def _write(self, batch: list[_Pending]) -> int:
+        """Write documents in one transaction; returns how many chunks got a vector from the cache."""
+        found = self.store.cached_vectors(h for pending in batch for h in pending.hashes)
+        documents = [
+            NewDocument(
+                path=pending.key, kind=pending.kind, size=pending.size, mtime_ns=pending.mtime_ns,
+                sha256=pending.sha256, title=pending.document.title, extractor=pending.document.extractor,
+                metadata=pending.document.metadata, chunks=tuple(pending.chunks), text_hashes=pending.hashes,
+                vectors=[found.get(h) for h in pending.hashes], part_kind=pending.document.part_kind,
             )
-            documents.append(
-                NewDocument(
-                    path=pending.key, kind=pending.kind, size=pending.size, mtime_ns=pending.mtime_ns,
-                    sha256=pending.sha256, title=pending.document.title, extractor=pending.document.extractor,
-                    metadata=pending.document.metadata, chunks=tuple(pending.chunks), text_hashes=pending.hashes,
-                    vectors=vectors, part_kind=pending.document.part_kind,
-                )
-            )
-        result = self.store.write_documents(documents)
-        self.on_commit(result)
-        self._chunks_committed += sum(len(pending.chunks) for pending in batch)
-        for pending in batch:
-            if pending.existed:
-                self._tally.updated += 1
-            else:
-                self._tally.added += 1
-            self._advance(pending.display)
+            for pending in batch
+        ]
+        self.on_commit(self.store.write_documents(documents))
+        return sum(h in found for pending in batch for h in pending.hashes)
+
+    def _rechunk(self, offender: PendingChunk) -> bool:
+        """The model rejected a pending chunk as too long (our token count is an estimate): chunk its
+        document again with half that chunk's budget, until it fits; text is never dropped or cut.
+        Returns False when the document cannot be read as it was (changed since: the next run
+        re-indexes it)."""
+        stored = offender.document
+        display = stored.path
+        budget = min(self.settings.max_tokens, estimate_tokens(offender.text)) // 2
+        if budget < _MIN_SPLIT_TOKENS:
+            self._fail(display, "a passage is longer than the model's context even when split", advance=False)
+            self.on_commit(self.store.delete_documents([stored.id]))
+            return True
+        document = self._reread(offender)
+        if document is None:
+            self._tally.problems.append(FileProblem(display, "changed while it was indexed; run the same command "
+                                                             "again to index it"))
+            return False
+        pieces = chunk(document, max_tokens=budget, overlap_tokens=min(self.settings.overlap_tokens, budget // 4),
+                       code=self.settings.code)
+        self._chunks_queued += len(pieces) - len(self.store.document_chunks(stored.id))
+        key = stored.path if offender.kind == "text" else self.store.file_key(Path(stored.path))
+        self._chunks_done += self._write([_Pending(key, offender.kind, stored.size, stored.mtime_ns, stored.sha256,
+                                                   document, pieces, budget, display, True)])
+        return True
+
+    def _reread(self, offender: PendingChunk) -> Document | None:
+        """The document of a pending chunk as it was committed: a text of this call, or the file if unchanged."""
+        stored = offender.document
+        if offender.kind == "text":
+            item = self._texts.get(stored.path)
+            return self._text_document(item) if item is not None else None
+        path = Path(stored.path)
+        try:
+            data = path.read_bytes()
+        except OSError:
+            return None
+        if hashlib.sha256(data).hexdigest() != stored.sha256:
+            return None
+        try:
+            return extract(SourceFile(path, path.parent, path.name, stored.size, stored.mtime_ns), data=data)
+        except ExtractError:
+            return None
 
     def _stop(self) -> None:
         """Abandon embedding that was not committed (after an error or Ctrl-C)."""
-        self._inflight.clear()
-        if self._pool is not None:
-            self._pool.shutdown()
-            self._pool = None
-
-    def _vectors_for(self, batch: list[_Pending]) -> tuple[dict[str, np.ndarray], list[_Pending]]:
-        """Vectors for every chunk of the batch: cached ones reused, the rest embedded.
-
-        A text the model rejects as too long (our token count is an estimate) makes its document
-        be chunked again with half the budget, until it fits; text is never dropped or cut.
-        """
-        while True:
-            texts_by_hash: dict[str, str] = {}
-            for pending in batch:
-                for text, digest in zip(pending.texts, pending.hashes):
-                    texts_by_hash.setdefault(digest, text)
-            found = self.store.cached_vectors(texts_by_hash)
-            missing = [h for h in texts_by_hash if h not in found]
-            try:
-                embedded = self.embedder.embed([texts_by_hash[h] for h in missing], "document")
-            except InputTooLongError as exc:
-                if exc.index is None:
-                    raise
-                batch = self._rechunk_offender(batch, texts_by_hash[missing[exc.index]])
-                continue
-            found.update(zip(missing, embedded))
-            self._count(batch, missing)
-            return found, batch
-
-    def _rechunk_offender(self, batch: list[_Pending], text: str) -> list[_Pending]:
-        kept = []
-        for pending in batch:
-            if text in pending.texts:
-                budget = pending.max_tokens // 2
-                if budget < _MIN_SPLIT_TOKENS:
-                    self._fail(pending.display, "a passage is longer than the model's context even when split")
-                    continue
-                pending.set_chunks(chunk(pending.document, max_tokens=budget,
-                                         overlap_tokens=min(self.settings.overlap_tokens, budget // 4),
-                                         code=self.settings.code))
-                pending.max_tokens = budget
-            kept.append(pending)
-        return kept
+        self._backfill.stop()
 
     # -- reporting -----------------------------------------------------------------------------
 
@@ -566,31 +481,26 @@ class Ingester:
         self._last_path = path or self._last_path
         if self.on_progress is None:
             return
-        arrived = ready = 0  # texts whose vectors came back; chunks of batches with all their vectors
-        for batch in self._inflight:
-            if batch.counted:
-                continue
-            texts = sum(len(f.result()) for f in batch.futures
-                        if f.done() and not f.cancelled() and f.exception() is None)
-            chunks = sum(len(pending.chunks) for pending in batch.documents)
-            arrived += texts
-            ready += chunks if texts == len(batch.missing) else min(texts, chunks)
+        backfill = self._backfill
         self.on_progress(Progress(
             files_done=self._files_done, files_total=self._files_total, path=self._last_path,
-            chunks_embedded=self._tally.embedded + arrived, chunks_reused=self._tally.reused,
+            chunks_embedded=backfill.embedded,
+            chunks_reused=self._tally.reused + max(0, backfill.filled - backfill.embedded),
             scanning=self._scanning, files_scanned=self._files_scanned, files_read=self._files_read,
             chunks_queued=self._chunks_queued,
-            chunks_done=min(self._chunks_queued, self._chunks_committed + ready),
+            chunks_done=min(self._chunks_queued, self._chunks_done + backfill.filled),
         ))
 
     def _report(self, seconds: float, interrupted: bool) -> IndexReport:
-        t = self._tally
-        total = self.store.counts()[1]
+        t, backfill = self._tally, self._backfill
+        total, pending = self.store.counts()[1], self.store.count_pending()
+        # Each filled chunk past the first of its text shares that text's one embedding.
+        duplicate = max(0, backfill.filled - backfill.embedded)
         return IndexReport(
             files_added=t.added, files_updated=t.updated, files_unchanged=t.unchanged, files_removed=t.removed,
-            files_failed=t.failed, files_skipped=t.skipped, chunks_embedded=t.embedded, chunks_reused=t.reused,
+            files_failed=t.failed, files_skipped=t.skipped, chunks_embedded=backfill.embedded,
             files_ignored=t.ignored_files, folders_ignored=t.ignored_folders,
-            chunks_total=total, seconds=seconds, problems=tuple(t.problems),
-            interrupted=interrupted, chunks_duplicate=t.duplicate,
-            chunks_kept=max(0, total - t.embedded - t.reused),
+            chunks_reused=t.reused + duplicate, chunks_total=total, seconds=seconds, problems=tuple(t.problems),
+            interrupted=interrupted, chunks_duplicate=duplicate, chunks_pending=pending,
+            chunks_kept=max(0, total - backfill.embedded - t.reused - duplicate - pending),
         )

@@ -90,8 +90,8 @@ def search(store: Store, vectors: VectorIndex, embedder: Embedder, query: str, *
 
 def search_detailed(
     store: Store,
-    vectors: VectorIndex,
-    embedder: Embedder,
+    vectors: VectorIndex | None,
+    embedder: Embedder | None,
     query: str,
     *,
     k: int = 10,
@@ -120,7 +120,8 @@ def search_detailed(
     (`SearchResult.rerank_fallback` says why) instead of an error. `min_score` keeps only hits
     whose `score` (the scale of the mode, or the rerank score; see the module docstring) is at
     least that; the order is the same with or without it. Raises ConfigError for a bad mode, k
-    or rerank_top, and RerankerError subclasses when reranking fails.
+    or rerank_top, and RerankerError subclasses when reranking fails. `vectors` and `embedder`
+    may be None for keyword mode, which uses neither.
     """
     if mode not in MODES:
         raise ConfigError(f"unknown search mode {mode!r}: choose one of {', '.join(MODES)}")
@@ -135,9 +136,9 @@ def search_detailed(
     pool = max(candidates or 0, wanted, 50 if mode == "hybrid" else wanted)
     lists: list[list[Candidate]] = []
     started = time.perf_counter()
-    query_vector = embedder.embed([query], "query")[0] if mode in ("vector", "hybrid") else None
+    query_vector = embedder.embed([query], "query")[0] if mode in ("vector", "hybrid") and embedder else None
     embedded = time.perf_counter()
-    if query_vector is not None:
+    if query_vector is not None and vectors is not None:
         lists.append(vector_candidates(vectors, query_vector, pool, allowed, tuning))
     if mode in ("keyword", "hybrid"):
         lists.append(keyword_candidates(store, query, pool, allowed))
@@ -162,8 +163,18 @@ def search_detailed(
         hits = [hit for hit in hits if hit.score >= min_score]
     timings = StageTimings(embed=embedded - started, retrieve=retrieved - embedded, fuse=fused - retrieved,
                            rerank=finished - fused if reranker is not None else 0.0)
+    pending = store.count_pending()  # through a partial index: costs nothing once every chunk has its vector
     return SearchResult(hits=with_document_ranks(mark_stale(store, hits)), timings=timings, reranked=reranked,
-                        rerank_fallback=fallback)
+                        rerank_fallback=fallback, pending_chunks=pending, chunks=store.counts()[1] if pending else 0)
+
+
+def pending_note(pending: int, chunks: int, mode: str) -> str | None:
+    """One line for the user when a vector or hybrid search could not see every chunk (None otherwise)."""
+    if not pending or mode == "keyword":
+        return None
+    waiting = "chunk is" if pending == 1 else "chunks are"
+    return (f"{pending:,} of {chunks:,} {waiting} still waiting for embeddings; results cover the rest — "
+            "run `semsearch index` again to finish")
 
 
 def search_by_vector(
@@ -248,4 +259,7 @@ def explain_no_results(store: Store, index_path: Path, writer_busy: Callable[[],
         return f"no passage scored at least {min_score:g} (--min-score) — lower it, or leave it out"
     if mode == "keyword":
         return "no passage contains the query's words — try other words, or --mode vector to search by meaning"
+    if store.count_pending() == chunks:
+        return (f"none of the {chunks:,} chunks has its embedding yet — search with --mode keyword meanwhile, "
+                "or run `semsearch index` again to embed them")
     return "no passage matched the query — try other words"

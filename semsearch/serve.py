@@ -363,10 +363,12 @@ def create_app(settings: ServeSettings) -> GuardMiddleware:
     @app.post("/search", summary="The best passages for a query", responses=searching)
     def search(request: SearchRequest) -> dict[str, Any]:
         with _named_reranker(request):
-            hits = indexes.reader.search(request.query, k=request.k, mode=request.mode, paths=request.paths,
-                                         where=request.where, rerank=indexes.reranker(request.rerank),
-                                         min_score=request.min_score)
-        return {"query": request.query, "hits": [hit.to_dict() for hit in hits]}
+            result = indexes.reader.search_detailed(request.query, k=request.k, mode=request.mode,
+                                                    paths=request.paths, where=request.where,
+                                                    rerank=indexes.reranker(request.rerank),
+                                                    min_score=request.min_score)
+        return {"query": request.query, "hits": [hit.to_dict() for hit in result.hits],
+                "pending_chunks": result.pending_chunks}
 
     @app.post("/context", summary="A prompt-ready block of cited passages within a token budget",
               responses=searching)

@@ -26,6 +26,7 @@ def index_status(directory: Path, store: Store, vector_file: VectorFile) -> Inde
     state = IndexState.from_meta(meta, SCHEMA_VERSION)
     preset = recorded.preset or Preset("none")
     documents, chunks = store.counts()
+    pending = store.count_pending()
     return IndexStatus(
         path=str(directory.resolve()),
         provider=recorded.identity()[0] if recorded.model else "",
@@ -38,18 +39,19 @@ def index_status(directory: Path, store: Store, vector_file: VectorFile) -> Inde
         documents=documents,
         chunks=chunks,
         index_type=recorded.index_type or "flat",
-        faiss_type=state.faiss_type or vector_file.wanted_type(meta, chunks),
+        faiss_type=state.faiss_type or vector_file.wanted_type(meta, chunks - pending),
         tombstones=store.count_faiss_tombstones(),
         bytes_on_disk=bytes_on_disk(directory),
         generation=state.generation,
         faiss_generation=state.faiss_generation,
         faiss_vectors=state.faiss_vectors,
-        in_sync=vector_file.in_sync(meta, chunks),
+        in_sync=vector_file.in_sync(meta, chunks - pending),
         schema_version=state.schema_version,
         base_url=recorded.base_url or "",
         files_changed=states[CHANGED],
         files_missing=states[MISSING],
         code_chunker=recorded.code_chunker,
+        pending_chunks=pending,
     )
 
 

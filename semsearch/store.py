@@ -29,10 +29,11 @@ from semsearch import filters, keyword
 from semsearch.errors import DiskFullError, IndexCorruptError
 from semsearch.options import DB_NAME
 from semsearch.paths import absolute_path, document_key, keys_prefix
-from semsearch.store_schema import (FTS_TABLE, SCHEMA_VERSION, Transaction, bump_generation, connect,
+from semsearch.store_schema import (FTS_TABLE, PENDING, SCHEMA_VERSION, Transaction, bump_generation, connect,
                                     connect_read_only, corrupt_error, create_schema, delete_chunks, is_corrupt,
                                     is_disk_full, migrate, newer_schema_error, user_version, write_meta)
 from semsearch.store_sources import SourceRecords
+from semsearch.store_pending import PendingChunk, PendingChunks  # noqa: F401  (PendingChunk: re-exported)
 from semsearch.types import Chunk
 
 # numpy loads in the methods that handle vectors: `status` and opening an index never need it.
@@ -71,7 +72,7 @@ class FileStat:
 
 @dataclass(frozen=True)
 class NewDocument:
-    """A document ready to be written: its identity, stat, and its chunks with vectors."""
+    """A document ready to be written: its identity, stat, and its chunks with their vectors, if known."""
 
     path: str  # a file's key (`semsearch.paths.document_key`) or a text's id
     kind: str  # "file" | "text"
@@ -83,7 +84,9 @@ class NewDocument:
     metadata: dict[str, Any]
     chunks: tuple[Chunk, ...]
     text_hashes: tuple[str, ...]
-    vectors: np.ndarray  # (len(chunks), dims) float32, normalised
+    # One row per chunk: float32, normalised; None for a chunk whose vector is not known yet
+    # (committed pending, filled in later by `fill_vectors`). An (len(chunks), dims) array does.
+    vectors: Sequence[np.ndarray | None]
     part_kind: str = ""
 
 
@@ -134,7 +137,7 @@ class WriteResult:
     generation: int
 
 
-class Store(SourceRecords):
+class Store(SourceRecords, PendingChunks):
     """One SQLite database in WAL mode, safe to share between threads (calls are serialised)."""
 
     def __init__(self, path: Path, *, read_only: bool = False):
@@ -273,7 +276,8 @@ class Store(SourceRecords):
             )
 
     def write_documents(self, documents: Sequence[NewDocument]) -> WriteResult:
-        """Insert or replace documents and their chunks in one transaction."""
+        """Insert or replace documents and their chunks in one transaction; chunks without a
+        vector are stored pending (searchable by keyword, absent from the WriteResult)."""
         import numpy as np
 
         added_ids: list[int] = []
@@ -303,14 +307,14 @@ class Store(SourceRecords):
                              doc.extractor, json.dumps(doc.metadata, ensure_ascii=False), now, doc.part_kind),
                         ).lastrowid
                     )
-                vectors = np.ascontiguousarray(doc.vectors, dtype="<f4")
+                blobs = [b"" if v is None else np.ascontiguousarray(v, dtype="<f4").tobytes() for v in doc.vectors]
                 conn.executemany(
                     "INSERT INTO chunks (document_id, ordinal, text, char_start, char_end, line_start, "
                     "line_end, heading_path, text_sha256, vector, part) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [(document_id, chunk.ordinal, chunk.text, chunk.char_start, chunk.char_end,
                       chunk.line_start, chunk.line_end, json.dumps(list(chunk.heading_path), ensure_ascii=False),
-                      text_hash, vector.tobytes(), chunk.part)
-                     for chunk, text_hash, vector in zip(doc.chunks, doc.text_hashes, vectors)],
+                      text_hash, blob, chunk.part)
+                     for chunk, text_hash, blob in zip(doc.chunks, doc.text_hashes, blobs)],
                 )
                 # The document's old chunks were deleted above, so its rows are exactly the new ones.
                 chunk_ids = [row[0] for row in conn.execute(
@@ -320,9 +324,10 @@ class Store(SourceRecords):
                     [(chunk_id, _keyword_terms(chunk.heading_path, chunk.text))
                      for chunk_id, chunk in zip(chunk_ids, doc.chunks)],
                 )
-                added_ids.extend(chunk_ids)
-                if len(doc.chunks):
-                    added_vectors.append(vectors)
+                for chunk_id, vector in zip(chunk_ids, doc.vectors):
+                    if vector is not None:
+                        added_ids.append(chunk_id)
+                        added_vectors.append(np.asarray(vector, dtype=np.float32).reshape(1, -1))
             generation = self._bump_generation(conn)
         return WriteResult(
             added_ids=np.asarray(added_ids, dtype=np.int64),
@@ -381,17 +386,18 @@ class Store(SourceRecords):
         """Stored vectors for chunk-text hashes (the embedding cache)."""
         import numpy as np
 
-        rows = self._query_in("SELECT text_sha256, vector FROM chunks WHERE text_sha256 IN ({marks}) "
-                              "GROUP BY text_sha256", list(dict.fromkeys(text_hashes)))
+        rows = self._query_in(f"SELECT text_sha256, vector FROM chunks WHERE text_sha256 IN ({{marks}}) "
+                              f"AND NOT {PENDING} GROUP BY text_sha256", list(dict.fromkeys(text_hashes)))
         return {text_hash: np.frombuffer(blob, dtype="<f4") for text_hash, blob in rows}
 
     def iter_vectors(self, batch: int = 50_000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """All (chunk ids, vectors) in id order, in batches, for rebuilding FAISS."""
+        """All (chunk ids, vectors) in id order, in batches, for rebuilding FAISS (pending chunks have none)."""
         import numpy as np
 
         last = -1
         while True:
-            rows = self._query("SELECT id, vector FROM chunks WHERE id > ? ORDER BY id LIMIT ?", (last, batch))
+            rows = self._query(f"SELECT id, vector FROM chunks WHERE id > ? AND NOT {PENDING} ORDER BY id LIMIT ?",
+                               (last, batch))
             if not rows:
                 return
             ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
@@ -513,10 +519,11 @@ class Store(SourceRecords):
         return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
 
     def chunk_vectors(self, chunk_ids: Sequence[int]) -> dict[int, tuple[str, np.ndarray]]:
-        """(text, stored vector) of chunks by id (missing ids are absent)."""
+        """(text, stored vector) of chunks by id (missing and pending ids are absent)."""
         import numpy as np
 
-        rows = self._query_in("SELECT id, text, vector FROM chunks WHERE id IN ({marks})", [int(i) for i in chunk_ids])
+        rows = self._query_in(f"SELECT id, text, vector FROM chunks WHERE id IN ({{marks}}) AND NOT {PENDING}",
+                              [int(i) for i in chunk_ids])
         return {cid: (text, np.frombuffer(blob, dtype="<f4").astype(np.float32)) for cid, text, blob in rows}
 
     def vector_sample(self, limit: int) -> list[bytes]:

@@ -1,8 +1,8 @@
 """The store's database file: schema, migrations, opening, transactions and failure mapping.
 
 How SQLite failures of a damaged file or a full disk become semsearch errors is decided here.
-Part of the store layer with `semsearch.store`, which holds every query and write: SQL lives in
-these two modules and nowhere else. `Store` opens the file through `connect` or
+Part of the store layer with `semsearch.store`, which holds every query and write (its pending-chunk
+queries in `semsearch.store_pending`): SQL lives in these modules and nowhere else. `Store` opens the file through `connect` or
 `connect_read_only`, creates the tables with `create_schema` and upgrades an older index one
 `MIGRATIONS` step at a time (`migrate`), and writes through `Transaction`. The few statements
 both need (`write_meta`, `bump_generation`, `delete_chunks`) take a connection inside the
@@ -21,7 +21,7 @@ from semsearch import keyword
 from semsearch.errors import DiskFullError, IndexCorruptError, IndexReadOnlyError
 from semsearch.paths import document_key
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 _DOCUMENTS_TABLE = """
 CREATE TABLE IF NOT EXISTS {name} (
@@ -50,6 +50,14 @@ CREATE TABLE IF NOT EXISTS sources (
     added_at REAL NOT NULL
 )"""
 
+# Two-phase indexing (DESIGN §2 invariant 0): a chunk's text and keyword terms are committed
+# before its vector. Until the vector arrives the row holds an empty BLOB (the column predates
+# pending chunks and is NOT NULL; SQLite cannot relax that without copying the table), and the
+# partial index below finds the pending rows without reading any vector. `length()` of a BLOB
+# is read from the record header, so the test costs nothing per row.
+PENDING = "length(vector) = 0"
+PENDING_INDEX = f"CREATE INDEX IF NOT EXISTS chunks_pending ON chunks(id) WHERE {PENDING}"
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
     key TEXT PRIMARY KEY,
@@ -72,6 +80,7 @@ CREATE TABLE IF NOT EXISTS chunks (
 );
 CREATE INDEX IF NOT EXISTS chunks_document ON chunks(document_id);
 CREATE INDEX IF NOT EXISTS chunks_text_sha256 ON chunks(text_sha256);
+""" + PENDING_INDEX + """;
 -- Chunk ids still present in an HNSW vectors.faiss but deleted here (HNSW cannot remove),
 -- written in the same transaction as the FAISS stamp.
 CREATE TABLE IF NOT EXISTS faiss_tombstones (id INTEGER PRIMARY KEY);
@@ -107,13 +116,14 @@ def bump_generation(conn: sqlite3.Connection) -> int:
 
 
 def delete_chunks(conn: sqlite3.Connection, document_ids: Sequence[int]) -> list[int]:
-    """Delete the chunks and FTS rows of documents; returns the chunk ids removed."""
+    """Delete the chunks and FTS rows of documents; returns the ids removed that had a vector
+    (a pending chunk was never in FAISS, and an HNSW file would count its id as a tombstone)."""
     removed: list[int] = []
     for document_id in document_ids:
-        ids = [r[0] for r in conn.execute("SELECT id FROM chunks WHERE document_id = ?", (document_id,))]
-        conn.executemany("DELETE FROM chunks_fts WHERE rowid = ?", [(i,) for i in ids])
+        rows = conn.execute(f"SELECT id, {PENDING} FROM chunks WHERE document_id = ?", (document_id,)).fetchall()
+        conn.executemany("DELETE FROM chunks_fts WHERE rowid = ?", [(r[0],) for r in rows])
         conn.execute("DELETE FROM chunks WHERE document_id = ?", (document_id,))
-        removed.extend(ids)
+        removed.extend(chunk_id for chunk_id, pending in rows if not pending)
     return removed
 
 
@@ -159,6 +169,8 @@ MIGRATIONS: dict[int, Any] = {
     4: _key_documents_by_path,
     # v5: remembered sources. Older indexes never recorded their folders: the table starts empty.
     5: (SOURCES_TABLE,),
+    # v6: two-phase indexing — chunks may wait for their vector (an empty BLOB); find them fast.
+    6: (PENDING_INDEX,),
 }
 
 

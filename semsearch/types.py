@@ -271,6 +271,10 @@ class SearchResult:
     timings: StageTimings
     reranked: bool = False
     rerank_fallback: str | None = None
+    # Of the index's `chunks`, those still waiting for their vector: vector search cannot find them
+    # yet (keyword search can); hybrid fuses the keyword list with the vectors there are.
+    pending_chunks: int = 0
+    chunks: int = 0
 
 
 @dataclass(frozen=True)
@@ -305,6 +309,9 @@ class IndexReport:
     # Left out by .gitignore / .semsearchignore, unread: files, and folders not entered.
     files_ignored: int = 0
     folders_ignored: int = 0
+    # Chunks searchable by keyword still waiting for their vector (the embedder failed, or Ctrl-C);
+    # the next run embeds them. Counted apart from the three above: they add up to chunks_total.
+    chunks_pending: int = 0
 
     @property
     def chunks_cached(self) -> int:
@@ -331,6 +338,7 @@ class IndexReport:
             "chunks_cached": self.chunks_cached,
             "chunks_duplicate": self.chunks_duplicate,
             "chunks_kept": self.chunks_kept,
+            "chunks_pending": self.chunks_pending,
             "seconds": round(self.seconds, 3),
             "chunks_per_second": round(self.chunks_per_second, 1),
             "problems": [{"path": p.path, "reason": p.reason} for p in self.problems],
@@ -365,6 +373,7 @@ class IndexStatus:
     files_changed: int = 0  # indexed files whose size or mtime differs now (not re-indexed yet)
     files_missing: int = 0  # indexed files that no longer exist
     code_chunker: str = ""  # what cut source files at function/class boundaries ("" = the text chunker)
+    pending_chunks: int = 0  # chunks searchable by keyword, still waiting for their vector
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)

@@ -24,8 +24,19 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.fixture(scope="module")
 def instant_ollama():
     """URL of an Ollama-protocol server that answers every embedding at once (module-wide)."""
-    process = subprocess.Popen([sys.executable, str(ROOT / "benchmarks" / "_server.py"), "0"], cwd=ROOT,
-                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    yield from _lookup_server(0.0)
+
+
+@pytest.fixture(scope="module")
+def slow_ollama():
+    """URL of the same server spending 20 ms per text, as a slow embedder does: the text phase of an
+    indexing run runs well ahead of its vectors, so a kill lands between the two (module-wide)."""
+    yield from _lookup_server(0.02)
+
+
+def _lookup_server(delay_per_text: float):
+    process = subprocess.Popen([sys.executable, str(ROOT / "benchmarks" / "_server.py"), str(delay_per_text)],
+                               cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     url = process.stdout.readline().strip()
     assert url.startswith("http://127.0.0.1:"), url
     yield url
@@ -80,7 +91,9 @@ def check_opens_and_agrees(index_dir: Path, host: str, query: str = "notes about
     """Open the index as a user would and check FAISS against SQLite; returns facts for the caller.
 
     A stale FAISS file is repaired on open (invariant 3): after the first search the status must
-    be in sync. The search must answer whenever there is anything to find.
+    be in sync. The search must answer whenever there is anything to find. FAISS holds exactly the
+    chunks that have a vector: a chunk still waiting for one (two-phase indexing) is never in it,
+    and every chunk, pending or not, is in the keyword table.
     """
     from semsearch import Index
 
@@ -90,11 +103,20 @@ def check_opens_and_agrees(index_dir: Path, host: str, query: str = "notes about
         hits = index.search(query, k=5) if before.chunks else []
         after = index.status()
         vectors = index.vectors()
-        assert vectors.ntotal == after.chunks, (vectors.ntotal, after)
+        with_vectors = after.chunks - after.pending_chunks
+        assert vectors.ntotal == with_vectors, (vectors.ntotal, after)
         assert after.in_sync, after
-        assert bool(hits) == (after.chunks > 0)
-        return {"documents": after.documents, "chunks": after.chunks, "repaired": not before.in_sync,
-                "hits": [(hit.path, hit.text) for hit in hits], "faiss_type": after.faiss_type}
+        assert bool(hits) == (with_vectors > 0)
+        everything = index.search(query, k=max(1, with_vectors)) if with_vectors else []
+    with sqlite3.connect(f"file:{index_dir / 'semsearch.db'}?mode=ro", uri=True, timeout=30) as conn:
+        pending = {r[0] for r in conn.execute("SELECT id FROM chunks WHERE length(vector) = 0")}
+        keyword_rows = conn.execute("SELECT count(*) FROM chunks_fts").fetchone()[0]
+    assert len(pending) == after.pending_chunks and keyword_rows == after.chunks
+    assert everything or not with_vectors
+    assert not {hit.chunk_id for hit in everything} & pending
+    return {"documents": after.documents, "chunks": after.chunks, "repaired": not before.in_sync,
+            "hits": [(hit.path, hit.text) for hit in hits], "faiss_type": after.faiss_type,
+            "pending": after.pending_chunks}
 
 
 def snapshot(index_dir: Path, host: str, queries: tuple[str, ...]) -> dict:

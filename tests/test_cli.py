@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import EXAMPLE_QUERIES, assert_one_clean_line, free_port, committed, run, write_notes
+from tests.helpers import EXAMPLE_QUERIES, assert_one_clean_line, free_port, run, write_notes
+from tests.test_progress import embedded
 
 HIT_FIELDS = {"rank", "score", "path", "line_start", "line_end", "char_start", "char_end", "heading", "text",
               "chunk_id", "document_id"}
@@ -195,14 +196,15 @@ def test_sigkill_during_index_loses_nothingcommitted(tmp_path, ollama_server):
     ollama_server.delay_per_text = 0.05  # 0.4 s per committed batch of 8
     env = {**os.environ, "OLLAMA_HOST": host}
     killed_at: list[int] = []
-    # Kill once the run has committed at least this many documents (0: as soon as the database
-    # exists), plus a little so some kills land mid-batch rather than between batches.
+    # Kill once the run has committed at least this many vectors (0: as soon as the database
+    # exists), plus a little so some kills land mid-batch rather than between batches. Every
+    # file's text is committed long before its vector (two-phase indexing).
     for target, extra in ((0, 0.0), (16, 0.1), (40, 0.25), (72, 0.0)):
         process = subprocess.Popen([sys.executable, "-m", "semsearch", "index", "notes", "-i", "killed",
                                     "--batch", "8"], cwd=tmp_path, env=env,
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 60
-        while committed(tmp_path / "killed") < target or not (tmp_path / "killed" / "semsearch.db").exists():
+        while embedded(tmp_path / "killed") < target or not (tmp_path / "killed" / "semsearch.db").exists():
             assert process.poll() is None, "the run ended before it could be killed"
             assert time.monotonic() < deadline
             time.sleep(0.02)
@@ -210,8 +212,9 @@ def test_sigkill_during_index_loses_nothingcommitted(tmp_path, ollama_server):
         process.send_signal(signal.SIGKILL)
         process.wait()
         documents, chunks, _ = _snapshot(tmp_path, tmp_path / "killed", host)  # opens and answers
-        assert chunks == documents and documents < 96
-        killed_at.append(documents)
+        with_vectors = embedded(tmp_path / "killed")
+        assert chunks == documents and with_vectors < 96
+        killed_at.append(with_vectors)
     assert killed_at == sorted(killed_at) and killed_at[-1] >= 72  # each run kept and continued the last
     ollama_server.delay_per_text = 0
     run(["index", "notes", "-i", "killed"], cwd=tmp_path, host=host)

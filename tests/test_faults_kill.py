@@ -31,6 +31,7 @@ from tests.faults import (
     cli_env,
     instant_ollama,  # noqa: F401  (fixture)
     kill,
+    slow_ollama,  # noqa: F401  (fixture)
     run_cli,
     snapshot,
     stored_documents,
@@ -275,6 +276,47 @@ def test_sigkill_of_cli_index_loses_no_acknowledged_run(tmp_path, instant_ollama
     run_cli(command[3:], cwd=tmp_path, host=host)
     run_cli(["index", str(notes), "-i", str(tmp_path / "reference")], cwd=tmp_path, host=host)
     assert stored_documents(index_dir, "file") == _folder_state(notes)
+    assert _scores(snapshot(index_dir, host, QUERIES)) == _scores(snapshot(tmp_path / "reference", host, QUERIES))
+    assert temp_files(index_dir) == []
+
+
+def test_sigkill_of_a_two_phase_index_run_keeps_text_and_vectors_consistent(tmp_path, slow_ollama):
+    """With a slow embedder, a run commits every file's text long before its vectors: kills land in
+    the text phase, between it and the vector phase, and in the middle of the vectors."""
+    host = slow_ollama
+    rng = random.Random(43)
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    for i in range(60):
+        (notes / f"note-{i:03d}.md").write_text(f"# Note {i}\n\nAbout tea and rivers, item {i}.\n", encoding="utf-8")
+    index_dir = tmp_path / "killed"
+    command = [sys.executable, "-m", "semsearch", "index", str(notes), "-i", str(index_dir), "--batch", "4"]
+
+    started = time.monotonic()
+    run_cli(command[3:], cwd=tmp_path, host=host)
+    observed = time.monotonic() - started
+    seen = {name: {sha} for name, sha in _folder_state(notes).items()}
+    kills = KILLS // 2
+    landed = pending_seen = 0
+    for round_number in range(1, kills + 1):
+        _mutate(notes, rng, round_number)
+        for name, sha in _folder_state(notes).items():
+            seen.setdefault(name, set()).add(sha)
+        process = subprocess.Popen(command, cwd=tmp_path, env=cli_env(host), stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(0, observed))
+        landed += kill(process)
+        facts = check_opens_and_agrees(index_dir, host)
+        pending_seen += facts["pending"] > 0
+        for name, sha in stored_documents(index_dir, "file").items():
+            assert sha in seen.get(name, ()), (name, "holds a version that never existed")
+    assert landed >= kills // 3
+    assert pending_seen >= 1  # some kill did land between a file's text and its vectors
+
+    run_cli(command[3:], cwd=tmp_path, host=host)
+    run_cli(["index", str(notes), "-i", str(tmp_path / "reference")], cwd=tmp_path, host=host)
+    assert stored_documents(index_dir, "file") == _folder_state(notes)
+    assert check_opens_and_agrees(index_dir, host)["pending"] == 0
     assert _scores(snapshot(index_dir, host, QUERIES)) == _scores(snapshot(tmp_path / "reference", host, QUERIES))
     assert temp_files(index_dir) == []
 

@@ -54,16 +54,18 @@ def indexed(tmp_path, ollama_server):
 
 
 def stored_vectors(index_dir: Path) -> tuple[list[str], np.ndarray]:
-    """(file names of stored documents, every stored vector) read straight from SQLite."""
+    """(file names of stored documents, every stored vector) read straight from SQLite; chunks
+    still waiting for their vector (an empty BLOB) have none."""
     with sqlite3.connect(index_dir / "semsearch.db") as conn:
         paths = sorted(Path(row[0]).name for row in conn.execute("SELECT path FROM documents"))
-        blobs = [row[0] for row in conn.execute("SELECT vector FROM chunks")]
+        blobs = [row[0] for row in conn.execute("SELECT vector FROM chunks WHERE length(vector) > 0")]
     assert all(len(blob) == DIMS * 4 for blob in blobs), "a stored vector has the wrong size"
     return paths, np.frombuffer(b"".join(blobs), dtype="<f4").reshape(len(blobs), DIMS)
 
 
-def assert_index_healthy(index_dir: Path, url: str, expected_paths: list[str]) -> None:
-    """Nothing bad stored; the index opens, answers, and FAISS agrees with SQLite."""
+def assert_index_healthy(index_dir: Path, url: str, expected_paths: list[str], pending: int = 0) -> None:
+    """Nothing bad stored; the index opens, answers, and FAISS agrees with SQLite (which holds
+    `pending` chunks still waiting for their vector)."""
     paths, vectors = stored_vectors(index_dir)
     assert paths == expected_paths
     assert np.isfinite(vectors).all()
@@ -72,7 +74,8 @@ def assert_index_healthy(index_dir: Path, url: str, expected_paths: list[str]) -
         hits = index.search("how is green tea made", k=3)
         assert hits and Path(hits[0].path).name == "tea.md"
         status = index.status()
-        assert status.in_sync and status.chunks == len(vectors) == status.faiss_vectors
+        assert status.in_sync and status.chunks - pending == len(vectors) == status.faiss_vectors
+        assert status.pending_chunks == pending
 
 
 # Each fault lasts for every request of the run (retries included): the run must fail clearly.
@@ -103,12 +106,13 @@ def test_misbehaving_server_fails_clearly_and_stores_nothing_bad(indexed, ollama
     text = str(caught.value)
     assert message in text and "\n" not in text
     ollama_server.embed_fault_next = 0
-    assert_index_healthy(index_dir, ollama_server.url, ["tea.md"])
+    # The text phase went on: both new files are found by keyword, their chunks wait for vectors.
+    assert_index_healthy(index_dir, ollama_server.url, ["bikes.md", "stars.txt", "tea.md"], pending=2)
 
-    # The server recovers: the next run indexes what failed, with good vectors.
+    # The server recovers: the next run embeds what failed, with good vectors.
     with Index.open(index_dir, embedder=embedder(ollama_server.url), create=False) as index:
         report = index.index([folder])
-    assert report.files_added == 2
+    assert (report.files_unchanged, report.chunks_embedded) == (3, 2)
     assert_index_healthy(index_dir, ollama_server.url, ["bikes.md", "stars.txt", "tea.md"])
 
 
@@ -173,13 +177,13 @@ def test_cli_reports_a_bad_answer_in_one_line_and_the_index_still_answers(indexe
     assert result.returncode == 1, result
     assert "Traceback" not in result.stderr
     lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and "nothing was stored" in lines[0], result.stderr
+    assert len(lines) == 1 and "no vector was stored" in lines[0], result.stderr
     ollama_server.embed_fault_next = 0
     found = _cli(["search", "how is green tea made", "-i", str(index_dir), "--json"], folder.parent,
                  ollama_server.url)
     assert found.returncode == 0, found.stderr
     status = json.loads(_cli(["status", "-i", str(index_dir), "--json"], folder.parent, ollama_server.url).stdout)
-    assert status["in_sync"] and status["documents"] == 1
+    assert status["in_sync"] and status["documents"] == 3 and status["pending_chunks"] == 2
 
 
 # -- the OpenAI-compatible provider: exact answers through MockTransport ----------------------

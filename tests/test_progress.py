@@ -9,6 +9,7 @@ import json
 import os
 import re
 import signal
+import sqlite3
 import struct
 import subprocess
 import sys
@@ -28,6 +29,15 @@ def cli_env(host: str) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if key not in ("SEMSEARCH_INDEX", "NO_COLOR")}
     env.update({"OLLAMA_HOST": host, "TERM": "xterm-256color"})
     return env
+
+
+def embedded(index_dir: Path) -> int:
+    """Chunks committed with their vector so far (0 before the index exists)."""
+    try:
+        with sqlite3.connect(f"file:{index_dir / 'semsearch.db'}?mode=ro", uri=True, timeout=5) as conn:
+            return conn.execute("SELECT count(*) FROM chunks WHERE length(vector) > 0").fetchone()[0]
+    except sqlite3.Error:
+        return 0
 
 
 def count_answers(server: OllamaTestServer) -> list[tuple[float, int]]:
@@ -141,17 +151,19 @@ def test_ctrl_c_exits_within_a_second_keeps_embedded_batches_and_a_second_ctrl_c
     assert exit_seconds < 1.5, exit_seconds  # not waiting for the requests still with the server
     report = json.loads(stdout)
     assert report["interrupted"] is True
-    kept = committed(tmp_path / ".semsearch")
-    assert kept >= answered and kept == report["files_added"] < 96  # every answered batch was committed
+    # Every file's text was committed at once; every answered batch of vectors was committed too.
+    assert report["files_added"] == committed(tmp_path / ".semsearch") == 96
+    kept = embedded(tmp_path / ".semsearch")
+    assert kept >= answered and kept + report["chunks_pending"] == 96 and report["chunks_pending"] > 0
 
     # A second Ctrl-C while the first is being handled ends the run at once, without a traceback.
     ollama_server.delay_per_text = 0.15
     process = subprocess.Popen([sys.executable, "-m", "semsearch", "index", "notes", "--batch", "16"],
                                cwd=tmp_path, env=cli_env(ollama_server.url), stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
-    # Wait for this run's own first commit: answers to the killed run's requests may still arrive.
-    first_run_kept = committed(tmp_path / ".semsearch")
-    while committed(tmp_path / ".semsearch") <= first_run_kept:
+    # Wait for this run's own first vectors: answers to the killed run's requests may still arrive.
+    first_run_kept = embedded(tmp_path / ".semsearch")
+    while embedded(tmp_path / ".semsearch") <= first_run_kept:
         assert process.poll() is None and time.monotonic() < deadline
         time.sleep(0.02)
     process.send_signal(signal.SIGINT)
@@ -161,13 +173,13 @@ def test_ctrl_c_exits_within_a_second_keeps_embedded_batches_and_a_second_ctrl_c
     assert process.returncode == 130 and "Traceback" not in stderr, stderr
     assert time.monotonic() - signalled < 1.5
 
-    # The next run continues: it embeds only what was not committed, and ends with everything.
+    # The next run continues: no file changed; it embeds only what was not committed, and ends with all.
     ollama_server.delay_per_text = 0
-    before = committed(tmp_path / ".semsearch")
+    before = embedded(tmp_path / ".semsearch")
     ollama_server.embed_texts.clear()
     report = json.loads(run(["index", "notes", "--json"], cwd=tmp_path, host=ollama_server.url).stdout)
-    assert report["files_added"] == 96 - before and report["files_unchanged"] == before
-    assert len(ollama_server.embed_texts) == 96 - before
+    assert report["files_unchanged"] == 96 and report["chunks_embedded"] == 96 - before
+    assert len(ollama_server.embed_texts) == 96 - before and report["chunks_pending"] == 0
 
 
 def test_ollama_stopping_mid_run_says_what_was_kept_and_how_to_continue(tmp_path):
@@ -180,21 +192,21 @@ def test_ollama_stopping_mid_run_says_what_was_kept_and_how_to_continue(tmp_path
                                    cwd=tmp_path, env=cli_env(server.url), stdout=subprocess.PIPE,
                                    stderr=subprocess.PIPE, text=True)
         deadline = time.monotonic() + 300
-        while committed(tmp_path / ".semsearch") < 16:
+        while embedded(tmp_path / ".semsearch") < 16:
             assert process.poll() is None and time.monotonic() < deadline
             time.sleep(0.02)
     finally:
         server.stop()
     stdout, stderr = process.communicate(timeout=300)
     result = subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
-    kept = committed(tmp_path / ".semsearch")
-    assert_one_clean_line(result, "cannot reach Ollama", f"{kept} files indexed before that are kept",
-                          "run the same command again")
+    kept = embedded(tmp_path / ".semsearch")
+    assert_one_clean_line(result, "cannot reach Ollama", "64 files indexed are kept and searchable by keyword",
+                          f"{64 - kept} of 64 chunks wait for embeddings", "run the same command again")
     assert kept >= sum(texts for _, texts in answers) - 8 * 3  # at most the batches in flight are lost
 
     with OllamaTestServer() as again:
         report = json.loads(run(["index", "notes", "--json"], cwd=tmp_path, host=again.url).stdout)
-        assert report["files_added"] == 64 - kept and len(again.embed_texts) == 64 - kept
+        assert report["files_unchanged"] == 64 and len(again.embed_texts) == 64 - kept
 
 
 def test_summary_counts_add_up_and_name_duplicate_text(tmp_path, ollama_server):

@@ -84,12 +84,19 @@ def index_command(paths, index_dir, include, exclude, no_ignore, pull, batch, as
     an ignored folder is never entered; a file that becomes ignored leaves the index on the next
     run. --no-ignore turns that off.
 
-    On a terminal, progress shows on stderr as the work happens: files scanned and read, chunks
-    embedded of the (estimated) total, the embedding rate, elapsed time and time left; on a pipe,
-    nothing but the summary. The summary's chunk line adds up: embedded + identical to another
-    chunk + reused from the index's cache + kept from unchanged files = in the index. Ctrl-C
-    stops within a second and keeps every batch already embedded (exit code 130; a second
-    Ctrl-C stops at once); run the same command again to continue.
+    Indexing is two-phase: each file's text is committed as soon as it is read and chunked, so
+    `search --mode keyword` (in another shell) finds it within seconds, and its chunks' vectors
+    follow as the embedder delivers them. If the embedder fails midway, every file is still
+    indexed for keyword search and the run exits 1 saying how many chunks wait; the next run
+    embeds only those, even if no file changed.
+
+    On a terminal, progress shows on stderr as the work happens: files scanned, read and
+    committed, chunks with vectors of the (estimated) total, the embedding rate, elapsed time and
+    time left; on a pipe, nothing but the summary. The summary's chunk line adds up: embedded +
+    identical to another chunk + reused from the index's cache + kept from unchanged files
+    (+ waiting for embeddings) = in the index. Ctrl-C stops within a second and keeps every
+    committed file and vector (exit code 130; a second Ctrl-C stops at once); run the same
+    command again to continue.
 
     Files over SEMSEARCH_MAX_FILE_MB (default 64) are skipped with their size named.
 
@@ -195,6 +202,8 @@ def _print_report(report: IndexReport, paths) -> None:
         parts.append(f"{report.chunks_cached} reused from the index's cache")
     if report.chunks_kept:
         parts.append(f"{report.chunks_kept} kept from unchanged files")
+    if report.chunks_pending:
+        parts.append(f"{report.chunks_pending} waiting for embeddings")
     click.echo(
         f"Chunks: {' + '.join(parts)} = {report.chunks_total} in the index "
         f"({report.chunks_per_second:.1f} chunks/s)"

@@ -31,6 +31,9 @@ def status_command(index_dir, as_json) -> None:
     """Show what the index holds, whether its FAISS file agrees with SQLite, and how many indexed
     files changed or vanished since indexing (a stat per file, nothing read).
 
+    Chunks still waiting for embeddings (an `index` run in progress, or stopped by an embedder
+    outage) are counted on the Chunks line and as `pending_chunks` in --json.
+
     \b
     Examples:
       semsearch status
@@ -50,7 +53,7 @@ def status_command(index_dir, as_json) -> None:
         ("Chunking", f"{status.chunk_tokens} tokens, {status.chunk_overlap} overlap"
                      + (f"; source code by {status.code_chunker}" if status.code_chunker else "")),
         ("Documents", str(status.documents)),
-        ("Chunks", str(status.chunks)),
+        ("Chunks", _chunks_line(status)),
         ("Index type", _index_type_line(status)),
         ("On disk", _human_bytes(status.bytes_on_disk)),
         ("Generation", f"{status.generation} (FAISS file at {status.faiss_generation}, {status.faiss_vectors} vectors)"),
@@ -60,6 +63,13 @@ def status_command(index_dir, as_json) -> None:
     for label, value in rows:
         click.echo(f"{label + ':':<19}{value}")
     click.echo(_files_line(status))
+
+
+def _chunks_line(status) -> str:
+    if not status.pending_chunks:
+        return str(status.chunks)
+    return (f"{status.chunks}, {status.pending_chunks} waiting for embeddings (found by keyword search only) — "
+            "`semsearch index` embeds them")
 
 
 def _files_line(status) -> str:

@@ -10,8 +10,10 @@ class _ProgressBar:
     """Live progress of an indexing run on stderr when it is a terminal; nothing on a pipe.
 
     Two lines, redrawn ten times a second so the elapsed time is true to the clock: files
-    (scanned, then read of those needing work) and chunks (with a vector of the total, estimated
-    from the files read until all are read, with the embedding rate and the time left).
+    (scanned, then read and done — committed, so keyword search finds them — of those needing
+    work) and chunks (with a vector of the total, estimated from the files read until all are
+    read, with the embedding rate and the time left). Vectors follow the files, so the chunk
+    line trails the file line while the embedder catches up.
     """
 
     def __init__(self) -> None:

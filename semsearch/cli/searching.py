@@ -49,7 +49,8 @@ if TYPE_CHECKING:
 @click.option("--chunks", "raw_chunks", is_flag=True,
               help="Print every matching chunk on its own (-k counts chunks), not one result per document.")
 @click.option("--json", "as_json", is_flag=True,
-              help="Print a JSON array of the -k best chunk hits, each with its document_rank.")
+              help="Print a JSON array of the -k best chunk hits, each with its document_rank and the "
+                   "index's pending_chunks (see above).")
 def search_command(query, index_dir, k, mode, min_score, paths, where, color, raw_chunks, as_json, settings,
                    reranking, shorthands) -> None:
     """Search the index for QUERY and print the best passages, one result per document.
@@ -61,6 +62,10 @@ def search_command(query, index_dir, k, mode, min_score, paths, where, color, ra
     counts chunks), as --json does. Scores are larger-is-better, on the mode's scale: vector =
     cosine similarity (-1..1), keyword = bm25 (0 and up), hybrid = fused score (0..1); with
     --rerank, the reranker's score (0..1). --min-score drops hits below a score on that scale.
+
+    While `index` is still embedding (or an embedder outage stopped it), keyword search already
+    finds every indexed file; vector and hybrid search use the chunks embedded so far, and a
+    line on stderr says how many are still waiting (`pending_chunks` in --json).
 
     Exit status: 0 with results, 1 when nothing is found (the reason on stderr; --json prints
     []) or on an error, 2 for bad usage (e.g. an empty QUERY or a malformed --where).
@@ -82,9 +87,10 @@ def search_command(query, index_dir, k, mode, min_score, paths, where, color, ra
                            min_score=min_score)
     if result.rerank_fallback:
         click.echo(f"reranking skipped, results are in retrieval order: {result.rerank_fallback}", err=True)
+    _note_pending(result.pending_chunks, result.chunks, mode)
     hits = result.hits
     if as_json:
-        _echo_json([_hit_json(hit) for hit in hits])
+        _echo_json([{**_hit_json(hit), "pending_chunks": result.pending_chunks} for hit in hits])
     elif grouped:
         from semsearch.grouping import group_by_document
 
@@ -132,6 +138,15 @@ def _reported(index, found: bool, *, mode, paths, where, min_score) -> str | Non
     if found:
         return None
     return index.explain_no_results(mode=mode, paths=paths, where=where or None, min_score=min_score)
+
+
+def _note_pending(pending: int, chunks: int, mode: str) -> None:
+    """Say on stderr that vector/hybrid results cover only the chunks embedded so far."""
+    from semsearch.search import pending_note
+
+    note = pending_note(pending, chunks, mode)
+    if note is not None:
+        click.echo(note, err=True)
 
 
 def _exit_no_results(reason: str) -> None:
@@ -252,8 +267,10 @@ def context_command(query, index_dir, max_tokens, k, mode, min_score, neighbours
     score of no evidence: 0 for keyword, hybrid and rerank scores, and in vector mode the
     query's average cosine with the indexed chunks. --json says how many were left out
     (below_threshold). File citations are relative to the current directory when the file is
-    inside it. Exit status: 0 with passages, 1 when nothing is found (the reason on stderr) or
-    on an error, 2 for bad usage (e.g. an empty QUERY or a malformed --where).
+    inside it. Chunks still waiting for embeddings are counted on stderr and in --json
+    (`pending_chunks`), as for `search`. Exit status: 0 with passages, 1 when nothing is found
+    (the reason on stderr) or on an error, 2 for bad usage (e.g. an empty QUERY or a malformed
+    --where).
 
     \b
     Examples:
@@ -270,6 +287,7 @@ def context_command(query, index_dir, max_tokens, k, mode, min_score, neighbours
                                 min_relative=min_relative)
         reason = _reported(index, bool(context.sources), mode=mode, paths=paths, where=expressions,
                            min_score=min_score)
+    _note_pending(context.pending_chunks, context.chunks, mode)
     if as_json:
         _echo_json(context.to_dict())
     elif context.sources:

@@ -28,12 +28,12 @@ def check_vectors(vectors: Any, count: int, dimensions: int, source: str) -> np.
         size = array.shape[1] if array.ndim == 2 else 0
         raise EmbedderError(
             f"{source} returned {rows} vectors of {size} dimensions for {count} texts, expected "
-            f"{dimensions} dimensions each — nothing was stored; check that the server runs the model "
+            f"{dimensions} dimensions each — no vector was stored; check that the server runs the model "
             "the index was built with, then index again"
         )
     if not np.isfinite(array).all() or not np.linalg.norm(array, axis=1).all():
         raise EmbedderError(
-            f"{source} returned a vector with NaN, infinite or only zero numbers — nothing was stored; "
+            f"{source} returned a vector with NaN, infinite or only zero numbers — no vector was stored; "
             "the server or its model is misbehaving: restart it (or pull the model again), then index again"
         )
     return array

@@ -387,7 +387,7 @@ class OllamaEmbedder(BaseEmbedder):
     def _invalid_answer(self, host: str, said: str) -> EmbedderError:
         return EmbedderError(
             f"Ollama at {host} answered with something that is not a valid response{said} — "
-            "nothing was stored; check that --ollama-host / OLLAMA_HOST points at Ollama itself "
+            "no vector was stored; check that --ollama-host / OLLAMA_HOST points at Ollama itself "
             "(not a proxy's error page) and that it is healthy, then try again"
         )
 

@@ -1,0 +1,156 @@
+"""The vector phase of indexing: embed the chunks stored without a vector and fill their vectors in.
+
+Indexing is two-phase (DESIGN §2 invariant 0): `semsearch.ingest` commits a file's text,
+metadata and keyword terms as soon as it is chunked, its chunks pending; `Backfill` reads the
+pending chunks back from SQLite in id order, sends their distinct texts to embedding threads
+(`semsearch.embed_workers`) and commits each answer in its own transaction, which gives the
+vector to every pending chunk with that text. Working from SQLite rather than from memory, it
+embeds what an earlier, interrupted run left pending exactly as it embeds this run's chunks,
+and memory stays bounded however far the text phase runs ahead of a slow embedder.
+
+An embedder failure stops the vector phase only (`failure`); the text phase goes on, so an
+outage leaves keyword search complete and the next run embeds what is still pending.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, wait
+from dataclasses import dataclass
+
+from semsearch.embed.base import Embedder
+from semsearch.embed_workers import EmbedWorkers
+from semsearch.errors import EmbedderError, InputTooLongError
+from semsearch.store import PendingChunk, Store, WriteResult
+
+# While waiting for vectors, how often the caller hears of it even if nothing arrived (seconds).
+PROGRESS_TICK = 0.25
+
+
+@dataclass
+class _Request:
+    """Distinct texts sent to the embedder in one call, by text hash, with a chunk of each."""
+
+    future: Future
+    chunks: dict[str, PendingChunk]
+
+
+class Backfill:
+    """Embeds pending chunks, at most `in_flight` requests of `batch_texts` texts at a time.
+
+    `embedder` is called for the embedder on the first embedding thread that needs it.
+    `on_commit` is told of every transaction that filled vectors in (FAISS follows it).
+    `rechunk(chunk)` is called when the model rejects `chunk`'s text as too long: it returns
+    whether the chunk's document was chunked again smaller (its new chunks are pending, and
+    picked up here); when it was not, the text is left pending for a later run.
+    """
+
+    def __init__(self, store: Store, embedder: Callable[[], Embedder], on_commit: Callable[[WriteResult], None], *,
+                 rechunk: Callable[[PendingChunk], bool], batch_texts: int, in_flight: int):
+        self.store = store
+        self._make_embedder = embedder
+        self._embedder: Embedder | None = None
+        self._embedder_lock = threading.Lock()
+        self.on_commit = on_commit
+        self.rechunk = rechunk
+        self.batch_texts = batch_texts
+        self.in_flight = max(1, in_flight)
+        self.failure: EmbedderError | None = None
+        self.embedded = 0  # texts the embedder answered (each distinct text once)
+        self.filled = 0  # chunks given a vector (identical texts share one embedding)
+        self._requests: list[_Request] = []
+        self._sent: set[str] = set()  # text hashes of the requests in flight
+        self._skipped: set[str] = set()  # texts that cannot be embedded in this run
+        self._cursor = 0  # pending chunks up to this id were sent or skipped
+        self._pool: EmbedWorkers | None = None
+
+    @property
+    def busy(self) -> bool:
+        return bool(self._requests)
+
+    def feed(self) -> None:
+        """Commit the vectors that arrived, and send more pending chunks while there is room; never waits."""
+        self._collect()
+        self._send()
+
+    def drain(self, tick: Callable[[], None]) -> None:
+        """Embed until no chunk is pending (or the embedder failed), calling `tick` at least every PROGRESS_TICK s."""
+        while True:
+            self._send()
+            if not self._requests:
+                return
+            wait([r.future for r in self._requests], timeout=PROGRESS_TICK, return_when=FIRST_COMPLETED)
+            self._collect()
+            tick()
+
+    def salvage(self) -> None:
+        """After an interruption: commit every answer already here, so no finished embedding is lost."""
+        self._collect()
+
+    def stop(self) -> None:
+        """Abandon the requests still with the embedder (after an error or Ctrl-C)."""
+        self._requests.clear()
+        self._sent.clear()
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
+
+    def _send(self) -> None:
+        while self.failure is None and len(self._requests) < self.in_flight:
+            batch: dict[str, PendingChunk] = {}
+            while len(batch) < self.batch_texts:
+                rows = self.store.pending_chunks(self._cursor, self.batch_texts)
+                for row in rows:
+                    if len(batch) >= self.batch_texts:
+                        break
+                    self._cursor = row.chunk_id
+                    if row.text_hash not in self._sent and row.text_hash not in self._skipped:
+                        batch.setdefault(row.text_hash, row)
+                if not rows:
+                    break
+            if not batch:
+                return
+            if self._pool is None:
+                self._pool = EmbedWorkers(self.in_flight)
+            future = self._pool.submit(self._embed, [row.text for row in batch.values()])
+            self._requests.append(_Request(future, batch))
+            self._sent.update(batch)
+
+    def _embed(self, texts: list[str]):
+        with self._embedder_lock:
+            if self._embedder is None:
+                self._embedder = self._make_embedder()
+        return self._embedder.embed(texts, "document")
+
+    def _collect(self) -> None:
+        """Commit the answered requests (one transaction each); note a failure and stop sending."""
+        for request in [r for r in self._requests if r.future.done()]:
+            self._requests.remove(request)
+            self._sent.difference_update(request.chunks)
+            try:
+                vectors = request.future.result()
+            except InputTooLongError as exc:
+                if exc.index is None:
+                    self._fail(exc)
+                    continue
+                offender = list(request.chunks.values())[exc.index]
+                if not self.rechunk(offender):
+                    self._skipped.add(offender.text_hash)
+                self._cursor = 0  # the request's other texts are pending again
+                continue
+            except EmbedderError as exc:
+                self._fail(exc)
+                continue
+            result = self.store.fill_vectors(dict(zip(request.chunks, vectors)))
+            self.on_commit(result)
+            self.embedded += len(request.chunks)
+            self.filled += len(result.added_ids)
+
+    def _fail(self, error: EmbedderError) -> None:
+        if self.failure is None:
+            self.failure = error
+        # Answers already here are still committed by the caller's `salvage`; the rest is abandoned.
+        for request in [r for r in self._requests if not r.future.done()]:
+            self._requests.remove(request)
+            self._sent.difference_update(request.chunks)

@@ -1,0 +1,207 @@
+"""Two-phase indexing: a file's text and keyword terms are committed at once, its vectors follow.
+
+Keyword search answers for new files while the embedder is slow or gone; vector and hybrid
+search use the chunks embedded so far and say how many wait; `status` counts them; the next run
+embeds exactly what is pending, even when no file changed. Real files, real SQLite and FAISS,
+the Ollama-protocol test server (which records every text it is sent).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from semsearch import Index
+from semsearch.errors import EmbedderError
+from semsearch.store import SCHEMA_VERSION
+from tests.helpers import assert_one_clean_line, copy_v3_index, run
+from tests.ollama_server import OllamaTestServer
+from tests.test_progress import cli_env, count_answers
+
+
+def _write_folder(folder: Path, count: int, word: str = "lighthouse") -> list[str]:
+    """`count` one-chunk notes, each with a word found in no other; returns those words."""
+    folder.mkdir()
+    words = []
+    for i in range(count):
+        words.append(f"{word}{i:03d}")
+        (folder / f"note-{i:03d}.md").write_text(
+            f"# Note {i}\n\nThe keeper wrote entry {words[-1]} about tides, fog and ships.\n", encoding="utf-8")
+    return words
+
+
+def _pending_texts(index_dir: Path) -> list[str]:
+    """The texts of the chunks still waiting for a vector, as the embedder is sent them."""
+    with sqlite3.connect(f"file:{index_dir / 'semsearch.db'}?mode=ro", uri=True, timeout=30) as conn:
+        rows = conn.execute("SELECT heading_path, text FROM chunks WHERE length(vector) = 0").fetchall()
+    return sorted(" › ".join(json.loads(heads)) + "\n" + text if json.loads(heads) else text
+                  for heads, text in rows)
+
+
+def _keyword_hit(index: Index, word: str) -> bool:
+    return any(word in hit.text for hit in index.search(word, k=3, mode="keyword"))
+
+
+def test_keyword_search_answers_within_seconds_while_the_embedder_is_slow(tmp_path, ollama_server):
+    (tmp_path / "first").mkdir()
+    (tmp_path / "first" / "tea.md").write_text("# Tea\n\nLongjing is a green tea.\n", encoding="utf-8")
+    run(["index", "first"], cwd=tmp_path, host=ollama_server.url)
+    words = _write_folder(tmp_path / "notes", 200)
+    ollama_server.delay_per_text = 0.06  # 200 texts: over 12 s of embedding, 1 s per request of 16
+    env = cli_env(ollama_server.url)
+    # 5 s on a machine at rest; on a loaded one, plus what starting one CLI process costs right now.
+    started = time.monotonic()
+    run(["status"], cwd=tmp_path, host=ollama_server.url)
+    allowed = 5 + (time.monotonic() - started)
+    started = time.monotonic()
+    indexing = subprocess.Popen([sys.executable, "-m", "semsearch", "index", "notes", "--batch", "16"],
+                                cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        found_after = None
+        while found_after is None and time.monotonic() - started < 60:
+            # The last file of the walk: every file before it is committed too.
+            result = run(["search", words[-1], "--mode", "keyword", "-k", "1"], cwd=tmp_path,
+                         host=ollama_server.url, check=False)
+            if result.returncode == 0 and words[-1] in result.stdout:
+                found_after = time.monotonic() - started
+        assert found_after is not None and found_after < allowed, (found_after, allowed)
+        assert indexing.poll() is None, "the embedder was meant to be still busy"
+
+        pending = []
+        while indexing.poll() is None:
+            pending.append(json.loads(run(["status", "--json"], cwd=tmp_path, host=ollama_server.url).stdout)
+                           ["pending_chunks"])
+    finally:
+        stdout, stderr = indexing.communicate(timeout=300)
+    assert indexing.returncode == 0, stderr
+    pending.append(json.loads(run(["status", "--json"], cwd=tmp_path, host=ollama_server.url).stdout)
+                   ["pending_chunks"])
+    assert pending[0] > 0 and pending[-1] == 0, pending
+    assert pending == sorted(pending, reverse=True), pending  # falling as vectors arrive
+    assert len(set(pending)) >= 3, pending
+    assert "Chunks: 200 embedded" in stdout
+
+
+def test_embedder_stopped_midway_keeps_keyword_complete_and_the_rerun_embeds_only_pending(tmp_path):
+    words = _write_folder(tmp_path / "notes", 60)
+    index_dir = tmp_path / ".semsearch"
+    server = OllamaTestServer().start()
+    try:
+        server.delay_per_text = 0.1
+        answers = count_answers(server)
+        process = subprocess.Popen([sys.executable, "-m", "semsearch", "index", "notes", "--batch", "8"],
+                                   cwd=tmp_path, env=cli_env(server.url), stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 300
+        while len(answers) < 2:  # two requests of 8 answered, more under way
+            assert process.poll() is None and time.monotonic() < deadline
+            time.sleep(0.02)
+    finally:
+        server.stop()
+    stdout, stderr = process.communicate(timeout=300)
+    result = subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+    pending = _pending_texts(index_dir)
+    assert 0 < len(pending) < 60
+    assert_one_clean_line(result, "cannot reach Ollama", "60 files indexed are kept and searchable by keyword",
+                          f"{len(pending)} of 60 chunks wait for embeddings", "run the same command again")
+
+    with OllamaTestServer() as again:
+        with Index.open(index_dir, create=False, ollama_host=again.url) as index:
+            assert all(_keyword_hit(index, word) for word in words)  # the keyword side is complete
+            status = index.status()
+            assert (status.documents, status.chunks, status.pending_chunks) == (60, 60, len(pending))
+            assert status.in_sync and index.vectors().ntotal == 60 - len(pending)
+        # No file changed since: the walk finds all unchanged, and the pending chunks are embedded.
+        report = json.loads(run(["index", "notes", "--json"], cwd=tmp_path, host=again.url).stdout)
+        assert (report["files_unchanged"], report["files_added"], report["chunks_embedded"]) == (60, 0, len(pending))
+        assert sorted(again.embed_texts) == pending  # exactly the pending texts, each once
+        status = json.loads(run(["status", "--json"], cwd=tmp_path, host=again.url).stdout)
+        assert status["pending_chunks"] == 0 and status["in_sync"] and status["faiss_vectors"] == 60
+
+
+@pytest.fixture
+def partly_embedded(tmp_path, ollama_server):
+    """An index of `tea/` with vectors and `ships/` whose embedding failed (model gone): (home, ships words)."""
+    tea = tmp_path / "tea"
+    tea.mkdir()
+    (tea / "longjing.md").write_text("# Longjing\n\nGreen tea from Hangzhou, pan-fired, brewed at 80 degrees.\n",
+                                     encoding="utf-8")
+    (tea / "puer.md").write_text("# Pu'er\n\nFermented tea from Yunnan, pressed into cakes and aged.\n",
+                                 encoding="utf-8")
+    words = _write_folder(tmp_path / "ships", 5, word="schooner")
+    run(["index", "tea"], cwd=tmp_path, host=ollama_server.url)
+    model = ollama_server.models.pop("qwen3-embedding:0.6b")
+    failed = run(["index", "ships"], cwd=tmp_path, host=ollama_server.url, check=False)
+    assert_one_clean_line(failed, "is not pulled", "5 files indexed are kept and searchable by keyword",
+                          "5 of 7 chunks wait for embeddings")
+    ollama_server.models["qwen3-embedding:0.6b"] = model
+    return tmp_path, words
+
+
+def test_vector_search_on_a_partly_embedded_index_uses_embedded_chunks_and_says_how_many_wait(partly_embedded,
+                                                                                              ollama_server):
+    home, words = partly_embedded
+    with Index.open(home / ".semsearch", create=False, ollama_host=ollama_server.url) as index:
+        result = index.search_detailed("ships in the fog and tides", k=10, mode="vector")
+        assert (result.pending_chunks, result.chunks) == (5, 7)
+        assert {Path(hit.path).parent.name for hit in result.hits} == {"tea"}  # only embedded chunks
+        assert index.vectors().ntotal == 2 and index.status().in_sync
+        hybrid = index.search_detailed(words[2], k=10, mode="hybrid")
+        assert hybrid.pending_chunks == 5 and any(words[2] in hit.text for hit in hybrid.hits)  # by keyword
+        assert index.status().pending_chunks == 5
+
+    human = run(["search", "ships in the fog"], cwd=home, host=ollama_server.url)
+    assert "5 of 7 chunks are still waiting for embeddings; results cover the rest" in human.stderr
+    assert "ships/" not in human.stdout and "tea/" in human.stdout
+    hits = json.loads(run(["search", "ships in the fog", "--json"], cwd=home, host=ollama_server.url).stdout)
+    assert hits and all(hit["pending_chunks"] == 5 for hit in hits)
+    keyword = run(["search", words[0], "--mode", "keyword"], cwd=home, host=ollama_server.url)
+    assert words[0] in keyword.stdout and "waiting for embeddings" not in keyword.stderr
+    context = json.loads(run(["context", "green tea", "--json"], cwd=home, host=ollama_server.url).stdout)
+    assert context["pending_chunks"] == 5 and context["sources"]
+    status = run(["status"], cwd=home, host=ollama_server.url).stdout
+    assert "7, 5 waiting for embeddings" in status
+    assert json.loads(run(["status", "--json"], cwd=home, host=ollama_server.url).stdout)["pending_chunks"] == 5
+
+    # The next run of any folder embeds the pending chunks, and vector search then finds them.
+    ollama_server.embed_texts.clear()
+    report = json.loads(run(["index", "tea", "--json"], cwd=home, host=ollama_server.url).stdout)
+    assert report["chunks_embedded"] == 5 and len(ollama_server.embed_texts) == 5
+    after = run(["search", "ships in the fog"], cwd=home, host=ollama_server.url)
+    assert "ships/" in after.stdout and "waiting for embeddings" not in after.stderr
+
+
+def test_a_search_with_no_embedded_chunk_says_to_search_by_keyword(tmp_path, ollama_server):
+    words = _write_folder(tmp_path / "ships", 3, word="brigantine")
+    with Index.open(tmp_path / "idx", ollama_host=ollama_server.url) as index:
+        index.add_texts([{"id": "seed", "text": "a first text, so the index records its embedder"}])
+        index.delete_texts(["seed"])
+        model = ollama_server.models.pop("qwen3-embedding:0.6b")
+        with pytest.raises(EmbedderError):
+            index.index([tmp_path / "ships"])
+        ollama_server.models["qwen3-embedding:0.6b"] = model
+        assert index.search(words[1], mode="vector") == []
+        reason = index.explain_no_results(mode="vector")
+        assert "none of the 3 chunks has its embedding yet" in reason and "--mode keyword" in reason
+        assert _keyword_hit(index, words[1])
+
+
+def test_an_index_from_before_two_phase_indexing_is_migrated_and_has_nothing_pending(tmp_path, ollama_server):
+    home = tmp_path / "home"
+    copy_v3_index(home)
+    with Index.open(home / ".semsearch", ollama_host=ollama_server.url) as index:
+        status = index.status()
+        assert (status.schema_version, status.pending_chunks, status.chunks) == (SCHEMA_VERSION, 0, 5)
+        assert index.search("opening hours", k=1)[0].path == "faq-1"
+        assert index.status().in_sync
+    with sqlite3.connect(home / ".semsearch" / "semsearch.db") as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        plan = " ".join(row[3] for row in conn.execute(
+            "EXPLAIN QUERY PLAN SELECT count(*) FROM chunks WHERE length(vector) = 0"))
+    assert "chunks_pending" in plan  # pending chunks are found without reading every row
