@@ -84,11 +84,15 @@ def test_create_edit_delete_and_rename_reach_search(tmp_path, folder, ollama_ser
 
         (folder / "lava.md").write_text("Volcanoes pour molten lava down their slopes.\n")
         w.wait_for(lambda: "lava.md" in paths_found(reader, "volcanoes lava"), SETTLE + embed_seconds(ollama_server, 1))
-        assert Path(reader.search("molten rock from a volcano", k=1)[0].path).name == "lava.md"  # vectors too
+        # Keyword terms are committed first, vectors follow (two-phase indexing).
+        w.wait_for(lambda: Path(reader.search("molten rock from a volcano", k=1)[0].path).name == "lava.md",
+                   SETTLE + embed_seconds(ollama_server, 1))
 
         (folder / "lava.md").write_text("Glaciers carve valleys out of granite mountains.\n")
         w.wait_for(lambda: "lava.md" in paths_found(reader, "glaciers granite"), SETTLE + embed_seconds(ollama_server, 1))
         assert paths_found(reader, "volcanoes lava") == set()
+        w.wait_for(lambda: Path(reader.search("ice carving valleys in rock", k=1)[0].path).name == "lava.md",
+                   SETTLE + embed_seconds(ollama_server, 1))  # its vectors have landed too
 
         before = len(ollama_server.embed_texts)
         os.rename(folder / "lava.md", folder / "ice.md")
