@@ -33,6 +33,7 @@ from semsearch.status import index_status
 from semsearch.store import SCHEMA_VERSION, Store
 from semsearch.types import DocumentText, IndexReport, IndexStatus, TextItem
 from semsearch.types import text_item
+from semsearch.watch import awatch_index, watch_index
 from semsearch.write_lock import WriteLock, open_store
 
 # Indexing (extractors, chunker), search and FAISS, numpy and the embedder and reranker clients
@@ -292,6 +293,7 @@ class Index(SearchMixin, SourcesMixin):
                 self._store.set_meta({"index_type": index_type})
             return count
 
+    watch, awatch = watch_index, awatch_index  # keeping the index current: see `semsearch.watch`
     # -- reading -------------------------------------------------------------------------------
 
     def get(self, path_or_citation: str, *, line_start: int | None = None,
