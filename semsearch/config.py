@@ -300,7 +300,7 @@ def same_model(a: str, b: str) -> bool:
 
 @dataclass(frozen=True)
 class IndexState:
-    """The bookkeeping an index records besides its settings, as `status` reports it."""
+    """The bookkeeping an index records besides its settings, as `status` and indexing read it."""
 
     schema_version: int
     generation: int
@@ -309,6 +309,8 @@ class IndexState:
     faiss_type: str | None
     faiss_bytes: int | None = None  # the size of vectors.faiss when stamped; None: never stamped
     faiss_fingerprint: str = ""  # "" for a file stamped before fingerprints existed
+    code_chunker: str = ""  # the code chunker the source files were chunked with ("" = none)
+    keyword_analysis: str = ""  # the keyword analysis of the FTS table ("" = an older version's)
 
     @classmethod
     def from_meta(cls, meta: Mapping[str, str], schema_version: int = 0) -> IndexState:
@@ -321,6 +323,8 @@ class IndexState:
             faiss_type=meta.get("faiss_type") or None,
             faiss_bytes=_int(meta.get("faiss_bytes")),
             faiss_fingerprint=meta.get("faiss_fingerprint", ""),
+            code_chunker=meta.get(CODE_CHUNKER_KEY, ""),
+            keyword_analysis=meta.get("keyword_analysis", ""),
         )
 
     @property

@@ -94,7 +94,7 @@ class SourcesMixin:
     ) -> IndexReport:
         """Index `roots`, each walked with its own options, remembering them first when `remember`
         (so an interrupted run is continued by a refresh)."""
-        from semsearch.config import CODE_CHUNKER_KEY, IndexSettings
+        from semsearch.config import CODE_CHUNKER_KEY, IndexSettings, IndexState
         from semsearch.ingest import Ingester
 
         self._check_code_chunks()
@@ -107,7 +107,7 @@ class SourcesMixin:
             wanted = IndexSettings(code_chunks=chunking.code).code_chunker
             # Source files chunked by another code chunker (or none) are chunked again, unchanged
             # or not; other files are untouched, and identical chunk texts reuse their vectors.
-            rechunk = self._store.meta().get(CODE_CHUNKER_KEY, "") != wanted
+            rechunk = IndexState.from_meta(self._store.meta()).code_chunker != wanted
             ingester = Ingester(self._store, self.embedder, chunking, self._vector_file.apply,
                                 on_progress=on_progress, batch_texts=batch_texts, rechunk_code=rechunk)
             report = ingester.index_paths(list(roots), skip_dirs=[self.path], keep=keep)
