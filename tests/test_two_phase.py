@@ -156,10 +156,11 @@ def test_vector_search_on_a_partly_embedded_index_uses_embedded_chunks_and_says_
         assert hybrid.pending_chunks == 5 and any(words[2] in hit.text for hit in hybrid.hits)  # by keyword
         assert index.status().pending_chunks == 5
 
-    human = run(["search", "ships in the fog"], cwd=home, host=ollama_server.url)
+    # Vector mode: only embedded chunks answer (hybrid, the default, also finds pending ones by keyword).
+    human = run(["search", "ships in the fog", "--mode", "vector"], cwd=home, host=ollama_server.url)
     assert "5 of 7 chunks are still waiting for embeddings; results cover the rest" in human.stderr
     assert "ships/" not in human.stdout and "tea/" in human.stdout
-    hits = json.loads(run(["search", "ships in the fog", "--json"], cwd=home, host=ollama_server.url).stdout)
+    hits = json.loads(run(["search", "ships in the fog", "--mode", "vector", "--json"], cwd=home, host=ollama_server.url).stdout)
     assert hits and all(hit["pending_chunks"] == 5 for hit in hits)
     keyword = run(["search", words[0], "--mode", "keyword"], cwd=home, host=ollama_server.url)
     assert words[0] in keyword.stdout and "waiting for embeddings" not in keyword.stderr
@@ -173,7 +174,7 @@ def test_vector_search_on_a_partly_embedded_index_uses_embedded_chunks_and_says_
     ollama_server.embed_texts.clear()
     report = json.loads(run(["index", "tea", "--json"], cwd=home, host=ollama_server.url).stdout)
     assert report["chunks_embedded"] == 5 and len(ollama_server.embed_texts) == 5
-    after = run(["search", "ships in the fog"], cwd=home, host=ollama_server.url)
+    after = run(["search", "ships in the fog", "--mode", "vector"], cwd=home, host=ollama_server.url)
     assert "ships/" in after.stdout and "waiting for embeddings" not in after.stderr
 
 
