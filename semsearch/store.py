@@ -491,7 +491,7 @@ class Store(SourceRecords, PendingChunks, FilterQueries):
         """About `limit` stored vectors spread evenly over the chunk ids, by id lookups (a scan is far slower)."""
         step = max(1, (highest := self._query("SELECT max(id) FROM chunks")[0][0] or 0) // max(1, limit))
         ids = list(range(step, highest + 1, step))[:limit]
-        return [blob for (blob,) in self._query_in("SELECT vector FROM chunks WHERE vector IS NOT NULL "
+        return [blob for (blob,) in self._query_in(f"SELECT vector FROM chunks WHERE NOT {PENDING} "
                                                    "AND id IN ({marks})", ids)]
 
     def chunk_document_keys(self) -> dict[int, str]:

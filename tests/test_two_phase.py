@@ -155,6 +155,9 @@ def test_vector_search_on_a_partly_embedded_index_uses_embedded_chunks_and_says_
         hybrid = index.search_detailed(words[2], k=10, mode="hybrid")
         assert hybrid.pending_chunks == 5 and any(words[2] in hit.text for hit in hybrid.hits)  # by keyword
         assert index.status().pending_chunks == 5
+        # Vector-mode context measures relevance against a sample of stored vectors: pending ones are not vectors.
+        context = index.context("green tea", mode="vector")
+        assert context.sources and context.pending_chunks == 5
 
     # Vector mode: only embedded chunks answer (hybrid, the default, also finds pending ones by keyword).
     human = run(["search", "ships in the fog", "--mode", "vector"], cwd=home, host=ollama_server.url)
