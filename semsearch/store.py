@@ -153,6 +153,7 @@ class Store(SourceRecords, PendingChunks):
         # `keyword_search(own_connection=True)`), opened on first use; its own lock.
         self._keyword_conn: sqlite3.Connection | None = None
         self._keyword_lock = threading.Lock()
+        self._term_counts: dict[Any, int] = {}  # chunks per FTS5 term, for skip_common
         if read_only:
             self._conn = connect_read_only(self.path)
             return
@@ -473,9 +474,9 @@ class Store(SourceRecords, PendingChunks):
             with self._keyword_lock:
                 if self._keyword_conn is None:
                     self._keyword_conn = connect_read_only(self.path) if self.read_only else connect(self.path)
-                return _keyword_rows(self._keyword_conn, query, limit, allowed_ids, skip_common)
+                return _keyword_rows(self._keyword_conn, query, limit, allowed_ids, skip_common, self._term_counts)
         with self._lock:
-            return _keyword_rows(self.conn, query, limit, allowed_ids, skip_common)
+            return _keyword_rows(self.conn, query, limit, allowed_ids, skip_common, self._term_counts)
 
     def chunk_ids_where(self, path_globs: Sequence[str] = (), metadata: filters.Where | None = None) -> np.ndarray:
         """Ids of chunks whose document matches every filter (path globs OR-ed, `metadata`
@@ -570,11 +571,11 @@ _MODIFIED = "(CASE WHEN d.kind = 'file' THEN d.mtime_ns / 1e9 ELSE d.indexed_at 
 
 
 def _keyword_rows(conn: sqlite3.Connection, query: str, limit: int, allowed_ids: np.ndarray | None,
-                  skip_common: bool) -> list[tuple[int, float]]:
+                  skip_common: bool, term_counts: dict[Any, int]) -> list[tuple[int, float]]:
     """`Store.keyword_search` on `conn`, best first, restricted to `allowed_ids` if given (through
     a temporary table of that connection); the caller holds the connection's lock."""
     if skip_common:
-        query = " ".join(_uncommon_terms(conn, query))
+        query = " ".join(_uncommon_terms(conn, query, term_counts))
     expression = keyword.match_expression(query)
     if expression is None:
         return []
@@ -597,17 +598,36 @@ def _keyword_rows(conn: sqlite3.Connection, query: str, limit: int, allowed_ids:
     return [(int(rowid), -float(score)) for rowid, score in rows]
 
 
-def _uncommon_terms(conn: sqlite3.Connection, query: str) -> list[str]:
+def _uncommon_terms(conn: sqlite3.Connection, query: str, counts: dict[Any, int]) -> list[str]:
     """The query's terms (`keyword.terms`) less those in at least half of the indexed chunks, the
-    point where FTS5's IDF, log((N - n + 0.5) / (n + 0.5)), stops being positive."""
+    point where FTS5's IDF, log((N - n + 0.5) / (n + 0.5)), stops being positive.
+
+    `counts` caches each term's chunk count (counting a common term walks its whole posting
+    list) until the index's generation or chunk count changes.
+    """
     terms = list(dict.fromkeys(keyword.terms(query, for_query=True)))
     if not terms:
         return []
-    conn.execute("CREATE VIRTUAL TABLE IF NOT EXISTS temp.chunks_fts_terms USING fts5vocab(main, chunks_fts, row)")
+    generation = conn.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
     total = conn.execute("SELECT count(*) FROM chunks").fetchone()[0]
-    found = dict(conn.execute(
-        f"SELECT term, doc FROM temp.chunks_fts_terms WHERE term IN ({','.join('?' * len(terms))})", terms).fetchall())
-    return [term for term in terms if 2 * found.get(term, 0) < total]
+    state = (generation[0] if generation else None, total)
+    if counts.get(_COUNTS_STATE) != state or len(counts) > 10_000:
+        counts.clear()
+        counts[_COUNTS_STATE] = state  # type: ignore[assignment]
+    known = {term: counts[term] for term in terms if term in counts}
+    unknown = [term for term in terms if term not in known]
+    if unknown:
+        conn.execute("CREATE VIRTUAL TABLE IF NOT EXISTS temp.chunks_fts_terms USING fts5vocab(main, chunks_fts, row)")
+        found = dict(conn.execute(
+            f"SELECT term, doc FROM temp.chunks_fts_terms WHERE term IN ({','.join('?' * len(unknown))})",
+            unknown).fetchall())
+        fresh = {term: int(found.get(term, 0)) for term in unknown}
+        counts.update(fresh)
+        known.update(fresh)
+    return [term for term in terms if 2 * known[term] < total]
+
+
+_COUNTS_STATE = object()  # the key of `_uncommon_terms`'s cache state
 
 
 def _filter_clause(condition: filters.Condition, now: float) -> tuple[str, list[Any]]:
