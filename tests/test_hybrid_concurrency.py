@@ -111,3 +111,11 @@ def test_terms_in_half_the_chunks_or_more_are_skipped_keeping_the_order_of_the_r
     # A query of only the common term has no keyword candidates then (it ranks nothing).
     assert store.keyword_search("report", 10) and store.keyword_search("report", 10, skip_common=True) == []
     store.close()
+
+
+def test_a_term_that_becomes_common_is_skipped_after_the_index_changes(index):
+    store = Store(index.path / DB_NAME)
+    assert store.keyword_search("glacier", 10, skip_common=True)  # in a quarter of the chunks
+    index.add_texts([{"id": f"g{i:03d}", "text": f"glacier report g{i}"} for i in range(200)])
+    assert store.keyword_search("glacier", 10) and store.keyword_search("glacier", 10, skip_common=True) == []
+    store.close()
