@@ -83,6 +83,7 @@ __all__ = [
     "SourceNotFoundError",
     "StageTimings",
     "TextItem",
+    "WatchBatch",
     "__version__",
     "evaluate_dataset",
     "make_reranker",
@@ -103,6 +104,10 @@ def __getattr__(name: str):
         from semsearch import evaluate
 
         return getattr(evaluate, name)
+    if name == "WatchBatch":
+        from semsearch.watch import WatchBatch
+
+        return WatchBatch
     if name in _RERANK:
         from semsearch import rerank
 

@@ -38,6 +38,7 @@ from semsearch.status import index_status
 from semsearch.store import SCHEMA_VERSION, Store
 from semsearch.types import DocumentText, Hit, IndexReport, IndexStatus, SearchResult, StageTimings, TextItem
 from semsearch.types import text_item
+from semsearch.watch import awatch_index, watch_index
 from semsearch.write_lock import WriteLock, open_store
 
 # Indexing (extractors, chunker), search and FAISS, numpy and the embedder and reranker clients
@@ -298,6 +299,7 @@ class Index(SourcesMixin):
                 self._store.set_meta({"index_type": index_type})
             return count
 
+    watch, awatch = watch_index, awatch_index  # keeping the index current: see `semsearch.watch`
     # -- reading -------------------------------------------------------------------------------
 
     def search(

@@ -181,7 +181,6 @@ class Ingester:
             roots = [p if isinstance(p, IndexSource) else IndexSource(Path(p), tuple(include), tuple(exclude),
                                                                       use_ignore_files) for p in paths]
             plans = [self._plan(root, skip_dirs) for root in roots]
-            self._remove_vanished(keep)
             self._files_total = sum(len(changed) for changed in plans)
             self._scanning = False
             self._emit("")
@@ -196,6 +195,9 @@ class Ingester:
             self._flush()
             self._backfill.drain(lambda: self._emit(self._last_path))
             self._raise_failure("file")
+            # Deleted after the new files are written and embedded: a file renamed since the last run
+            # then finds its chunks' vectors still stored (the embedding cache) instead of being embedded again.
+            self._remove_vanished(keep)
         except KeyboardInterrupt:
             interrupted = True
             self._backfill.salvage()

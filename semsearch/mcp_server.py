@@ -9,6 +9,7 @@ result (`isError`) carrying its own one-line message, so an agent can act on it.
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -157,13 +158,21 @@ def _document(document, index: Index) -> dict[str, Any]:
 
 
 def run_stdio(index_path: Path, *, ollama_host: str | Sequence[str] | None = None, base_url: str | None = None,
-              timeout: float | None = None, keep_alive: str | float | None = None) -> None:
-    """Serve the index at `index_path` over stdin/stdout until the client closes the stream."""
+              timeout: float | None = None, keep_alive: str | float | None = None, watch: bool = False) -> None:
+    """Serve the index at `index_path` over stdin/stdout until the client closes the stream; with
+    `watch`, keep it current with the folders it remembers meanwhile."""
     # The SDK logs at INFO to stderr; one line per embedding request would drown the client's log.
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    index = Index.open(index_path, create=False, ollama_host=ollama_host, base_url=base_url, timeout=timeout,
+    index = Index.open(index_path, create=watch, ollama_host=ollama_host, base_url=base_url, timeout=timeout,
                        keep_alive=keep_alive)
+    watcher = None
+    if watch:
+        from semsearch.watch import BackgroundWatch
+
+        watcher = BackgroundWatch(index, report=lambda line: print(line, file=sys.stderr, flush=True)).start()
     try:
         build_server(index).run("stdio")
     finally:
+        if watcher is not None:
+            watcher.stop()
         index.close()

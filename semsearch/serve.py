@@ -14,7 +14,8 @@ Concurrency: handlers are plain functions that FastAPI runs in worker threads. R
 Index (searching from several threads is safe). Writes go, one at a time, through a second Index
 on the same directory: it takes the index's file lock and changes its own FAISS copy, so no
 search ever scans vectors while they change; the reading Index sees the new generation in
-SQLite (WAL: readers never wait for the writer) and reloads its vectors.
+SQLite (WAL: readers never wait for the writer) and reloads its vectors. With `watch`, a third
+Index follows the files (`semsearch.watch.BackgroundWatch`) the same way, one batch at a time.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import hmac
 import json
 import math
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -93,6 +95,7 @@ class ServeSettings:
     base_url: str | None = None
     timeout: float | None = None
     keep_alive: str | float | None = None
+    watch: bool = False  # keep the index current with the folders it remembers (see `Index.watch`)
 
 
 # -- request models (their constraints are the API's bounds, and its OpenAPI schema) -------------
@@ -243,6 +246,15 @@ class _Indexes:
         self._write_lock = threading.Lock()
         self._rerankers: dict[str, Reranker] = {}
         self._rerankers_lock = threading.Lock()
+        self._watch = None
+
+    def start_watching(self) -> None:
+        """With `settings.watch`, follow the files on a thread of its own (see `BackgroundWatch`)."""
+        if self.settings.watch and self._watch is None:
+            from semsearch.watch import BackgroundWatch
+
+            self._watch = BackgroundWatch(self.reader, report=lambda line: print(line, file=sys.stderr,
+                                                                               flush=True)).start()
 
     def _common(self) -> dict[str, Any]:
         s = self.settings
@@ -281,6 +293,8 @@ class _Indexes:
             return reranker
 
     def close(self) -> None:
+        if self._watch is not None:
+            self._watch.stop()
         with self._write_lock:
             if self._writer is not None:
                 self._writer.close()
@@ -320,6 +334,7 @@ def create_app(settings: ServeSettings) -> GuardMiddleware:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        indexes.start_watching()
         yield
         indexes.close()
 

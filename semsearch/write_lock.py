@@ -1,14 +1,22 @@
-"""The index directory: `WriteLock`, the lock file that lets one process at a time write it, and
-`open_store`, which makes the directory or finds it and decides whether this process may write.
+"""The index directory: `WriteLock`, the lock file that lets one process at a time write it,
+`WatchMarker`, held while `semsearch watch` keeps the index current, and `open_store`, which makes
+the directory or finds it and decides whether this process may write.
 
 Readers never take it to search; a reader takes it only without waiting (to save a repaired
 file or re-analyse keywords), and an index directory this process cannot write gets none.
+
+A holder writes its pid and command into the lock file, so a second writer's error can name
+it. `watch` takes the write lock only while it applies a batch of changes (other writers —
+`add_texts`, `serve`'s POST /texts — get their turn between batches) and holds the watch
+marker for as long as it runs.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,6 +28,8 @@ from semsearch.store import DB_NAME, Store
 
 if TYPE_CHECKING:
     import filelock
+
+WATCH_LOCK_NAME = "watch.lock"
 
 
 class WriteLock:
@@ -54,13 +64,25 @@ class WriteLock:
         try:
             self.lock.acquire(timeout=0)
         except filelock.Timeout:
-            raise IndexLockedError(
-                f"another semsearch process is writing to the index at {self.directory} — wait for it to finish"
-            ) from None
+            raise IndexLockedError(self._locked_message()) from None
+        _write_holder(self.lock.lock_file)
         try:
             yield
         finally:
+            _write_holder(self.lock.lock_file, clear=True)
             self.lock.release()
+
+    def _locked_message(self) -> str:
+        watcher = WatchMarker(self.directory).holder()
+        if watcher is not None:
+            return (
+                f"`semsearch watch` (pid {watcher.get('pid', '?')}) is applying changes to the index at "
+                f"{self.directory} — it keeps this index current by itself, so there is no need to run "
+                "`semsearch index` while it runs; other writes: try again in a moment"
+            )
+        holder = _read_holder(self.lock.lock_file)
+        who = f" (pid {holder['pid']}: {holder['command']})" if holder else ""
+        return f"another semsearch process is writing to the index at {self.directory}{who} — wait for it to finish"
 
     @contextmanager
     def held_if_free(self) -> Iterator[bool]:
@@ -88,6 +110,75 @@ class WriteLock:
             return True
         except OSError:  # a read-only index directory: no writer could be there either
             return False
+
+
+class WatchMarker:
+    """The marker file a running `watch` holds on the index directory `directory`, naming its pid."""
+
+    def __init__(self, directory: Path):
+        import filelock  # only a writer meets a watch marker: searches never load filelock
+
+        self.directory = directory
+        self.lock = filelock.FileLock(str(directory / WATCH_LOCK_NAME), timeout=0)
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        """Hold the marker; raises IndexLockedError while another `watch` keeps this index current."""
+        import filelock
+
+        try:
+            self.lock.acquire(timeout=0)
+        except filelock.Timeout:
+            holder = _read_holder(self.lock.lock_file) or {}
+            raise IndexLockedError(
+                f"`semsearch watch` (pid {holder.get('pid', '?')}) is already keeping the index at {self.directory} "
+                "current — one watcher per index is enough; stop that one first to watch other folders"
+            ) from None
+        _write_holder(self.lock.lock_file)
+        try:
+            yield
+        finally:
+            _write_holder(self.lock.lock_file, clear=True)
+            self.lock.release()
+
+    def holder(self) -> dict | None:
+        """The running watcher's pid and command, or None when no `watch` runs on this index."""
+        import filelock
+
+        try:
+            with self.lock.acquire(timeout=0):
+                return None
+        except filelock.Timeout:
+            return _read_holder(self.lock.lock_file) or {}
+        except OSError:  # a read-only index directory: no watcher could be there either
+            return None
+
+
+def _write_holder(lock_file: str, *, clear: bool = False) -> None:
+    """Record (or clear) this process as the holder of `lock_file`, which it holds: a hint for errors."""
+    text = "" if clear else json.dumps({"pid": os.getpid(), "command": _command_line()})
+    try:
+        with open(lock_file, "w", encoding="utf-8") as handle:
+            handle.write(text)
+    except OSError:
+        pass  # only a hint: the lock itself is what excludes other writers
+
+
+def _command_line() -> str:
+    """This process's command line, short: `semsearch index docs`, `app.py --port 80`."""
+    argv = sys.argv or ["python"]
+    name = Path(argv[0]).name
+    name = "semsearch" if name == "__main__.py" else name
+    return " ".join([name, *argv[1:]])[:200]
+
+
+def _read_holder(lock_file: str) -> dict | None:
+    try:
+        with open(lock_file, encoding="utf-8") as handle:
+            holder = json.loads(handle.read() or "null")
+    except (OSError, ValueError):
+        return None
+    return holder if isinstance(holder, dict) and "pid" in holder and "command" in holder else None
 
 
 def open_store(path: Path, create: bool) -> Store:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import click
 
 from semsearch import __version__
-from semsearch.cli import indexing, maintenance, searching, services
+from semsearch.cli import indexing, maintenance, searching, services, watching
 from semsearch.cli.common import _Group
 
 
@@ -55,7 +55,7 @@ def cli() -> None:
 
 for _command in (indexing.index_command, indexing.sources_command, searching.search_command, searching.context_command,
                  services.serve_command, services.mcp_command, maintenance.eval_command,
-                 maintenance.status_command, maintenance.rebuild_command):
+                 maintenance.status_command, maintenance.rebuild_command, watching.watch_command):
     cli.add_command(_command)
 
 

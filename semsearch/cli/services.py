@@ -29,10 +29,13 @@ from semsearch.cli.common import (
               help="Shorter (Matryoshka) vectors if the index is created by this server.")
 @click.option("--max-body", type=click.IntRange(min=1024), default=4 * 1024 * 1024, show_default=True,
               metavar="BYTES", help="Largest request body accepted (larger ones get 413).")
+@click.option("--watch", is_flag=True,
+              help="Also keep the index current as the files of the folders it remembers change, as "
+                   "`semsearch watch` does, serving searches throughout.")
 @host_option
 @timeout_option
 @keep_alive_option
-def serve_command(index_dir, host, port, token, max_body, settings) -> None:
+def serve_command(index_dir, host, port, token, max_body, watch, settings) -> None:
     """Serve search, context, status and text indexing as a JSON HTTP API (needs semsearch[serve]).
 
     Request types are strict (422 for a wrong type, never coerced); `rerank` takes true/false or an
@@ -42,11 +45,12 @@ def serve_command(index_dir, host, port, token, max_body, settings) -> None:
     Examples:
       semsearch serve --port 8765
       SEMSEARCH_TOKEN=change-me semsearch serve --host 0.0.0.0
+      semsearch serve --watch -i ~/notes/.semsearch
     """
     from semsearch.serve import ServeSettings, run_server
 
     served = ServeSettings(index_path=find_index(index_dir, for_writing=True), token=token or None, max_body=max_body,
-                           **{**settings, "ollama_host": settings["ollama_host"] or None})
+                           watch=watch, **{**settings, "ollama_host": settings["ollama_host"] or None})
     run_server(served, host=host, port=port, announce=lambda url: click.echo(
         f"semsearch serving {served.index_path} on {url} (OpenAPI at {url}/docs)", err=True))
 
@@ -54,17 +58,21 @@ def serve_command(index_dir, host, port, token, max_body, settings) -> None:
 @click.command("mcp", short_help="Serve search and context as MCP tools on stdio.")
 @gather("settings", SETTING_OPTIONS)
 @index_option
+@click.option("--watch", is_flag=True,
+              help="Also keep the index current as the files of the folders it remembers change, as "
+                   "`semsearch watch` does; batches are reported on stderr.")
 @host_option
 @timeout_option
 @keep_alive_option
-def mcp_command(index_dir, settings) -> None:
+def mcp_command(index_dir, watch, settings) -> None:
     """Serve search, context, get, multi_get and status as MCP tools on stdio (needs semsearch[mcp]).
 
     \b
     Examples:
       semsearch mcp -i ~/notes/.semsearch
       semsearch mcp -i ~/notes/.semsearch --keep-alive 30m
+      semsearch mcp --watch -i ~/notes/.semsearch
     """
     from semsearch.mcp_server import run_stdio
 
-    run_stdio(find_index(index_dir, for_writing=False), **settings)
+    run_stdio(find_index(index_dir, for_writing=watch), watch=watch, **settings)
