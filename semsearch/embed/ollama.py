@@ -369,7 +369,8 @@ class OllamaEmbedder(BaseEmbedder):
                 f"cannot reach Ollama at {host} — start it with `ollama serve`, "
                 "or point --ollama-host / OLLAMA_HOST at a running server"
             ) from exc
-        if isinstance(answer, Answer) and answer.status_code >= 400:
+        # Status -1: the ollama client's mark for an error sent inside a 200's stream (a failed pull).
+        if isinstance(answer, Answer) and (answer.status_code >= 400 or answer.status_code < 0):
             raise self._map_error_answer(answer.status_code, error_message(answer), pulling, host)
         return answer
 
