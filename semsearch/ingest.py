@@ -71,7 +71,7 @@ class Progress:
 
 @dataclass
 class _Pending:
-    """A document extracted and chunked, waiting for vectors."""
+    """A document extracted and chunked, waiting to be committed (its vectors follow)."""
 
     key: str  # the file's key (Store.file_key) or the text's id
     kind: str
@@ -80,19 +80,13 @@ class _Pending:
     sha256: str
     document: Document
     chunks: list[Chunk]
-    max_tokens: int
     display: str
     existed: bool
-    texts: tuple[str, ...] = ()  # what is sent to the embedder for each chunk
-    hashes: tuple[str, ...] = ()  # their sha256, the embedding-cache key
+    # Per chunk, the sha256 of the text the embedder is given: the embedding-cache key.
+    hashes: tuple[str, ...] = field(init=False)
 
     def __post_init__(self) -> None:
-        self.set_chunks(self.chunks)
-
-    def set_chunks(self, chunks: list[Chunk]) -> None:
-        self.chunks = chunks
-        self.texts = tuple(embed_text(c) for c in chunks)
-        self.hashes = tuple(text_hash(t) for t in self.texts)
+        self.hashes = tuple(text_hash(embed_text(c)) for c in self.chunks)
 
 
 @dataclass
@@ -360,10 +354,9 @@ class Ingester:
         return self.rechunk_code and uses_code_chunker(key)
 
     def _queue(self, key, kind, size, mtime_ns, sha, document, display, existed) -> None:
-        budget = self.settings.max_tokens
-        pieces = chunk(document, max_tokens=budget, overlap_tokens=self.settings.overlap_tokens,
+        pieces = chunk(document, max_tokens=self.settings.max_tokens, overlap_tokens=self.settings.overlap_tokens,
                        code=self.settings.code)
-        self._pending.append(_Pending(key, kind, size, mtime_ns, sha, document, pieces, budget, display, existed))
+        self._pending.append(_Pending(key, kind, size, mtime_ns, sha, document, pieces, display, existed))
         self._files_read += 1
         self._chunks_queued += len(pieces)
         self._emit(display)
@@ -435,7 +428,7 @@ class Ingester:
         self._chunks_queued += len(pieces) - len(self.store.document_chunks(stored.id))
         key = stored.path if offender.kind == "text" else self.store.file_key(Path(stored.path))
         self._chunks_done += self._write([_Pending(key, offender.kind, stored.size, stored.mtime_ns, stored.sha256,
-                                                   document, pieces, budget, display, True)])
+                                                   document, pieces, display, True)])
         return True
 
     def _reread(self, offender: PendingChunk) -> Document | None:
