@@ -478,7 +478,7 @@ class Ingester:
         self.on_progress(Progress(
             files_done=self._files_done, files_total=self._files_total, path=self._last_path,
             chunks_embedded=backfill.embedded,
-            chunks_reused=self._tally.reused + max(0, backfill.filled - backfill.embedded),
+            chunks_reused=self._tally.reused + backfill.shared,
             scanning=self._scanning, files_scanned=self._files_scanned, files_read=self._files_read,
             chunks_queued=self._chunks_queued,
             chunks_done=min(self._chunks_queued, self._chunks_done + backfill.filled),
@@ -487,8 +487,7 @@ class Ingester:
     def _report(self, seconds: float, interrupted: bool) -> IndexReport:
         t, backfill = self._tally, self._backfill
         total, pending = self.store.counts()[1], self.store.count_pending()
-        # Each filled chunk past the first of its text shares that text's one embedding.
-        duplicate = max(0, backfill.filled - backfill.embedded)
+        duplicate = backfill.shared
         return IndexReport(
             files_added=t.added, files_updated=t.updated, files_unchanged=t.unchanged, files_removed=t.removed,
             files_failed=t.failed, files_skipped=t.skipped, chunks_embedded=backfill.embedded,
