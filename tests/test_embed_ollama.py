@@ -4,7 +4,6 @@ and the vectors it brings back over real HTTP from the Ollama-protocol test serv
 from __future__ import annotations
 
 import json
-
 import sqlite3
 
 import httpx
