@@ -116,8 +116,7 @@ def language_for(suffix: str) -> str | None:
 def available() -> bool:
     """Whether the `code` extra is installed (tree-sitter and the grammar wheels import)."""
     try:
-        for grammar in _GRAMMARS:
-            _parser(grammar)
+        require_extra()
     except Exception:  # noqa: BLE001 — any failure to load means "not usable here"
         return False
     return True
