@@ -153,6 +153,15 @@ class _Unit:
     header: bool = False
 
 
+def _wrapped(node: Node) -> Node | None:
+    """What a wrapper node (decorators, `export`, `template<...>`) wraps: its field, else its last non-comment child."""
+    field = _WRAPPERS[node.type]
+    inner = node.child_by_field_name(field) if field else None
+    if inner is None:
+        inner = next((c for c in reversed(node.named_children) if c.type not in _COMMENTS), None)
+    return inner
+
+
 def _is_token(unit: _Unit) -> bool:
     """Punctuation or a keyword (an anonymous node), or the text after a definition's body."""
     return (unit.node is None and not unit.header) or (unit.node is not None and not unit.node.is_named)
@@ -321,10 +330,7 @@ class _Splitter:
     def _definition_inside(node: Node) -> Node | None:
         """The definition node itself for a wrapper (decorators, export, template), else `node`."""
         while node.type in _WRAPPERS:
-            field = _WRAPPERS[node.type]
-            inner = node.child_by_field_name(field) if field else None
-            if inner is None:
-                inner = next((c for c in reversed(node.named_children) if c.type not in _COMMENTS), None)
+            inner = _wrapped(node)
             if inner is None:
                 return None
             node = inner
@@ -349,10 +355,7 @@ class _Splitter:
         """The name a definition node defines, None for other nodes."""
         kind = node.type
         if kind in _WRAPPERS:
-            field = _WRAPPERS[kind]
-            inner = node.child_by_field_name(field) if field else None
-            if inner is None:
-                inner = next((c for c in reversed(node.named_children) if c.type not in _COMMENTS), None)
+            inner = _wrapped(node)
             return self._name(inner) if inner is not None else None
         if kind in _VARIABLE_DECLARATIONS:
             declarators = [c for c in node.named_children if c.type == "variable_declarator"]
