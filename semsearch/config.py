@@ -139,7 +139,7 @@ class IndexSettings:
         Keys an older version did not write read as that version behaved: no base URL, no
         requested dimensions, no input type, a flat index, no code chunker (None: text chunks).
         """
-        if "model" not in meta:
+        if not is_recorded(meta):
             return None
         provider = meta.get("provider") or "ollama"
         return cls(
