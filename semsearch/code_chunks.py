@@ -37,7 +37,8 @@ from semsearch.tokens import estimate_tokens
 if TYPE_CHECKING:
     from tree_sitter import Node, Parser
 
-__all__ = ["CHUNKER_VERSION", "LANGUAGES", "PACK_DEFINITIONS", "CodeSpan", "available", "language_for", "split_code"]
+__all__ = ["CHUNKER_VERSION", "LANGUAGES", "PACK_DEFINITIONS", "CodeSpan", "available", "language_for", "require_extra",
+           "split_code"]
 
 # Recorded in the index; bump it when the cut changes, so code files are chunked again (only them).
 CHUNKER_VERSION = "tree-sitter/1"
