@@ -26,6 +26,7 @@ def openai_settings(**changes) -> IndexSettings:
         model="openai:text-embedding-3-small", provider="openai", dimensions=256, requested_dimensions=256,
         context_length=8191, num_ctx=1024, preset=custom_preset(PRESETS["qwen3"], task="find the answer"),
         input_type=True, chunk_tokens=300, chunk_overlap=30, index_type="hnsw", base_url=RECORDED_URL,
+        code_chunks=False,
     )
     return dataclasses.replace(settings, **changes)
 
