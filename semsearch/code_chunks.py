@@ -29,6 +29,7 @@ from __future__ import annotations
 from bisect import bisect_left
 from dataclasses import dataclass
 from itertools import accumulate
+from os.path import commonprefix
 from typing import TYPE_CHECKING, Any
 
 from semsearch.optional import require
@@ -267,13 +268,7 @@ class _Splitter:
 
     def _group_path(self, units: list[_Unit]) -> tuple[str, ...]:
         named = [u for u in units if not (u.comment or _is_token(u))] or units
-        paths = [u.path for u in named]
-        common = paths[0]
-        for path in paths[1:]:
-            length = 0
-            while length < min(len(common), len(path)) and common[length] == path[length]:
-                length += 1
-            common = common[:length]
+        common = tuple(commonprefix([u.path for u in named]))
         definitions = [u for u in named if u.name is not None]
         if len(definitions) == 1 and definitions[0].path == common and all(
             u is definitions[0] or u.header for u in named
