@@ -24,7 +24,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from semsearch.errors import IndexLockedError
+from semsearch.errors import (
+    ConfigError,
+    IndexLockedError,
+    IndexReadOnlyError,
+    InvalidInputError,
+    SemsearchError,
+    SourceNotFoundError,
+)
 from semsearch.types import FileProblem, IndexReport
 from semsearch.write_lock import WatchMarker
 
@@ -120,8 +127,6 @@ def watch_index(
         if paths is None:
             sources = [source for source in writer.sources() if source.exists]
             if not sources:
-                from semsearch.errors import SourceNotFoundError
-
                 raise SourceNotFoundError(
                     f"the index at {self.path} remembers no folder to watch — name one (`semsearch watch FOLDER`); "
                     "it is remembered, so later `semsearch watch` alone follows it again")
@@ -187,22 +192,16 @@ def watch(
     """
     roots = [Path(p).expanduser().resolve() for p in paths]
     if index.read_only:
-        from semsearch.errors import IndexReadOnlyError
-
         raise IndexReadOnlyError(f"cannot watch into the index at {index.path}: it is read-only (this process "
                                  "cannot write to its directory) — point -i/--index at a writable one")
     for root in roots:
         if not root.exists():
-            from semsearch.errors import InvalidInputError
-
             raise InvalidInputError(f"cannot watch {root}: no such file or directory")
     with WatchMarker(index.path).held():
         events = _events(roots, index.path, stop_event, debounce_ms)
         try:
             next(events)  # watching starts before the initial run: what changes during it comes next
         except (OSError, RuntimeError) as exc:  # the watcher's own errors (watchfiles' are RuntimeErrors)
-            from semsearch.errors import ConfigError
-
             raise ConfigError(
                 f"cannot watch {', '.join(str(r) for r in roots)}: {exc} — on Linux, raise the inotify limit "
                 "(`sudo sysctl fs.inotify.max_user_watches=524288`), or set WATCHFILES_FORCE_POLLING=1 to poll"
@@ -320,8 +319,6 @@ class BackgroundWatch:
         self._thread.join()
 
     def _run(self) -> None:
-        from semsearch.errors import SemsearchError
-
         try:
             self._index.watch(stop_event=self._stop, on_batch=lambda batch: self._report(f"watch: {batch.summary()}"))
         except SemsearchError as exc:
