@@ -207,7 +207,7 @@ def watch(
                 "(`sudo sysctl fs.inotify.max_user_watches=524288`), or set WATCHFILES_FORCE_POLLING=1 to poll"
             ) from exc
         report = run(roots)
-        _tell(on_batch, WatchBatch.from_report(0, report, generation(), 0), always=True)
+        _tell(on_batch, WatchBatch.from_report(0, report, generation(), 0))
         if report.interrupted:
             raise KeyboardInterrupt
         number = 0
@@ -226,8 +226,8 @@ def watch(
                 raise KeyboardInterrupt
 
 
-def _tell(on_batch: Callable[[WatchBatch], None] | None, batch: WatchBatch, always: bool = False) -> None:
-    if on_batch is not None and (always or batch.changed):
+def _tell(on_batch: Callable[[WatchBatch], None] | None, batch: WatchBatch) -> None:
+    if on_batch is not None:
         on_batch(batch)
 
 
