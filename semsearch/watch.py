@@ -212,7 +212,7 @@ def watch(
             raise KeyboardInterrupt
         number = 0
         for changes in events:
-            touched = [root for root in roots if any(_under(path, root) for path in changes)]
+            touched = [root for root in roots if any(Path(path).is_relative_to(root) for path in changes)]
             if not touched:
                 continue
             report = _apply(run, touched, stop_event)
@@ -248,10 +248,6 @@ def _events(roots: Sequence[Path], index_dir: Path, stop_event: threading.Event 
         if changes or not started:
             started = True
             yield {path for _, path in changes}
-
-
-def _under(path: str, root: Path) -> bool:
-    return path == str(root) or path.startswith(str(root).rstrip(os.sep) + os.sep)
 
 
 def _apply(run: Callable[[list[Path]], IndexReport], roots: list[Path],
