@@ -187,8 +187,10 @@ def watch(
     changed something.
 
     `generation` reads the index's generation. Ctrl-C raises KeyboardInterrupt once committed
-    work is safe. Raises IndexLockedError when another `watch` keeps this index current (or, for
-    the initial run, another process is writing), and what `run` raises.
+    work is safe. Raises IndexReadOnlyError for a read-only index, InvalidInputError for a path
+    that does not exist, ConfigError when the watcher cannot start (inotify limits),
+    IndexLockedError when another `watch` keeps this index current (or, for the initial run,
+    another process is writing), and what `run` raises.
     """
     roots = [Path(p).expanduser().resolve() for p in paths]
     if index.read_only:
