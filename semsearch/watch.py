@@ -2,8 +2,9 @@
 applies them in debounced batches (`WatchBatch`); `awatch` is the same for asyncio code.
 
 Events come from `watchfiles` (inotify, FSEvents, ReadDirectoryChangesW through the Rust
-`notify` crate). They are only a trigger: each batch re-walks the folders that had events with
-the same walk, globs and change detection as `index` (stat first, then content hash), so what
+`notify` crate). They are only a trigger: each batch re-walks the folders that had events (when
+watching the remembered sources, every one of them, each with its own options) with the same
+walk, globs and change detection as `index` (stat first, then content hash), so what
 is indexed never depends on which events arrived, in which order, or whether the platform
 coalesced them — a burst of thousands of saves or a `git checkout` becomes one rescan, and
 events that arrive while a batch is being applied wait in the watcher and form the next one.
