@@ -33,6 +33,7 @@ from semsearch.errors import (
     SemsearchError,
     SourceNotFoundError,
 )
+from semsearch.options import DEFAULT_DEBOUNCE_MS
 from semsearch.types import FileProblem, IndexReport
 from semsearch.write_lock import WatchMarker
 
@@ -42,7 +43,6 @@ if TYPE_CHECKING:
     from semsearch.index import Index
 
 # Quiet time that ends a batch: editors and `git checkout` write in bursts with short pauses.
-DEFAULT_DEBOUNCE_MS = 300
 # The longest a batch keeps gathering events while they keep coming, so a long copy shows progress.
 MAX_BATCH_WAIT_MS = 1600
 # Texts per commit while watching: a burst of small files becomes a few transactions, not dozens.
