@@ -135,7 +135,9 @@ class SearchMixin:
 
         Checks, in order: an empty index (and whether another process is still building it), a
         `where` key no document has (naming the keys that exist), filters that match no chunk,
-        a `min_score` nothing reached; otherwise says no passage matched the query.
+        a `min_score` nothing reached, a keyword search whose words no passage contains, and a
+        vector or hybrid search of an index none of whose chunks has its embedding yet;
+        otherwise says no passage matched the query.
         """
         from semsearch.search import explain_no_results
 
