@@ -170,13 +170,18 @@ def test_http_search_gives_document_ranks_and_takes_the_score_floors(history):
     assert bad.status_code == 422
 
 
-def test_mcp_search_gives_document_ranks(history):
+def test_mcp_search_gives_document_ranks_and_takes_min_score(history):
     from tests.test_mcp import _params, _session
 
     index_dir, host = history
 
     async def calls(session):
-        return await session.call_tool("search", {"query": QUERY, "k": 14, "min_score": -1})
+        hits = json.loads((await session.call_tool("search", {"query": QUERY, "k": 14, "min_score": -1}))
+                          .content[0].text)["hits"]
+        floor = (hits[0]["score"] + hits[1]["score"]) / 2
+        floored = await session.call_tool("search", {"query": QUERY, "k": 14, "min_score": floor})
+        return hits, json.loads(floored.content[0].text)["hits"]
 
-    hits = json.loads(_session(_params(index_dir, host), calls).content[0].text)["hits"]
+    hits, floored = _session(_params(index_dir, host), calls)
     assert [hit["document_rank"] for hit in hits][:12] == [1] * 12 and hits[12]["document_rank"] == 2
+    assert [hit["chunk_id"] for hit in floored] == [hits[0]["chunk_id"]]
