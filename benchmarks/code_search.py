@@ -151,6 +151,7 @@ def run(args) -> dict:
     for function_id, (relative, first, last) in functions.items():
         by_file.setdefault(relative, []).append((function_id, first, last))
     results = {}
+    shipped = code_chunks.PACK_DEFINITIONS
     for name, (code, pack) in CHUNKERS.items():
         code_chunks.PACK_DEFINITIONS = pack
         index_dir = args.work / f"index-{name.replace(', ', '-')}"
@@ -172,7 +173,7 @@ def run(args) -> dict:
                 entry[mode] = {metric: round(sum(v) / len(v), 4) for metric, v in scores.items()}
         results[name] = entry
         print(json.dumps({name: entry}), file=sys.stderr, flush=True)
-    code_chunks.PACK_DEFINITIONS = False
+    code_chunks.PACK_DEFINITIONS = shipped
     return {"machine": machine(), "files": len({f[0] for f in functions.values()}), "functions": len(functions),
             "queries": len(queries), "chunk_tokens": args.chunk_tokens, "depth": args.depth, "results": results}
 

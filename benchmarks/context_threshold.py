@@ -66,16 +66,15 @@ def main() -> None:
         "Relative score (score − zero) / (best − zero) of the top 10 hits of each question on "
         "tests/relevance_corpus.py (14 one-paragraph chunks: two on bicycle tyres, six on sourdough, six on "
         "a vegetable garden), with the test server's multilingual-e5-small; zero = the query's mean cosine "
-        "with the chunks in vector mode, 0 otherwise. Hybrid is today's rank fusion.\n\n"
+        "with the chunks in vector mode, 0 otherwise. Hybrid is the adaptive fusion of semsearch/fusion.py.\n\n"
         + table(["question", "mode", "answers", "same topic", "unrelated"], rows)
         + "\n\nHits `context` packs at each threshold, summed over the four questions (answers found / "
           "answers that exist; same-topic and unrelated hits packed):\n\n"
         + table(["mode", "min_relative", "answers", "same topic", "unrelated"], sweep_rows)
         + f"\n\nDefault chosen: {DEFAULT_MIN_RELATIVE} — in vector mode it keeps every answer and no unrelated "
-          "passage. Keyword mode keeps passages that share only common words (\"do\", \"and\") with a "
-          "question; rank fusion gives every passage both lists return a high fused score, so in hybrid "
-          "the threshold only separates passages one list alone returns (a keyword-only query "
-          "such as `bicycle tyre pressure punctures`); a fusion of normalised scores should do better.\n"
+          "passage, and so it does in hybrid (the default mode), whose min-max-normalised fusion leaves "
+          "unrelated passages far below the best one. Keyword mode keeps passages that share only common "
+          "words (\"do\", \"and\") with a question.\n"
     )
     emit("Context relative threshold", data, body)
 

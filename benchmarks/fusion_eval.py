@@ -4,7 +4,7 @@ Runs `semsearch.evaluate` (what `semsearch eval` runs) over the documents indexe
 (`quality.restrict_to_indexed`), for all judged queries and for the odd and even query ids
 apart: fusion constants were tuned on the odd ids (`fusion_lists.py` dumps, replayed offline),
 the even ids are held out. The query vectors come from a `fusion_lists.py` dump (same server,
-same model) so nothing is embedded again; "hybrid (RRF)" is the fusion hybrid used before
+same model) so nothing is embedded again; "hybrid (RRF, before)" is the fusion hybrid used before
 (`semsearch.search.rrf`, scaled), run through the same code path for comparison.
 
     python benchmarks/fusion_eval.py ../shared/data/cmrc2018 \

@@ -24,11 +24,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.fusion_eval import parity  # noqa: E402
+from benchmarks.fusion_eval import parity, rrf_lists  # noqa: E402
 from semsearch import fusion  # noqa: E402
 from semsearch.evaluate import documents_by_best_chunk, ndcg_at  # noqa: E402
 from semsearch.fusion import Candidate  # noqa: E402
-from semsearch.search import rrf, scale_fused  # noqa: E402
 
 WEIGHTS = (0.3, 0.4, 0.5, 0.6, 0.7)
 FULL_COVERAGES = (0.34, 0.5, 0.67, 1.0)
@@ -82,7 +81,7 @@ def keyword_rule(query, vector, keyword, dump):
 
 
 def rrf_rule(query, vector, keyword, dump):
-    return scale_fused(rrf(vector, keyword), 2)
+    return rrf_lists(None, query, vector, keyword)  # the same RRF fusion_eval.py runs through semsearch.evaluate
 
 
 def adaptive_rule(query, vector, keyword, dump):

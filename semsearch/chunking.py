@@ -35,7 +35,8 @@ With `code` true, a code document in a language `semsearch.code_chunks` parses i
 function and class boundaries instead, its heading path being the enclosing class/function names;
 code chunks do not overlap (a function is whole, or its pieces carry its name in their path).
 Any other document, and a file that does not parse cleanly, goes through the text chunker. This
-is the one place that choice is made (`uses_code_chunker`).
+module is where that choice is made: by `chunk` for a document, by `uses_code_chunker` for a
+stored file's name (which files a change of chunker touches).
 """
 
 from __future__ import annotations

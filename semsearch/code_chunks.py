@@ -29,6 +29,7 @@ from __future__ import annotations
 from bisect import bisect_left
 from dataclasses import dataclass
 from itertools import accumulate
+from os.path import commonprefix
 from typing import TYPE_CHECKING, Any
 
 from semsearch.optional import require
@@ -37,7 +38,8 @@ from semsearch.tokens import estimate_tokens
 if TYPE_CHECKING:
     from tree_sitter import Node, Parser
 
-__all__ = ["CHUNKER_VERSION", "LANGUAGES", "PACK_DEFINITIONS", "CodeSpan", "available", "language_for", "split_code"]
+__all__ = ["CHUNKER_VERSION", "LANGUAGES", "PACK_DEFINITIONS", "CodeSpan", "available", "language_for", "require_extra",
+           "split_code"]
 
 # Recorded in the index; bump it when the cut changes, so code files are chunked again (only them).
 CHUNKER_VERSION = "tree-sitter/1"
@@ -116,8 +118,7 @@ def language_for(suffix: str) -> str | None:
 def available() -> bool:
     """Whether the `code` extra is installed (tree-sitter and the grammar wheels import)."""
     try:
-        for grammar in _GRAMMARS:
-            _parser(grammar)
+        require_extra()
     except Exception:  # noqa: BLE001 — any failure to load means "not usable here"
         return False
     return True
@@ -152,6 +153,15 @@ class _Unit:
     name: str | None = None  # the unit is a whole definition of this name
     comment: bool = False
     header: bool = False
+
+
+def _wrapped(node: Node) -> Node | None:
+    """What a wrapper node (decorators, `export`, `template<...>`) wraps: its field, else its last non-comment child."""
+    field = _WRAPPERS[node.type]
+    inner = node.child_by_field_name(field) if field else None
+    if inner is None:
+        inner = next((c for c in reversed(node.named_children) if c.type not in _COMMENTS), None)
+    return inner
 
 
 def _is_token(unit: _Unit) -> bool:
@@ -258,13 +268,7 @@ class _Splitter:
 
     def _group_path(self, units: list[_Unit]) -> tuple[str, ...]:
         named = [u for u in units if not (u.comment or _is_token(u))] or units
-        paths = [u.path for u in named]
-        common = paths[0]
-        for path in paths[1:]:
-            length = 0
-            while length < min(len(common), len(path)) and common[length] == path[length]:
-                length += 1
-            common = common[:length]
+        common = tuple(commonprefix([u.path for u in named]))
         definitions = [u for u in named if u.name is not None]
         if len(definitions) == 1 and definitions[0].path == common and all(
             u is definitions[0] or u.header for u in named
@@ -322,10 +326,7 @@ class _Splitter:
     def _definition_inside(node: Node) -> Node | None:
         """The definition node itself for a wrapper (decorators, export, template), else `node`."""
         while node.type in _WRAPPERS:
-            field = _WRAPPERS[node.type]
-            inner = node.child_by_field_name(field) if field else None
-            if inner is None:
-                inner = next((c for c in reversed(node.named_children) if c.type not in _COMMENTS), None)
+            inner = _wrapped(node)
             if inner is None:
                 return None
             node = inner
@@ -350,10 +351,7 @@ class _Splitter:
         """The name a definition node defines, None for other nodes."""
         kind = node.type
         if kind in _WRAPPERS:
-            field = _WRAPPERS[kind]
-            inner = node.child_by_field_name(field) if field else None
-            if inner is None:
-                inner = next((c for c in reversed(node.named_children) if c.type not in _COMMENTS), None)
+            inner = _wrapped(node)
             return self._name(inner) if inner is not None else None
         if kind in _VARIABLE_DECLARATIONS:
             declarators = [c for c in node.named_children if c.type == "variable_declarator"]

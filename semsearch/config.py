@@ -5,8 +5,9 @@ One precedence rule decides every setting, lowest to highest:
     defaults  <  what the index records  <  environment  <  flags (CLI options, `Index.open` keywords)
 
 - defaults: `DEFAULTS` below (the model `qwen3-embedding:0.6b`, 400-token chunks with 40 overlap,
-  index type `auto`, code chunks when the `code` extra is installed); the preset comes from the model name and the OpenAI address from
-  OPENAI_BASE_URL, else api.openai.com, when nothing above names them.
+  index type `auto`, code chunks when the `code` extra is installed); the preset comes from the
+  model name and the OpenAI address from OPENAI_BASE_URL, else api.openai.com, when nothing
+  above names them.
 - recorded: the index's meta table (`IndexSettings.from_meta`); an index written by an older
   version lacks some keys and reads them as that version behaved (e.g. index type `flat`).
 - environment: SEMSEARCH_BASE_URL (the OpenAI-compatible server) and OLLAMA_HOST.
@@ -58,8 +59,9 @@ class IndexSettings:
     custom embedder may name its own).
     `dimensions` is the vectors' size; `requested_dimensions` what is asked of the server
     (Matryoshka), None for the model's own size. `preset` None leaves the format to the model's
-    name (or, with `input_type`, to the server). The last five fields belong to this handle only
-    and are never recorded.
+    name (or, with `input_type`, to the server). `host`, `timeout`, `keep_alive`, `ef_search` and
+    `nprobe` belong to this handle only and are never recorded; `code_chunks` is recorded (as
+    the code chunker's version) but may change from run to run.
     """
 
     model: str | None = None
@@ -137,7 +139,7 @@ class IndexSettings:
         Keys an older version did not write read as that version behaved: no base URL, no
         requested dimensions, no input type, a flat index, no code chunker (None: text chunks).
         """
-        if "model" not in meta:
+        if not is_recorded(meta):
             return None
         provider = meta.get("provider") or "ollama"
         return cls(

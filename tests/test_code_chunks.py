@@ -187,10 +187,15 @@ def mixed_sources(tmp_path) -> Path:
     return folder
 
 
-def test_asking_for_code_chunks_without_the_extra_is_one_line_naming_the_pip_command(tmp_path, mixed_sources,
-                                                                                    monkeypatch):
+@pytest.fixture
+def without_code_extra(monkeypatch) -> None:
+    """This process as if tree-sitter were not installed (no parser loaded yet either)."""
     monkeypatch.setitem(sys.modules, "tree_sitter", None)  # what `import` sees when the package is absent
     monkeypatch.setattr(code_chunks, "_PARSERS", {})
+
+
+def test_asking_for_code_chunks_without_the_extra_is_one_line_naming_the_pip_command(tmp_path, mixed_sources,
+                                                                                    without_code_extra):
     with pytest.raises(MissingDependencyError, match=r"pip install 'semsearch\[code\]'"):
         code_chunks.require_extra()
     code = ("import sys; sys.modules['tree_sitter'] = None; from semsearch.cli import main; "
@@ -201,9 +206,7 @@ def test_asking_for_code_chunks_without_the_extra_is_one_line_naming_the_pip_com
 
 
 def test_without_the_extra_a_new_index_falls_back_to_text_chunks(tmp_path, mixed_sources, ollama_server,
-                                                                 monkeypatch):
-    monkeypatch.setitem(sys.modules, "tree_sitter", None)
-    monkeypatch.setattr(code_chunks, "_PARSERS", {})
+                                                                 without_code_extra):
     with Index.open(tmp_path / "idx", ollama_host=ollama_server.url) as index:
         report = index.index([mixed_sources])
         assert report.files_added == 2 and report.files_failed == 0

@@ -23,9 +23,10 @@ FLAG_URL = "http://flag.example/v1"
 def openai_settings(**changes) -> IndexSettings:
     """The complete settings an index of an OpenAI-compatible model records, every field off its default."""
     settings = IndexSettings(
-        model="openai:text-embedding-3-small", provider="openai", dimensions=256, requested_dimensions=256, context_length=8191,
-        num_ctx=1024, preset=custom_preset(PRESETS["qwen3"], task="find the answer"), input_type=True,
-        chunk_tokens=300, chunk_overlap=30, index_type="hnsw", base_url=RECORDED_URL,
+        model="openai:text-embedding-3-small", provider="openai", dimensions=256, requested_dimensions=256,
+        context_length=8191, num_ctx=1024, preset=custom_preset(PRESETS["qwen3"], task="find the answer"),
+        input_type=True, chunk_tokens=300, chunk_overlap=30, index_type="hnsw", base_url=RECORDED_URL,
+        code_chunks=False,
     )
     return dataclasses.replace(settings, **changes)
 
@@ -136,7 +137,7 @@ def test_an_index_written_by_an_older_version_without_newer_keys_still_reads(tmp
     home = tmp_path / "home"
     copy_v3_index(home)
     newer = ("base_url", "dimensions_requested", "input_type", "index_type")
-    with sqlite3.connect(home / ".semsearch" / "semsearch.db") as conn:
+    with sqlite3.connect(home / ".semsearch" / DB_NAME) as conn:
         conn.executemany("DELETE FROM meta WHERE key = ?", [(key,) for key in newer])
 
     settings = IndexSettings.from_meta(read_meta(home / ".semsearch"))
