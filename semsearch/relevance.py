@@ -17,7 +17,8 @@ left out, since the scores then tell nothing apart.
 DEFAULT_MIN_RELATIVE was chosen on tests/relevance_corpus.py (bicycle tyres among sourdough
 and gardening notes, multilingual-e5-small; benchmarks/context_threshold.py): in vector mode
 passages answering the question scored 0.93–1.0 relative, unrelated ones at most 0.03, and
-passages on its topic that do not answer it at most 0.68; keyword bm25 put unrelated passages
+passages on its topic that do not answer it at most 0.68; in hybrid mode (the default) answers
+scored 0.51–1.0 and unrelated passages at most 0.23; keyword bm25 put unrelated passages
 sharing only common words with the question at up to 0.79. See benchmarks/RESULTS.md,
 "Context relative threshold".
 """
