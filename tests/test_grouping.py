@@ -133,6 +133,16 @@ def test_library_search_documents_and_by_document(history, ollama_server_session
     assert [d.path for d in floor] == [d.path for d in documents[:2]]
 
 
+def test_k_documents_embed_the_query_once_however_many_searches_they_take(history, ollama_server):
+    index_dir, host = history
+    with Index.open(index_dir, ollama_host=host) as index:
+        first_try = index.search(QUERY, k=4 * 3)  # what the first search for four documents gets
+        ollama_server.requests.clear()
+        documents = index.search_documents(QUERY, k=4)
+    assert len({hit.document_id for hit in first_try}) < 4 and len(documents) == 4
+    assert [path for path, _ in ollama_server.requests].count("/api/embed") == 1
+
+
 def _hit(rank: int, document: int, line: int) -> Hit:
     return Hit(rank=rank, score=1 / rank, text="", path=f"doc-{document}", document_id=document, chunk_id=rank,
                line_start=line, line_end=line + 2, char_start=0, char_end=0)
