@@ -88,7 +88,8 @@ def test_search_shows_each_document_once_with_the_lines_of_its_other_chunks(hist
 
 
 def test_k_counts_documents_and_is_met_when_that_many_exist(history):
-    # The best 3 × 6 chunks are mostly the long file's: more are fetched until six documents show.
+    # Six documents are all the index holds (18 chunks, 13 of them the long file's), so -k 6 shows
+    # every one and -k 50 no more; fetching more chunks until k documents show is tested with k=4.
     result = invoke(history, "-k", "6")
     files = [file_of(line) for line in headers(result.stdout)]
     assert sorted(files) == sorted(["paper-history.md", *OTHERS])
