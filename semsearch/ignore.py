@@ -100,20 +100,16 @@ class IgnoreRules:
 
     def _folders_above(self) -> list[str]:
         """The parent folders from the enclosing repository's root down to the root's parent."""
-        if os.path.exists(os.path.join(self.root, ".git")):
-            self._repository = self.root
-            return []
         folders: list[str] = []
         current = self.root
-        while True:
+        while not os.path.exists(os.path.join(current, ".git")):
             parent = os.path.dirname(current)
             if parent == current:
                 return []  # not inside a repository
             folders.append(parent)
-            if os.path.exists(os.path.join(parent, ".git")):
-                self._repository = parent
-                return list(reversed(folders))
             current = parent
+        self._repository = current
+        return list(reversed(folders))
 
 
 def _compile(lines: list[str]) -> GitIgnoreSpec:

@@ -133,6 +133,7 @@ def remember_sources(store: Store, roots: Sequence[IndexSource]) -> None:
     from semsearch.sources import admits
 
     current = {row.key: row for row in store.source_rows()}
+    remembered = list(current)
     for root in roots:
         row = SourceRow(store.file_key(root.path), root.include, root.exclude, root.use_ignore_files)
         if row.key not in current:
@@ -144,7 +145,6 @@ def remember_sources(store: Store, roots: Sequence[IndexSource]) -> None:
                               and o.options == row.options and admits(root, _source(o, store).path)]:
                     del current[other.key]  # now covered by this folder
         current[row.key] = row
-    remembered = {row.key for row in store.source_rows()}
     store.put_sources(list(current.values()), drop=[key for key in remembered if key not in current])
 
 

@@ -82,3 +82,6 @@ def resolve_index_type(requested: str, count: int, dimensions: int, policy: Rebu
     if requested != "auto":
         return requested
     return "flat" if count * dimensions <= policy.auto_flat_max_elements else AUTO_ANN_TYPE
+
+# `semsearch watch`: milliseconds without file-system events that end a batch.
+DEFAULT_DEBOUNCE_MS = 300

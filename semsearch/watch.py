@@ -2,8 +2,9 @@
 applies them in debounced batches (`WatchBatch`); `awatch` is the same for asyncio code.
 
 Events come from `watchfiles` (inotify, FSEvents, ReadDirectoryChangesW through the Rust
-`notify` crate). They are only a trigger: each batch re-walks the folders that had events with
-the same walk, globs and change detection as `index` (stat first, then content hash), so what
+`notify` crate). They are only a trigger: each batch re-walks the folders that had events (when
+watching the remembered sources, every one of them, each with its own options) with the same
+walk, globs and change detection as `index` (stat first, then content hash), so what
 is indexed never depends on which events arrived, in which order, or whether the platform
 coalesced them — a burst of thousands of saves or a `git checkout` becomes one rescan, and
 events that arrive while a batch is being applied wait in the watcher and form the next one.
@@ -24,7 +25,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from semsearch.errors import IndexLockedError
+from semsearch.errors import (
+    ConfigError,
+    IndexLockedError,
+    IndexReadOnlyError,
+    InvalidInputError,
+    SemsearchError,
+    SourceNotFoundError,
+)
+from semsearch.options import DEFAULT_DEBOUNCE_MS
 from semsearch.types import FileProblem, IndexReport
 from semsearch.write_lock import WatchMarker
 
@@ -34,7 +43,6 @@ if TYPE_CHECKING:
     from semsearch.index import Index
 
 # Quiet time that ends a batch: editors and `git checkout` write in bursts with short pauses.
-DEFAULT_DEBOUNCE_MS = 300
 # The longest a batch keeps gathering events while they keep coming, so a long copy shows progress.
 MAX_BATCH_WAIT_MS = 1600
 # Texts per commit while watching: a burst of small files becomes a few transactions, not dozens.
@@ -120,8 +128,6 @@ def watch_index(
         if paths is None:
             sources = [source for source in writer.sources() if source.exists]
             if not sources:
-                from semsearch.errors import SourceNotFoundError
-
                 raise SourceNotFoundError(
                     f"the index at {self.path} remembers no folder to watch — name one (`semsearch watch FOLDER`); "
                     "it is remembered, so later `semsearch watch` alone follows it again")
@@ -182,38 +188,34 @@ def watch(
     changed something.
 
     `generation` reads the index's generation. Ctrl-C raises KeyboardInterrupt once committed
-    work is safe. Raises IndexLockedError when another `watch` keeps this index current (or, for
-    the initial run, another process is writing), and what `run` raises.
+    work is safe. Raises IndexReadOnlyError for a read-only index, InvalidInputError for a path
+    that does not exist, ConfigError when the watcher cannot start (inotify limits),
+    IndexLockedError when another `watch` keeps this index current (or, for the initial run,
+    another process is writing), and what `run` raises.
     """
     roots = [Path(p).expanduser().resolve() for p in paths]
     if index.read_only:
-        from semsearch.errors import IndexReadOnlyError
-
         raise IndexReadOnlyError(f"cannot watch into the index at {index.path}: it is read-only (this process "
                                  "cannot write to its directory) — point -i/--index at a writable one")
     for root in roots:
         if not root.exists():
-            from semsearch.errors import InvalidInputError
-
             raise InvalidInputError(f"cannot watch {root}: no such file or directory")
     with WatchMarker(index.path).held():
         events = _events(roots, index.path, stop_event, debounce_ms)
         try:
             next(events)  # watching starts before the initial run: what changes during it comes next
         except (OSError, RuntimeError) as exc:  # the watcher's own errors (watchfiles' are RuntimeErrors)
-            from semsearch.errors import ConfigError
-
             raise ConfigError(
                 f"cannot watch {', '.join(str(r) for r in roots)}: {exc} — on Linux, raise the inotify limit "
                 "(`sudo sysctl fs.inotify.max_user_watches=524288`), or set WATCHFILES_FORCE_POLLING=1 to poll"
             ) from exc
         report = run(roots)
-        _tell(on_batch, WatchBatch.from_report(0, report, generation(), 0), always=True)
+        _tell(on_batch, WatchBatch.from_report(0, report, generation(), 0))
         if report.interrupted:
             raise KeyboardInterrupt
         number = 0
         for changes in events:
-            touched = [root for root in roots if any(_under(path, root) for path in changes)]
+            touched = [root for root in roots if any(Path(path).is_relative_to(root) for path in changes)]
             if not touched:
                 continue
             report = _apply(run, touched, stop_event)
@@ -227,8 +229,8 @@ def watch(
                 raise KeyboardInterrupt
 
 
-def _tell(on_batch: Callable[[WatchBatch], None] | None, batch: WatchBatch, always: bool = False) -> None:
-    if on_batch is not None and (always or batch.changed):
+def _tell(on_batch: Callable[[WatchBatch], None] | None, batch: WatchBatch) -> None:
+    if on_batch is not None:
         on_batch(batch)
 
 
@@ -249,10 +251,6 @@ def _events(roots: Sequence[Path], index_dir: Path, stop_event: threading.Event 
         if changes or not started:
             started = True
             yield {path for _, path in changes}
-
-
-def _under(path: str, root: Path) -> bool:
-    return path == str(root) or path.startswith(str(root).rstrip(os.sep) + os.sep)
 
 
 def _apply(run: Callable[[list[Path]], IndexReport], roots: list[Path],
@@ -320,8 +318,6 @@ class BackgroundWatch:
         self._thread.join()
 
     def _run(self) -> None:
-        from semsearch.errors import SemsearchError
-
         try:
             self._index.watch(stop_event=self._stop, on_batch=lambda batch: self._report(f"watch: {batch.summary()}"))
         except SemsearchError as exc:

@@ -17,7 +17,7 @@ import functools
 import json
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -59,18 +59,8 @@ class WriteLock:
                 "can be searched as it is; to change it, copy it somewhere writable or remount the directory "
                 "read-write"
             )
-        import filelock
-
-        try:
-            self.lock.acquire(timeout=0)
-        except filelock.Timeout:
-            raise IndexLockedError(self._locked_message()) from None
-        _write_holder(self.lock.lock_file)
-        try:
+        with _held(self.lock, self._locked_message):
             yield
-        finally:
-            _write_holder(self.lock.lock_file, clear=True)
-            self.lock.release()
 
     def _locked_message(self) -> str:
         watcher = WatchMarker(self.directory).holder()
@@ -101,15 +91,7 @@ class WriteLock:
 
     def busy(self) -> bool:
         """Whether another process holds the lock right now."""
-        import filelock
-
-        try:
-            with self.lock.acquire(timeout=0):
-                return False
-        except filelock.Timeout:
-            return True
-        except OSError:  # a read-only index directory: no writer could be there either
-            return False
+        return _held_elsewhere(self.lock)
 
 
 class WatchMarker:
@@ -124,34 +106,50 @@ class WatchMarker:
     @contextmanager
     def held(self) -> Iterator[None]:
         """Hold the marker; raises IndexLockedError while another `watch` keeps this index current."""
-        import filelock
-
-        try:
-            self.lock.acquire(timeout=0)
-        except filelock.Timeout:
-            holder = _read_holder(self.lock.lock_file) or {}
-            raise IndexLockedError(
-                f"`semsearch watch` (pid {holder.get('pid', '?')}) is already keeping the index at {self.directory} "
-                "current — one watcher per index is enough; stop that one first to watch other folders"
-            ) from None
-        _write_holder(self.lock.lock_file)
-        try:
+        with _held(self.lock, self._watching_message):
             yield
-        finally:
-            _write_holder(self.lock.lock_file, clear=True)
-            self.lock.release()
+
+    def _watching_message(self) -> str:
+        holder = _read_holder(self.lock.lock_file) or {}
+        return (
+            f"`semsearch watch` (pid {holder.get('pid', '?')}) is already keeping the index at {self.directory} "
+            "current — one watcher per index is enough; stop that one first to watch other folders"
+        )
 
     def holder(self) -> dict | None:
         """The running watcher's pid and command, or None when no `watch` runs on this index."""
-        import filelock
+        return (_read_holder(self.lock.lock_file) or {}) if _held_elsewhere(self.lock) else None
 
-        try:
-            with self.lock.acquire(timeout=0):
-                return None
-        except filelock.Timeout:
-            return _read_holder(self.lock.lock_file) or {}
-        except OSError:  # a read-only index directory: no watcher could be there either
-            return None
+
+@contextmanager
+def _held(lock: filelock.FileLock, locked_message: Callable[[], str]) -> Iterator[None]:
+    """Hold `lock` without waiting, recorded as its holder; raises IndexLockedError saying
+    `locked_message()` while another process holds it."""
+    import filelock
+
+    try:
+        lock.acquire(timeout=0)
+    except filelock.Timeout:
+        raise IndexLockedError(locked_message()) from None
+    _write_holder(lock.lock_file)
+    try:
+        yield
+    finally:
+        _write_holder(lock.lock_file, clear=True)
+        lock.release()
+
+
+def _held_elsewhere(lock: filelock.FileLock) -> bool:
+    """Whether another process holds `lock` right now, tried without waiting."""
+    import filelock
+
+    try:
+        with lock.acquire(timeout=0):
+            return False
+    except filelock.Timeout:
+        return True
+    except OSError:  # a read-only index directory: no other writer or watcher could be there either
+        return False
 
 
 def _write_holder(lock_file: str, *, clear: bool = False) -> None:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import functools
 import json
 import os
+import signal
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -264,3 +266,31 @@ def _querying(index_dir, settings: dict[str, Any], reranking: dict[str, Any]) ->
         finally:
             if reranker is not None:
                 reranker.close()
+
+
+class interruptible:
+    """While indexing: the first Ctrl-C stops the run cleanly (KeyboardInterrupt, committed work
+    kept); a second one ends the process at once, without a traceback."""
+
+    def __enter__(self) -> None:
+        self._previous = signal.getsignal(signal.SIGINT)
+        signal.signal(signal.SIGINT, self._first)
+
+    def __exit__(self, *exc_info) -> None:
+        # After a first Ctrl-C, a second one still ends the process at once while the summary is
+        # printed: restoring Python's handler here would let it raise where nothing catches it.
+        if signal.getsignal(signal.SIGINT) is not interruptible._again:
+            signal.signal(signal.SIGINT, self._previous)
+
+    @staticmethod
+    def _first(signum, frame) -> None:
+        signal.signal(signal.SIGINT, interruptible._again)
+        raise KeyboardInterrupt
+
+    @staticmethod
+    def _again(signum, frame) -> None:
+        # The live display hides the cursor; nothing else will show it again after os._exit.
+        show_cursor = b"\x1b[?25h" if sys.stderr.isatty() else b""
+        os.write(2, show_cursor + b"\nInterrupted again: stopping now. Committed work is kept; run the same "
+                    b"command again to continue.\n")
+        os._exit(130)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,6 +16,7 @@ from semsearch.cli.common import (
     gather,
     host_option,
     index_option,
+    interruptible,
     keep_alive_option,
     open_index,
     timeout_option,
@@ -110,7 +109,7 @@ def index_command(paths, index_dir, include, exclude, no_ignore, pull, batch, as
         raise click.UsageError("--include, --exclude and --no-ignore go with the paths they apply to: with no path "
                                "each remembered source keeps its own options (give the path to change them)")
     where = find_index(index_dir, for_writing=bool(paths))
-    with _interruptible(), open_index(where, create=bool(paths), **settings) as index:
+    with interruptible(), open_index(where, create=bool(paths), **settings) as index:
         if pull:
             _pull_if_missing(index)
         with _ProgressBar() as bar:
@@ -126,34 +125,6 @@ def index_command(paths, index_dir, include, exclude, no_ignore, pull, batch, as
         _print_report(report, paths)
     if report.interrupted:
         sys.exit(130)
-
-
-class _interruptible:
-    """While indexing: the first Ctrl-C stops the run cleanly (KeyboardInterrupt, committed work
-    kept); a second one ends the process at once, without a traceback."""
-
-    def __enter__(self) -> None:
-        self._previous = signal.getsignal(signal.SIGINT)
-        signal.signal(signal.SIGINT, self._first)
-
-    def __exit__(self, *exc_info) -> None:
-        # After a first Ctrl-C, a second one still ends the process at once while the summary is
-        # printed: restoring Python's handler here would let it raise where nothing catches it.
-        if signal.getsignal(signal.SIGINT) is not _interruptible._again:
-            signal.signal(signal.SIGINT, self._previous)
-
-    @staticmethod
-    def _first(signum, frame) -> None:
-        signal.signal(signal.SIGINT, _interruptible._again)
-        raise KeyboardInterrupt
-
-    @staticmethod
-    def _again(signum, frame) -> None:
-        # The live display hides the cursor; nothing else will show it again after os._exit.
-        show_cursor = b"\x1b[?25h" if sys.stderr.isatty() else b""
-        os.write(2, show_cursor + b"\nInterrupted again: stopping now. Committed work is kept; run the same "
-                    b"command again to continue.\n")
-        os._exit(130)
 
 
 def _pull_if_missing(index: Index) -> None:

@@ -16,16 +16,16 @@ from semsearch.cli.common import (
     gather,
     host_option,
     index_option,
+    interruptible,
     keep_alive_option,
     open_index,
     timeout_option,
 )
-from semsearch.cli.indexing import _interruptible
+from semsearch.options import DEFAULT_DEBOUNCE_MS
 
 if TYPE_CHECKING:
     from semsearch.watch import WatchBatch
 
-DEFAULT_DEBOUNCE_MS = 300  # semsearch.watch.DEFAULT_DEBOUNCE_MS, not imported so --help stays light
 
 
 @click.command("watch", short_help="Index folders, then keep the index current as files change.")
@@ -64,7 +64,7 @@ def watch_command(paths, index_dir, include, exclude, no_ignore, debounce_ms, as
     if not paths and (include or exclude or no_ignore):
         raise click.UsageError("--include, --exclude and --no-ignore go with the paths they apply to: with no path "
                                "each remembered folder is watched with its own options")
-    with _interruptible(), open_index(find_index(index_dir, for_writing=True), **settings) as index:
+    with interruptible(), open_index(find_index(index_dir, for_writing=True), **settings) as index:
         try:
             index.watch(list(paths) or None, include=include, exclude=exclude, use_ignore_files=not no_ignore,
                         debounce_ms=debounce_ms, on_batch=lambda batch: _print_batch(batch, as_json, paths))
