@@ -40,7 +40,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from semsearch import keyword
-from semsearch.snippets import STOPWORDS
+from semsearch.snippets import without_stopwords
 
 # The keyword list's weight when it matched the query well; the vector list gets the rest.
 KEYWORD_WEIGHT = 0.5
@@ -63,9 +63,7 @@ class Candidate:
 
 def content_terms(query: str) -> list[str]:
     """The query's distinct keyword terms that are not stopwords (all of them if every one is)."""
-    found = list(dict.fromkeys(keyword.terms(query, for_query=True)))
-    content = [term for term in found if term not in STOPWORDS]
-    return content or found
+    return without_stopwords(keyword.terms(query, for_query=True))
 
 
 def keyword_query(query: str) -> str:

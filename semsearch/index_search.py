@@ -4,6 +4,8 @@
 `explain_no_results`, `reranker`, `context`, `asearch` and `acontext` methods from
 `SearchMixin`, which uses the handle's store, embedder, vectors, tuning and worker pool. The
 retrieval itself lives in `semsearch.search`; packing a context block in `semsearch.context`.
+A call that searches more than once or reuses the query vector (`by_document`, `context`)
+embeds its query once, through `RememberingEmbedder`.
 """
 
 from __future__ import annotations
@@ -18,13 +20,16 @@ from semsearch.errors import ConfigError
 from semsearch.filters import Where
 from semsearch.grouping import DocumentHit, first_documents, group_by_document
 from semsearch.options import DEFAULT_RERANK_TOP, DEFAULT_SEARCH_MODE, SearchTuning
-from semsearch.relevance import DEFAULT_MIN_RELATIVE, RememberingEmbedder, background_similarity
+from semsearch.relevance import DEFAULT_MIN_RELATIVE, background_similarity
 from semsearch.relevance import check_min_relative, chunk_centroid, keep_relevant
 from semsearch.types import Hit, SearchResult, StageTimings
 
 if TYPE_CHECKING:
-    from semsearch.embed.base import Embedder
+    import numpy as np
+
+    from semsearch.embed.base import Embedder, EmbedderInfo
     from semsearch.rerank.base import Reranker
+    from semsearch.types import EmbedKind
 
 
 class SearchMixin:
@@ -135,7 +140,9 @@ class SearchMixin:
 
         Checks, in order: an empty index (and whether another process is still building it), a
         `where` key no document has (naming the keys that exist), filters that match no chunk,
-        a `min_score` nothing reached; otherwise says no passage matched the query.
+        a `min_score` nothing reached, a keyword search whose words no passage contains, and a
+        vector or hybrid search of an index none of whose chunks has its embedding yet;
+        otherwise says no passage matched the query.
         """
         from semsearch.search import explain_no_results
 
@@ -229,3 +236,26 @@ class SearchMixin:
     async def acontext(self, query: str, **options: Any) -> Context:
         """`context` for asyncio code: runs in a bounded worker pool, so the event loop never waits on Ollama."""
         return await self._async_pool.run(self.async_workers, self.context, query, **options)
+
+
+class RememberingEmbedder:
+    """An embedder that embeds each query once: searching again for more hits (`first_documents`)
+    or the background similarity of `context` reuse the vector instead of calling the server."""
+
+    def __init__(self, embedder: Embedder):
+        self.embedder = embedder
+        self.vectors: dict[tuple[tuple[str, ...], str], np.ndarray] = {}
+
+    def info(self) -> EmbedderInfo:
+        return self.embedder.info()
+
+    def embed(self, texts: Sequence[str], kind: EmbedKind) -> np.ndarray:
+        key = (tuple(texts), kind)
+        if key not in self.vectors:
+            self.vectors[key] = self.embedder.embed(texts, kind)
+        return self.vectors[key]
+
+    def query_vector(self, query: str) -> np.ndarray | None:
+        """The vector `query` was embedded as, or None when it was not embedded (keyword mode)."""
+        vectors = self.vectors.get(((query,), "query"))
+        return None if vectors is None else vectors[0]

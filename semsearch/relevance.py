@@ -17,7 +17,8 @@ left out, since the scores then tell nothing apart.
 DEFAULT_MIN_RELATIVE was chosen on tests/relevance_corpus.py (bicycle tyres among sourdough
 and gardening notes, multilingual-e5-small; benchmarks/context_threshold.py): in vector mode
 passages answering the question scored 0.93–1.0 relative, unrelated ones at most 0.03, and
-passages on its topic that do not answer it 0.39–0.68; keyword bm25 put unrelated passages
+passages on its topic that do not answer it at most 0.68; in hybrid mode (the default) answers
+scored 0.51–1.0 and unrelated passages at most 0.23; keyword bm25 put unrelated passages
 sharing only common words with the question at up to 0.79. See benchmarks/RESULTS.md,
 "Context relative threshold".
 """
@@ -33,9 +34,7 @@ from semsearch.types import Hit
 if TYPE_CHECKING:
     import numpy as np
 
-    from semsearch.embed.base import Embedder, EmbedderInfo
     from semsearch.store import Store
-    from semsearch.types import EmbedKind
 
 DEFAULT_MIN_RELATIVE = 0.5
 BACKGROUND_SAMPLE = 512  # chunk vectors averaged to estimate a query's background similarity
@@ -82,26 +81,3 @@ def background_similarity(centroid: np.ndarray | None, query_vector: np.ndarray)
     if centroid is None:
         return 0.0
     return float(np.asarray(query_vector, dtype=np.float32) @ centroid)
-
-
-class RememberingEmbedder:
-    """An embedder that embeds each query once: searching again for more hits (`first_documents`)
-    or the background similarity of `context` reuse the vector instead of calling the server."""
-
-    def __init__(self, embedder: Embedder):
-        self.embedder = embedder
-        self.vectors: dict[tuple[tuple[str, ...], str], np.ndarray] = {}
-
-    def info(self) -> EmbedderInfo:
-        return self.embedder.info()
-
-    def embed(self, texts: Sequence[str], kind: EmbedKind) -> np.ndarray:
-        key = (tuple(texts), kind)
-        if key not in self.vectors:
-            self.vectors[key] = self.embedder.embed(texts, kind)
-        return self.vectors[key]
-
-    def query_vector(self, query: str) -> np.ndarray | None:
-        """The vector `query` was embedded as, or None when it was not embedded (keyword mode)."""
-        vectors = self.vectors.get(((query,), "query"))
-        return None if vectors is None else vectors[0]

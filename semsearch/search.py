@@ -1,16 +1,18 @@
 """Query → candidates (vector, keyword or both) → fusion → rerank? → Hits.
 
 Vector candidates come from FAISS with the query embedded using the index's recorded preset;
-keyword candidates from FTS5 bm25 over CJK-aware terms; hybrid fuses both lists, weighing each per
-query by how much of it the keyword list matched (semsearch.fusion). Filters restrict candidates inside retrieval (FAISS IDSelector, SQL
-WHERE), never after a global top-k, so a filter that matches ≥ k chunks yields k hits.
-Reranking, when asked for, rescores the top `rerank_top` fused candidates and keeps the best k.
+keyword candidates from FTS5 bm25 over CJK-aware terms; hybrid fuses both lists, weighing each
+per query by how much of it the keyword list matched (semsearch.fusion). Filters restrict
+candidates inside retrieval (FAISS IDSelector, SQL WHERE), never after a global top-k, so a
+filter that matches ≥ k chunks yields k hits. Reranking, when asked for, rescores the top
+max(`rerank_top`, k) candidates and keeps the best k.
 
 Scores are larger-is-better in every mode, each on its own scale (`SCORE_KINDS`): vector hits
 carry the cosine similarity of query and chunk (-1..1), keyword hits the FTS5 bm25 score
 (0 and up, unbounded; near 0 when the query's terms are in most chunks), hybrid hits the
-fused score on 0..1 (1 = first in both lists; see semsearch.fusion), reranked hits the reranker's relevance (0..1 for Qwen3-Reranker). `min_score` drops
-hits below a threshold on that same scale.
+fused score on 0..1 (1 = first in both lists; see semsearch.fusion), reranked hits the
+reranker's relevance (0..1 for Qwen3-Reranker). `min_score` drops hits below a threshold on
+that same scale.
 Each stage is timed (`SearchResult.timings`) so evaluation can report per-stage latency.
 """
 

@@ -12,6 +12,7 @@ a heading joined to its paragraph by " — ".
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from semsearch import keyword
@@ -67,7 +68,7 @@ def sentences(text: str) -> list[tuple[int, int]]:
 
 def snippet(text: str, query: str, *, line_start: int = 1, max_chars: int = 240, max_sentences: int = 2) -> Snippet:
     """The best-matching sentence(s) of `text` for `query` (see the module docstring)."""
-    query_terms = _content_terms(keyword.terms(query))
+    query_terms = set(without_stopwords(keyword.terms(query)))
     spans = sentences(text) or [(0, len(text))]
     # A Markdown heading line repeats what the hit's header already shows.
     spans = [(a, b) for a, b in spans if not text.startswith("#", a)] or spans
@@ -94,10 +95,11 @@ def snippet(text: str, query: str, *, line_start: int = 1, max_chars: int = 240,
     return Snippet(piece, start, end, line_start + text.count("\n", 0, start), highlights(piece, query))
 
 
-def _content_terms(terms: list[str]) -> set[str]:
-    """The terms that are not stopwords; all of them when every one is (a query of "the")."""
-    content = {term for term in terms if term not in STOPWORDS}
-    return content or set(terms)
+def without_stopwords(terms: Iterable[str]) -> list[str]:
+    """The distinct terms, in order, that are not stopwords; all of them when every one is (a
+    query of "the"). Snippets and hybrid fusion both weigh a query by these."""
+    found = list(dict.fromkeys(terms))
+    return [term for term in found if term not in STOPWORDS] or found
 
 
 def _cut(text: str, start: int, max_chars: int) -> int:
@@ -113,7 +115,7 @@ def highlights(text: str, query: str) -> tuple[tuple[int, int], ...]:
     highlighted."""
     folded = text.lower()
     spans: list[tuple[int, int]] = []
-    for term in _content_terms(keyword.terms(query, for_query=True)):
+    for term in set(without_stopwords(keyword.terms(query, for_query=True))):
         if keyword.is_cjk(term):
             for match in re.finditer(re.escape(term), folded):
                 spans.append(match.span())

@@ -1,6 +1,6 @@
-"""Filtered chunk ids: the path-glob and metadata filters of a search, answered in SQL.
+"""Filtered chunk ids: the path-glob, metadata and built-in field filters of a search, answered in SQL.
 
-Part of the store layer with `semsearch.store` and `semsearch.store_schema`: SQL lives in these
+Part of the store layer with `semsearch.store` and its other `store_*` modules: SQL lives in these
 modules only. `Store` inherits `FilterQueries`, which uses its connection plumbing (`_query`,
 `home`); the filter expressions themselves are parsed and compared in `semsearch.filters`.
 """
@@ -50,7 +50,7 @@ class FilterQueries:
             clauses.append(clause)
             params.extend(values)
         for condition in (c for c in conditions if not filters.in_sql(c)):
-            json_path = f"$.{json.dumps(condition.key, ensure_ascii=False)}"
+            json_path = _json_path(condition.key)
             # Each distinct value once, with the documents holding it: typing a value costs more
             # than comparing it, and keys such as year or status repeat a few values many times.
             rows = self._query("SELECT json_type(d.metadata, ?), json_extract(d.metadata, ?), json_group_array(d.id) "
@@ -71,7 +71,7 @@ _MODIFIED = "(CASE WHEN d.kind = 'file' THEN d.mtime_ns / 1e9 ELSE d.indexed_at 
 
 def _filter_clause(condition: filters.Condition, now: float) -> tuple[str, list[Any]]:
     """The SQL (over `documents d`) and parameters of a condition the store decides alone."""
-    json_path = f"$.{json.dumps(condition.key, ensure_ascii=False)}"
+    json_path = _json_path(condition.key)
     if condition.op in filters.PRESENCE:
         return f"json_type(d.metadata, ?) IS {'NOT ' if condition.op == 'has' else ''}NULL", [json_path]
     negate = "NOT " if condition.op == "!=" else ""
@@ -88,6 +88,11 @@ def _filter_clause(condition: filters.Condition, now: float) -> tuple[str, list[
     return (f"{negate}EXISTS (SELECT 1 FROM json_each(d.metadata, ?) AS item WHERE "
             "(CASE item.type WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' WHEN 'null' THEN 'null' "
             f"ELSE CAST(item.value AS TEXT) END) IN ({','.join('?' * len(wanted))}))", [json_path, *wanted])
+
+
+def _json_path(key: str) -> str:
+    """The JSON path of a top-level metadata key, quoted so that dots and spaces stay in the key."""
+    return f"$.{json.dumps(key, ensure_ascii=False)}"
 
 
 def _json_value(kind: str, value: Any) -> Any:

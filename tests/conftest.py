@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from semsearch import Index
 from semsearch.store import Store
 
 from tests.helpers import DATA, HashingEmbedder
@@ -60,3 +61,19 @@ def store(tmp_path):
     opened = Store(tmp_path / "idx" / "semsearch.db")
     yield opened
     opened.close()
+
+
+@pytest.fixture
+def open_index(home, ollama_server):
+    """Open indexes (home/.semsearch unless a path is given) against the test server; all closed
+    at the end. `home` is the requesting module's project folder fixture."""
+    opened: list[Index] = []
+
+    def factory(path: Path | None = None) -> Index:
+        index = Index.open(path or home / ".semsearch", ollama_host=ollama_server.url)
+        opened.append(index)
+        return index
+
+    yield factory
+    for index in opened:
+        index.close()

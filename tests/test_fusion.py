@@ -55,7 +55,11 @@ def test_without_vectors_the_keyword_order_is_kept():
 def test_fusion_is_deterministic_with_ties_broken_by_chunk_id():
     flat = [Candidate(30, 0.5), Candidate(10, 0.5), Candidate(20, 0.5)]
     assert order(fuse(flat, [], 0.0)) == [10, 20, 30]
-    assert fuse(VECTOR, [Candidate(3, 2.0)], 0.7) == fuse(VECTOR, [Candidate(3, 2.0)], 0.7)
+    # The top of each list at equal weight ties at 0.5: the lower id leads, whichever list holds it.
+    assert order(fuse([Candidate(8, 0.9), Candidate(1, 0.1)], [Candidate(3, 5.0), Candidate(9, 1.0)], 1.0)) == [
+        3, 8, 1, 9]
+    assert order(fuse([Candidate(3, 0.9), Candidate(1, 0.1)], [Candidate(8, 5.0), Candidate(9, 1.0)], 1.0)) == [
+        3, 8, 1, 9]
 
 
 def test_coverage_counts_content_terms_of_the_query_found_in_the_best_keyword_hit():

@@ -88,7 +88,8 @@ def test_search_shows_each_document_once_with_the_lines_of_its_other_chunks(hist
 
 
 def test_k_counts_documents_and_is_met_when_that_many_exist(history):
-    # The best 3 × 6 chunks are mostly the long file's: more are fetched until six documents show.
+    # Six documents are all the index holds (18 chunks, 13 of them the long file's), so -k 6 shows
+    # every one and -k 50 no more; fetching more chunks until k documents show is tested with k=4.
     result = invoke(history, "-k", "6")
     files = [file_of(line) for line in headers(result.stdout)]
     assert sorted(files) == sorted(["paper-history.md", *OTHERS])
@@ -133,6 +134,16 @@ def test_library_search_documents_and_by_document(history, ollama_server_session
     assert [d.path for d in floor] == [d.path for d in documents[:2]]
 
 
+def test_k_documents_embed_the_query_once_however_many_searches_they_take(history, ollama_server):
+    index_dir, host = history
+    with Index.open(index_dir, ollama_host=host) as index:
+        first_try = index.search(QUERY, k=4 * 3)  # what the first search for four documents gets
+        ollama_server.requests.clear()
+        documents = index.search_documents(QUERY, k=4)
+    assert len({hit.document_id for hit in first_try}) < 4 and len(documents) == 4
+    assert [path for path, _ in ollama_server.requests].count("/api/embed") == 1
+
+
 def _hit(rank: int, document: int, line: int) -> Hit:
     return Hit(rank=rank, score=1 / rank, text="", path=f"doc-{document}", document_id=document, chunk_id=rank,
                line_start=line, line_end=line + 2, char_start=0, char_end=0)
@@ -170,13 +181,18 @@ def test_http_search_gives_document_ranks_and_takes_the_score_floors(history):
     assert bad.status_code == 422
 
 
-def test_mcp_search_gives_document_ranks(history):
+def test_mcp_search_gives_document_ranks_and_takes_min_score(history):
     from tests.test_mcp import _params, _session
 
     index_dir, host = history
 
     async def calls(session):
-        return await session.call_tool("search", {"query": QUERY, "k": 14, "min_score": -1})
+        hits = json.loads((await session.call_tool("search", {"query": QUERY, "k": 14, "min_score": -1}))
+                          .content[0].text)["hits"]
+        floor = (hits[0]["score"] + hits[1]["score"]) / 2
+        floored = await session.call_tool("search", {"query": QUERY, "k": 14, "min_score": floor})
+        return hits, json.loads(floored.content[0].text)["hits"]
 
-    hits = json.loads(_session(_params(index_dir, host), calls).content[0].text)["hits"]
+    hits, floored = _session(_params(index_dir, host), calls)
     assert [hit["document_rank"] for hit in hits][:12] == [1] * 12 and hits[12]["document_rank"] == 2
+    assert [hit["chunk_id"] for hit in floored] == [hits[0]["chunk_id"]]

@@ -35,20 +35,6 @@ def home(tmp_path) -> Path:
     return home
 
 
-@pytest.fixture
-def open_index(home, ollama_server):
-    opened: list[Index] = []
-
-    def factory(path: Path | None = None) -> Index:
-        index = Index.open(path or home / ".semsearch", ollama_host=ollama_server.url)
-        opened.append(index)
-        return index
-
-    yield factory
-    for index in opened:
-        index.close()
-
-
 def paths_of(hits) -> list[str]:
     return [hit.path for hit in hits]
 

@@ -48,20 +48,6 @@ def semsearch(home, ollama_server):
     return invoke
 
 
-@pytest.fixture
-def open_index(home, ollama_server):
-    opened: list[Index] = []
-
-    def factory(path: Path | None = None) -> Index:
-        index = Index.open(path or home / ".semsearch", ollama_host=ollama_server.url)
-        opened.append(index)
-        return index
-
-    yield factory
-    for index in opened:
-        index.close()
-
-
 def names(hits) -> set[str]:
     return {Path(hit.path).name for hit in hits}
 
