@@ -163,7 +163,7 @@ def send_with_retries(
 # -- error answers -------------------------------------------------------------------------------
 
 
-def error_message(response: httpx.Response) -> str:
+def error_message(response: httpx.Response | Answer) -> str:
     """The server's error message from an error answer's body.
 
     Ollama and most servers send `{"error": "..."}`, OpenAI `{"error": {"message": ...}}`,

@@ -69,6 +69,11 @@ class Backfill:
     def busy(self) -> bool:
         return bool(self._requests)
 
+    @property
+    def shared(self) -> int:
+        """Chunks filled with the one embedding of a text another chunk also has (not embedded themselves)."""
+        return max(0, self.filled - self.embedded)
+
     def feed(self) -> None:
         """Commit the vectors that arrived, and send more pending chunks while there is room; never waits."""
         self._collect()

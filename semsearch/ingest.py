@@ -71,7 +71,7 @@ class Progress:
 
 @dataclass
 class _Pending:
-    """A document extracted and chunked, waiting for vectors."""
+    """A document extracted and chunked, waiting to be committed (its vectors follow)."""
 
     key: str  # the file's key (Store.file_key) or the text's id
     kind: str
@@ -80,19 +80,13 @@ class _Pending:
     sha256: str
     document: Document
     chunks: list[Chunk]
-    max_tokens: int
     display: str
     existed: bool
-    texts: tuple[str, ...] = ()  # what is sent to the embedder for each chunk
-    hashes: tuple[str, ...] = ()  # their sha256, the embedding-cache key
+    # Per chunk, the sha256 of the text the embedder is given: the embedding-cache key.
+    hashes: tuple[str, ...] = field(init=False)
 
     def __post_init__(self) -> None:
-        self.set_chunks(self.chunks)
-
-    def set_chunks(self, chunks: list[Chunk]) -> None:
-        self.chunks = chunks
-        self.texts = tuple(embed_text(c) for c in chunks)
-        self.hashes = tuple(text_hash(t) for t in self.texts)
+        self.hashes = tuple(text_hash(embed_text(c)) for c in self.chunks)
 
 
 @dataclass
@@ -360,10 +354,9 @@ class Ingester:
         return self.rechunk_code and uses_code_chunker(key)
 
     def _queue(self, key, kind, size, mtime_ns, sha, document, display, existed) -> None:
-        budget = self.settings.max_tokens
-        pieces = chunk(document, max_tokens=budget, overlap_tokens=self.settings.overlap_tokens,
+        pieces = chunk(document, max_tokens=self.settings.max_tokens, overlap_tokens=self.settings.overlap_tokens,
                        code=self.settings.code)
-        self._pending.append(_Pending(key, kind, size, mtime_ns, sha, document, pieces, budget, display, existed))
+        self._pending.append(_Pending(key, kind, size, mtime_ns, sha, document, pieces, display, existed))
         self._files_read += 1
         self._chunks_queued += len(pieces)
         self._emit(display)
@@ -435,7 +428,7 @@ class Ingester:
         self._chunks_queued += len(pieces) - len(self.store.document_chunks(stored.id))
         key = stored.path if offender.kind == "text" else self.store.file_key(Path(stored.path))
         self._chunks_done += self._write([_Pending(key, offender.kind, stored.size, stored.mtime_ns, stored.sha256,
-                                                   document, pieces, budget, display, True)])
+                                                   document, pieces, display, True)])
         return True
 
     def _reread(self, offender: PendingChunk) -> Document | None:
@@ -485,7 +478,7 @@ class Ingester:
         self.on_progress(Progress(
             files_done=self._files_done, files_total=self._files_total, path=self._last_path,
             chunks_embedded=backfill.embedded,
-            chunks_reused=self._tally.reused + max(0, backfill.filled - backfill.embedded),
+            chunks_reused=self._tally.reused + backfill.shared,
             scanning=self._scanning, files_scanned=self._files_scanned, files_read=self._files_read,
             chunks_queued=self._chunks_queued,
             chunks_done=min(self._chunks_queued, self._chunks_done + backfill.filled),
@@ -494,8 +487,7 @@ class Ingester:
     def _report(self, seconds: float, interrupted: bool) -> IndexReport:
         t, backfill = self._tally, self._backfill
         total, pending = self.store.counts()[1], self.store.count_pending()
-        # Each filled chunk past the first of its text shares that text's one embedding.
-        duplicate = max(0, backfill.filled - backfill.embedded)
+        duplicate = backfill.shared
         return IndexReport(
             files_added=t.added, files_updated=t.updated, files_unchanged=t.unchanged, files_removed=t.removed,
             files_failed=t.failed, files_skipped=t.skipped, chunks_embedded=backfill.embedded,

@@ -27,10 +27,12 @@ def index_status(directory: Path, store: Store, vector_file: VectorFile) -> Inde
     preset = recorded.preset or Preset("none")
     documents, chunks = store.counts()
     pending = store.count_pending()
+    with_vectors = chunks - pending  # what vectors.faiss holds
+    provider, model = recorded.identity() if recorded.model else ("", "")
     return IndexStatus(
         path=str(directory.resolve()),
-        provider=recorded.identity()[0] if recorded.model else "",
-        model=recorded.identity()[1] if recorded.model else "",
+        provider=provider,
+        model=model,
         dimensions=recorded.dimensions or 0,
         query_instruction=preset.query_instruction,
         document_prefix=preset.format_document(""),
@@ -39,13 +41,13 @@ def index_status(directory: Path, store: Store, vector_file: VectorFile) -> Inde
         documents=documents,
         chunks=chunks,
         index_type=recorded.index_type or "flat",
-        faiss_type=state.faiss_type or vector_file.wanted_type(meta, chunks - pending),
+        faiss_type=state.faiss_type or vector_file.wanted_type(meta, with_vectors),
         tombstones=store.count_faiss_tombstones(),
         bytes_on_disk=bytes_on_disk(directory),
         generation=state.generation,
         faiss_generation=state.faiss_generation,
         faiss_vectors=state.faiss_vectors,
-        in_sync=vector_file.in_sync(meta, chunks - pending),
+        in_sync=vector_file.in_sync(meta, with_vectors),
         schema_version=state.schema_version,
         base_url=recorded.base_url or "",
         files_changed=states[CHANGED],

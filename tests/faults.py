@@ -107,7 +107,7 @@ def check_opens_and_agrees(index_dir: Path, host: str, query: str = "notes about
         assert vectors.ntotal == with_vectors, (vectors.ntotal, after)
         assert after.in_sync, after
         assert bool(hits) == (with_vectors > 0)
-        everything = index.search(query, k=max(1, with_vectors), mode="vector") if with_vectors else []
+        everything = index.search(query, k=with_vectors, mode="vector") if with_vectors else []
     with sqlite3.connect(f"file:{index_dir / 'semsearch.db'}?mode=ro", uri=True, timeout=30) as conn:
         pending = {r[0] for r in conn.execute("SELECT id FROM chunks WHERE length(vector) = 0")}
         keyword_rows = conn.execute("SELECT count(*) FROM chunks_fts").fetchone()[0]

@@ -4,7 +4,6 @@ and the vectors it brings back over real HTTP from the Ollama-protocol test serv
 from __future__ import annotations
 
 import json
-
 import sqlite3
 
 import httpx
@@ -284,3 +283,13 @@ def test_over_real_http_a_reopened_index_embeds_what_indexing_stored(tmp_path, o
     reference = ollama.Client(host=ollama_server.url, timeout=60).embed(
         model="qwen3-embedding:0.6b", input=[instructed], truncate=False).embeddings[0]
     np.testing.assert_allclose(query, normalize(np.asarray([reference]))[0], atol=1e-6)
+
+
+def test_pulling_a_model_the_registry_lacks_says_so_and_suggests_the_close_name(ollama_server):
+    """Ollama answers a pull with 200 and sends the failure inside the progress stream."""
+    embedder = OllamaEmbedder("qwen3-embeding:0.6b", host=ollama_server.url)
+    with pytest.raises(ModelNotFoundError, match="cannot pull qwen3-embeding:0.6b from Ollama at .*: "
+                                                 "pull model manifest: file does not exist — "
+                                                 "did you mean `qwen3-embedding:0.6b`"):
+        embedder.pull()
+    assert "qwen3-embeding:0.6b" not in ollama_server.models

@@ -141,7 +141,8 @@ class OllamaEmbedder(BaseEmbedder):
         self._clients: list[ollama.Client] | None = None
         self._client_lock = threading.Lock()
         # ollama.ResponseError keeps no headers: a response hook notes a 429's Retry-After for the
-        # thread that sent the request (batches go out from several threads).
+        # thread that sent the request, and _with_client hands it on in the Answer (model facts may
+        # first be asked for by several embedding threads at once).
         self._retry_after = threading.local()
         self._down: set[int] = set()  # hosts found unreachable; skipped while others answer
         # An existing index already knows the model's facts: skip the /api/show round trip.
@@ -369,7 +370,8 @@ class OllamaEmbedder(BaseEmbedder):
                 f"cannot reach Ollama at {host} — start it with `ollama serve`, "
                 "or point --ollama-host / OLLAMA_HOST at a running server"
             ) from exc
-        if isinstance(answer, Answer) and answer.status_code >= 400:
+        # Status -1: the ollama client's mark for an error sent inside a 200's stream (a failed pull).
+        if isinstance(answer, Answer) and (answer.status_code >= 400 or answer.status_code < 0):
             raise self._map_error_answer(answer.status_code, error_message(answer), pulling, host)
         return answer
 
@@ -381,12 +383,13 @@ class OllamaEmbedder(BaseEmbedder):
             body = None
         if isinstance(body, dict) and isinstance(body.get("embeddings"), list):
             return body["embeddings"]
-        said = body.get("error") if isinstance(body, dict) else None
-        raise self._invalid_answer(host, f" (it says: {str(said)[:200]})" if said else "")
+        raise self._invalid_answer(host, body.get("error") if isinstance(body, dict) else None)
 
-    def _invalid_answer(self, host: str, said: str) -> EmbedderError:
+    def _invalid_answer(self, host: str, said: object = None) -> EmbedderError:
+        """The error for a 200 that is not an answer; `said` is the error it held instead, if any."""
+        said_text = f" (it says: {str(said)[:200]})" if said else ""
         return EmbedderError(
-            f"Ollama at {host} answered with something that is not a valid response{said} — "
+            f"Ollama at {host} answered with something that is not a valid response{said_text} — "
             "no vector was stored; check that --ollama-host / OLLAMA_HOST points at Ollama itself "
             "(not a proxy's error page) and that it is healthy, then try again"
         )
@@ -452,14 +455,15 @@ class OllamaEmbedder(BaseEmbedder):
             client.close()
 
 
-def _in_band_error(exc: ValueError) -> str:
-    """': <message>' when a 200 body was Ollama's error object (`{"error": ...}`), else ''."""
+def _in_band_error(exc: ValueError) -> object:
+    """The error of Ollama's error object (`{"error": ...}`) when a 200 body the ollama client
+    could not read was one, else None."""
     errors = getattr(exc, "errors", None)
     for error in (errors() if callable(errors) else []):
         body = error.get("input")
         if isinstance(body, dict) and body.get("error"):
-            return f" (it says: {str(body['error'])[:200]})"
-    return ""
+            return body["error"]
+    return None
 
 
 def _model_info_value(model_info: dict[str, Any], suffix: str) -> int | None:
