@@ -11,6 +11,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import time
 import zlib
 from collections.abc import Sequence
 from pathlib import Path
@@ -156,3 +157,32 @@ def committed(index_dir: Path) -> int:
             return conn.execute("SELECT count(*) FROM documents").fetchone()[0]
     except sqlite3.Error:
         return 0
+
+def cli_env(host: str) -> dict[str, str]:
+    """The environment of a CLI subprocess against `host`, as a colour terminal would give it."""
+    env = {key: value for key, value in os.environ.items() if key not in ("SEMSEARCH_INDEX", "NO_COLOR")}
+    env.update({"OLLAMA_HOST": host, "TERM": "xterm-256color"})
+    return env
+
+
+def embedded(index_dir: Path) -> int:
+    """Chunks committed with their vector so far (0 before the index exists)."""
+    try:
+        with sqlite3.connect(f"file:{index_dir / 'semsearch.db'}?mode=ro", uri=True, timeout=5) as conn:
+            return conn.execute("SELECT count(*) FROM chunks WHERE length(vector) > 0").fetchone()[0]
+    except sqlite3.Error:
+        return 0
+
+
+def count_answers(server) -> list[tuple[float, int]]:
+    """(time, texts) of every /api/embed answer the server has finished computing."""
+    answers: list[tuple[float, int]] = []
+    embed = server.embed
+
+    def counting(body: dict) -> dict:
+        result = embed(body)
+        answers.append((time.monotonic(), len(result["embeddings"])))
+        return result
+
+    server.embed = counting
+    return answers

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import EXAMPLE_QUERIES, assert_one_clean_line, free_port, run, write_notes
-from tests.test_progress import embedded
+from tests.helpers import embedded
 
 HIT_FIELDS = {"rank", "score", "path", "line_start", "line_end", "char_start", "char_end", "heading", "text",
               "chunk_id", "document_id"}

@@ -9,7 +9,6 @@ import json
 import os
 import re
 import signal
-import sqlite3
 import struct
 import subprocess
 import sys
@@ -20,38 +19,9 @@ from pathlib import Path
 
 
 from tests.ollama_server import OllamaTestServer
-from tests.helpers import assert_one_clean_line, committed, run, write_notes
+from tests.helpers import assert_one_clean_line, cli_env, committed, count_answers, embedded, run, write_notes
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
-
-
-def cli_env(host: str) -> dict[str, str]:
-    env = {key: value for key, value in os.environ.items() if key not in ("SEMSEARCH_INDEX", "NO_COLOR")}
-    env.update({"OLLAMA_HOST": host, "TERM": "xterm-256color"})
-    return env
-
-
-def embedded(index_dir: Path) -> int:
-    """Chunks committed with their vector so far (0 before the index exists)."""
-    try:
-        with sqlite3.connect(f"file:{index_dir / 'semsearch.db'}?mode=ro", uri=True, timeout=5) as conn:
-            return conn.execute("SELECT count(*) FROM chunks WHERE length(vector) > 0").fetchone()[0]
-    except sqlite3.Error:
-        return 0
-
-
-def count_answers(server: OllamaTestServer) -> list[tuple[float, int]]:
-    """(time, texts) of every /api/embed answer the server has finished computing."""
-    answers: list[tuple[float, int]] = []
-    embed = server.embed
-
-    def counting(body: dict) -> dict:
-        result = embed(body)
-        answers.append((time.monotonic(), len(result["embeddings"])))
-        return result
-
-    server.embed = counting
-    return answers
 
 
 class Terminal:

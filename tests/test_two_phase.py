@@ -22,7 +22,7 @@ from semsearch.errors import EmbedderError
 from semsearch.store import SCHEMA_VERSION
 from tests.helpers import assert_one_clean_line, copy_v3_index, run
 from tests.ollama_server import OllamaTestServer
-from tests.test_progress import cli_env, count_answers
+from tests.helpers import cli_env, count_answers
 
 
 def _write_folder(folder: Path, count: int, word: str = "lighthouse") -> list[str]:
