@@ -232,13 +232,19 @@ def _mutate(folder: Path, rng: random.Random, round_number: int) -> None:
                                                                f"{rng.randrange(10_000)}.\n", encoding="utf-8")
 
 
-def test_sigkill_of_cli_index_loses_no_acknowledged_run(tmp_path, instant_ollama):
-    host = instant_ollama
-    rng = random.Random(37)
+def _sixty_notes(tmp_path: Path) -> Path:
+    """tmp_path/notes with 60 one-chunk Markdown notes."""
     notes = tmp_path / "notes"
     notes.mkdir()
     for i in range(60):
         (notes / f"note-{i:03d}.md").write_text(f"# Note {i}\n\nAbout tea and rivers, item {i}.\n", encoding="utf-8")
+    return notes
+
+
+def test_sigkill_of_cli_index_loses_no_acknowledged_run(tmp_path, instant_ollama):
+    host = instant_ollama
+    rng = random.Random(37)
+    notes = _sixty_notes(tmp_path)
     index_dir = tmp_path / "killed"
     command = [sys.executable, "-m", "semsearch", "index", str(notes), "-i", str(index_dir), "--batch", "4", "--json"]
 
@@ -285,10 +291,7 @@ def test_sigkill_of_a_two_phase_index_run_keeps_text_and_vectors_consistent(tmp_
     the text phase, between it and the vector phase, and in the middle of the vectors."""
     host = slow_ollama
     rng = random.Random(43)
-    notes = tmp_path / "notes"
-    notes.mkdir()
-    for i in range(60):
-        (notes / f"note-{i:03d}.md").write_text(f"# Note {i}\n\nAbout tea and rivers, item {i}.\n", encoding="utf-8")
+    notes = _sixty_notes(tmp_path)
     index_dir = tmp_path / "killed"
     command = [sys.executable, "-m", "semsearch", "index", str(notes), "-i", str(index_dir), "--batch", "4"]
 
