@@ -186,3 +186,20 @@ def count_answers(server) -> list[tuple[float, int]]:
 
     server.embed = counting
     return answers
+
+
+def index_until_server_stops(server, cwd: Path, until) -> subprocess.CompletedProcess:
+    """`semsearch index notes --batch 8` in `cwd` against `server`, which is stopped as soon as
+    `until()` holds (the run must still be going); returns the finished run."""
+    try:
+        process = subprocess.Popen([sys.executable, "-m", "semsearch", "index", "notes", "--batch", "8"],
+                                   cwd=cwd, env=cli_env(server.url), stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 300
+        while not until():
+            assert process.poll() is None and time.monotonic() < deadline
+            time.sleep(0.02)
+    finally:
+        server.stop()
+    stdout, stderr = process.communicate(timeout=300)
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)

@@ -19,7 +19,16 @@ from pathlib import Path
 
 
 from tests.ollama_server import OllamaTestServer
-from tests.helpers import assert_one_clean_line, cli_env, committed, count_answers, embedded, run, write_notes
+from tests.helpers import (
+    assert_one_clean_line,
+    cli_env,
+    committed,
+    count_answers,
+    embedded,
+    index_until_server_stops,
+    run,
+    write_notes,
+)
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
@@ -155,20 +164,9 @@ def test_ctrl_c_exits_within_a_second_keeps_embedded_batches_and_a_second_ctrl_c
 def test_ollama_stopping_mid_run_says_what_was_kept_and_how_to_continue(tmp_path):
     write_notes(tmp_path / "notes", 64)
     server = OllamaTestServer().start()
-    try:
-        answers = count_answers(server)
-        server.delay_per_text = 0.1
-        process = subprocess.Popen([sys.executable, "-m", "semsearch", "index", "notes", "--batch", "8"],
-                                   cwd=tmp_path, env=cli_env(server.url), stdout=subprocess.PIPE,
-                                   stderr=subprocess.PIPE, text=True)
-        deadline = time.monotonic() + 300
-        while embedded(tmp_path / ".semsearch") < 16:
-            assert process.poll() is None and time.monotonic() < deadline
-            time.sleep(0.02)
-    finally:
-        server.stop()
-    stdout, stderr = process.communicate(timeout=300)
-    result = subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+    answers = count_answers(server)
+    server.delay_per_text = 0.1
+    result = index_until_server_stops(server, tmp_path, lambda: embedded(tmp_path / ".semsearch") >= 16)
     kept = embedded(tmp_path / ".semsearch")
     assert_one_clean_line(result, "cannot reach Ollama", "64 files indexed are kept and searchable by keyword",
                           f"{64 - kept} of 64 chunks wait for embeddings", "run the same command again")

@@ -22,7 +22,7 @@ from semsearch.errors import EmbedderError
 from semsearch.store import SCHEMA_VERSION
 from tests.helpers import assert_one_clean_line, copy_v3_index, run
 from tests.ollama_server import OllamaTestServer
-from tests.helpers import cli_env, count_answers
+from tests.helpers import cli_env, count_answers, index_until_server_stops
 
 
 def _write_folder(folder: Path, count: int, word: str = "lighthouse") -> list[str]:
@@ -92,20 +92,10 @@ def test_embedder_stopped_midway_keeps_keyword_complete_and_the_rerun_embeds_onl
     words = _write_folder(tmp_path / "notes", 60)
     index_dir = tmp_path / ".semsearch"
     server = OllamaTestServer().start()
-    try:
-        server.delay_per_text = 0.1
-        answers = count_answers(server)
-        process = subprocess.Popen([sys.executable, "-m", "semsearch", "index", "notes", "--batch", "8"],
-                                   cwd=tmp_path, env=cli_env(server.url), stdout=subprocess.PIPE,
-                                   stderr=subprocess.PIPE, text=True)
-        deadline = time.monotonic() + 300
-        while len(answers) < 2:  # two requests of 8 answered, more under way
-            assert process.poll() is None and time.monotonic() < deadline
-            time.sleep(0.02)
-    finally:
-        server.stop()
-    stdout, stderr = process.communicate(timeout=300)
-    result = subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+    server.delay_per_text = 0.1
+    answers = count_answers(server)
+    # Two requests of 8 answered, more under way.
+    result = index_until_server_stops(server, tmp_path, lambda: len(answers) >= 2)
     pending = _pending_texts(index_dir)
     assert 0 < len(pending) < 60
     assert_one_clean_line(result, "cannot reach Ollama", "60 files indexed are kept and searchable by keyword",
