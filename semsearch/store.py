@@ -35,7 +35,7 @@ from semsearch.store_schema import (FTS_TABLE, PENDING, SCHEMA_VERSION, Transact
                                     is_disk_full, migrate, newer_schema_error, user_version, write_meta)
 from semsearch.store_filters import FilterQueries
 from semsearch.store_sources import SourceRecords
-from semsearch.store_pending import PendingChunk, PendingChunks  # noqa: F401  (PendingChunk: re-exported)
+from semsearch.store_pending import PendingChunk, PendingChunks, fill_pending  # noqa: F401  (PendingChunk: re-exported)
 from semsearch.types import Chunk
 
 # numpy loads in the methods that handle vectors: `status` and opening an index never need it.
@@ -137,6 +137,7 @@ class WriteResult:
     added_vectors: np.ndarray  # float32
     removed_ids: np.ndarray  # int64
     generation: int
+    filled: int = 0  # pending chunks of earlier writes given their vector (some may be removed again)
 
 
 class Store(SourceRecords, PendingChunks, FilterQueries):
@@ -277,15 +278,25 @@ class Store(SourceRecords, PendingChunks, FilterQueries):
                 "UPDATE documents SET size = ?, mtime_ns = ? WHERE id = ?", (size, mtime_ns, document_id)
             )
 
-    def write_documents(self, documents: Sequence[NewDocument]) -> WriteResult:
+    def write_documents(self, documents: Sequence[NewDocument],
+                        fill: dict[str, np.ndarray] | None = None) -> WriteResult:
         """Insert or replace documents and their chunks in one transaction; chunks without a
-        vector are stored pending (searchable by keyword, absent from the WriteResult)."""
+        vector are stored pending (searchable by keyword, absent from the WriteResult).
+
+        `fill` gives vectors, by text hash, to chunks earlier writes left pending, in the same
+        transaction (as `fill_vectors` would in its own), before the documents are written.
+        """
         import numpy as np
 
         added_ids: list[int] = []
         added_vectors: list[np.ndarray] = []
         removed: list[int] = []
         with self._transaction() as conn:
+            filled: list[int] = []
+            if fill:
+                filled, filled_vectors = fill_pending(conn, fill)
+                added_ids.extend(filled)
+                added_vectors.extend(v.reshape(1, -1) for v in filled_vectors)
             now = time.time()
             for doc in documents:
                 row = conn.execute(
@@ -331,11 +342,20 @@ class Store(SourceRecords, PendingChunks, FilterQueries):
                         added_ids.append(chunk_id)
                         added_vectors.append(np.asarray(vector, dtype=np.float32).reshape(1, -1))
             generation = self._bump_generation(conn)
+        if filled and removed:
+            # A chunk filled above and deleted with its document's old chunks never reached FAISS.
+            gone = set(filled).intersection(removed)
+            if gone:
+                kept = [i for i, chunk_id in enumerate(added_ids) if chunk_id not in gone]
+                added_ids = [added_ids[i] for i in kept]
+                added_vectors = [added_vectors[i] for i in kept]
+                removed = [chunk_id for chunk_id in removed if chunk_id not in gone]
         return WriteResult(
             added_ids=np.asarray(added_ids, dtype=np.int64),
             added_vectors=np.concatenate(added_vectors) if added_vectors else np.zeros((0, 0), np.float32),
             removed_ids=np.asarray(removed, dtype=np.int64),
             generation=generation,
+            filled=len(filled),
         )
 
     def delete_documents(self, document_ids: Sequence[int]) -> WriteResult:

@@ -10,6 +10,7 @@ connection plumbing (`_query`, `_transaction`, `_bump_generation`, `counts`, `ho
 from __future__ import annotations
 
 import json
+import sqlite3
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -53,25 +54,14 @@ class PendingChunks:
         """Give every pending chunk whose text hash is a key its vector, in one transaction."""
         import numpy as np
 
-        from semsearch.store import IN_BATCH, WriteResult
+        from semsearch.store import WriteResult
 
-        vectors = {text_hash: np.ascontiguousarray(vector, dtype="<f4") for text_hash, vector in vectors_by_hash.items()}
-        hashes = list(vectors)
-        # One lookup per IN_BATCH hashes and one UPDATE statement for all rows: a statement per
-        # text hash cost as much as the rest of the vector phase with a fast embedder.
-        found: list[tuple[int, str]] = []
         with self._transaction() as conn:
-            for start in range(0, len(hashes), IN_BATCH):
-                part = hashes[start : start + IN_BATCH]
-                found.extend(conn.execute(f"SELECT id, text_sha256 FROM chunks WHERE text_sha256 IN "
-                                          f"({','.join('?' * len(part))}) AND {PENDING}", part))
-            blobs = {text_hash: vector.tobytes() for text_hash, vector in vectors.items()}
-            conn.executemany("UPDATE chunks SET vector = ? WHERE id = ?", [(blobs[h], i) for i, h in found])
+            ids, vectors = fill_pending(conn, vectors_by_hash)
             generation = self._bump_generation(conn)
-        return WriteResult(added_ids=np.asarray([i for i, _ in found], dtype=np.int64),
-                           added_vectors=(np.stack([vectors[h] for _, h in found]).astype(np.float32, copy=False)
-                                          if found else np.zeros((0, 0), np.float32)),
-                           removed_ids=np.zeros(0, np.int64), generation=generation)
+        return WriteResult(added_ids=np.asarray(ids, dtype=np.int64),
+                           added_vectors=np.stack(vectors) if vectors else np.zeros((0, 0), np.float32),
+                           removed_ids=np.zeros(0, np.int64), generation=generation, filled=len(ids))
 
     def count_pending(self) -> int:
         """Chunks committed without their vector yet (searchable by keyword only)."""
@@ -80,3 +70,24 @@ class PendingChunks:
     def count_vectors(self) -> int:
         """Chunks with a vector: what vectors.faiss holds."""
         return self.counts()[1] - self.count_pending()
+
+
+def fill_pending(conn: sqlite3.Connection, vectors_by_hash: dict[str, np.ndarray]) -> tuple[list[int], list[np.ndarray]]:
+    """Inside the caller's transaction, give every pending chunk whose text hash is a key its
+    vector; returns the ids filled and their vectors (float32), in the same order."""
+    import numpy as np
+
+    from semsearch.store import IN_BATCH
+
+    vectors = {text_hash: np.ascontiguousarray(vector, dtype="<f4") for text_hash, vector in vectors_by_hash.items()}
+    hashes = list(vectors)
+    # One lookup per IN_BATCH hashes and one UPDATE statement for all rows: a statement per
+    # text hash cost as much as the rest of the vector phase with a fast embedder.
+    found: list[tuple[int, str]] = []
+    for start in range(0, len(hashes), IN_BATCH):
+        part = hashes[start : start + IN_BATCH]
+        found.extend(conn.execute(f"SELECT id, text_sha256 FROM chunks WHERE text_sha256 IN "
+                                  f"({','.join('?' * len(part))}) AND {PENDING}", part))
+    blobs = {text_hash: vector.tobytes() for text_hash, vector in vectors.items()}
+    conn.executemany("UPDATE chunks SET vector = ? WHERE id = ?", [(blobs[h], i) for i, h in found])
+    return [i for i, _ in found], [vectors[h].astype(np.float32, copy=False) for _, h in found]
