@@ -45,10 +45,16 @@ class PendingChunks:
         rows = self._query(f"SELECT c.id, c.text_sha256, c.heading_path, c.text, d.id, d.path, d.size, d.mtime_ns, "
                            f"d.sha256, d.kind FROM chunks c JOIN documents d ON d.id = c.document_id "
                            f"WHERE {PENDING} AND c.id > ? ORDER BY c.id LIMIT ?", (after_id, limit))
-        return [PendingChunk(r[0], r[1], embed_text(Chunk(0, r[3], 0, 0, 0, 0, tuple(json.loads(r[2])))),
-                             StoredDocument(r[4], absolute_path(r[5], self.home) if r[9] == "file" else r[5], *r[6:9]),
-                             r[9])
-                for r in rows]
+        documents: dict[int, StoredDocument] = {}  # a document's chunks are read together: one row each
+        found = []
+        for r in rows:
+            document = documents.get(r[4])
+            if document is None:
+                document = documents[r[4]] = StoredDocument(
+                    r[4], absolute_path(r[5], self.home) if r[9] == "file" else r[5], *r[6:9])
+            found.append(PendingChunk(r[0], r[1], embed_text(Chunk(0, r[3], 0, 0, 0, 0, tuple(json.loads(r[2])))),
+                                      document, r[9]))
+        return found
 
     def fill_vectors(self, vectors_by_hash: dict[str, np.ndarray]) -> WriteResult:
         """Give every pending chunk whose text hash is a key its vector, in one transaction."""
