@@ -329,9 +329,10 @@ class Store(SourceRecords, PendingChunks, FilterQueries):
                       text_hash, blob, chunk.part)
                      for chunk, text_hash, blob in zip(doc.chunks, doc.text_hashes, blobs)],
                 )
-                # The document's old chunks were deleted above, so its rows are exactly the new ones.
+                # The document's old chunks were deleted above, so its rows are exactly the new ones
+                # (fetched at once: iterating the cursor runs its guarded `__next__` once per row).
                 chunk_ids = [row[0] for row in conn.execute(
-                    "SELECT id FROM chunks WHERE document_id = ? ORDER BY id", (document_id,))]
+                    "SELECT id FROM chunks WHERE document_id = ? ORDER BY id", (document_id,)).fetchall()]
                 conn.executemany(
                     "INSERT INTO chunks_fts (rowid, terms) VALUES (?, ?)",
                     [(chunk_id, _keyword_terms(chunk.heading_path, chunk.text))

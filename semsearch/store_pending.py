@@ -93,7 +93,7 @@ def fill_pending(conn: sqlite3.Connection, vectors_by_hash: dict[str, np.ndarray
     for start in range(0, len(hashes), IN_BATCH):
         part = hashes[start : start + IN_BATCH]
         found.extend(conn.execute(f"SELECT id, text_sha256 FROM chunks WHERE text_sha256 IN "
-                                  f"({','.join('?' * len(part))}) AND {PENDING}", part))
+                                  f"({','.join('?' * len(part))}) AND {PENDING}", part).fetchall())
     blobs = {text_hash: vector.tobytes() for text_hash, vector in vectors.items()}
     conn.executemany("UPDATE chunks SET vector = ? WHERE id = ?", [(blobs[h], i) for i, h in found])
     return [i for i, _ in found], [vectors[h].astype(np.float32, copy=False) for _, h in found]
