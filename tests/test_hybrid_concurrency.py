@@ -1,0 +1,121 @@
+"""Hybrid search runs its keyword (FTS5) query on another thread and connection while FAISS
+searches, and leaves out terms found in half the chunks or more. Neither may change what a user
+gets: the same hits as one thread, filters and k kept, bm25 order of the remaining matches kept.
+No HTTP: a deterministic stand-in embedder gives every text a vector from its words."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+
+import numpy as np
+import pytest
+
+from semsearch import Index, search
+from semsearch.embed import EmbedderInfo, preset_for_model
+from semsearch.store import DB_NAME, Store
+
+DIMENSIONS = 32
+MODEL = "qwen3-embedding:0.6b"
+TOPICS = ["harbour", "glacier", "orchard", "volcano", "lantern", "meadow", "canyon", "reef"]
+
+
+class WordVectors:
+    """A unit vector per text: the sum of a fixed random vector per word (deterministic)."""
+
+    def info(self) -> EmbedderInfo:
+        return EmbedderInfo("ollama", MODEL, DIMENSIONS, 32768, preset_for_model(MODEL))
+
+    def embed(self, texts, kind):
+        rows = []
+        for text in texts:
+            total = np.zeros(DIMENSIONS, dtype=np.float32)
+            for word in text.lower().split():
+                seed = int.from_bytes(hashlib.sha256(word.encode()).digest()[:4], "little")
+                total += np.random.default_rng(seed).standard_normal(DIMENSIONS).astype(np.float32)
+            rows.append(total / (np.linalg.norm(total) or 1.0))
+        return np.stack(rows)
+
+
+def text(i: int) -> str:
+    # "report" is in every chunk (a term FTS5 gives an IDF of ~0); each topic word in a share.
+    words = ["report", TOPICS[i % len(TOPICS)], TOPICS[(i * 3) % len(TOPICS)], f"item{i}"]
+    return " ".join(words + [TOPICS[(i * 5) % len(TOPICS)]] * (i % 3))
+
+
+@pytest.fixture
+def index(tmp_path):
+    with Index.open(tmp_path / "idx", embedder=WordVectors(), index_type="flat") as opened:
+        opened.add_texts([{"id": f"t{i:03d}", "text": text(i), "metadata": {"group": str(i % 4)}}
+                          for i in range(120)])
+        yield opened
+
+
+class Inline:
+    """`search.Concurrent` run on the calling thread: the single-threaded reference."""
+
+    def __init__(self, function, *args, **kwargs):
+        self.value = function(*args, **kwargs)
+
+    def result(self):
+        return self.value
+
+
+def summary(hits):
+    return [(h.chunk_id, round(h.score, 12)) for h in hits]
+
+
+QUERIES = ["harbour glacier report", "the orchard", "lantern in the canyon reef", "item7 volcano"]
+OPTIONS = [{"k": 5}, {"k": 12, "where": {"group": "1"}}, {"k": 3, "paths": ["t01*"]}]
+
+
+@pytest.mark.parametrize("options", OPTIONS)
+def test_hybrid_hits_are_the_same_with_and_without_the_concurrent_keyword_query(index, monkeypatch, options):
+    concurrent = {q: summary(index.search(q, mode="hybrid", **options)) for q in QUERIES}
+    monkeypatch.setattr(search, "Concurrent", Inline)
+    inline = {q: summary(index.search(q, mode="hybrid", **options)) for q in QUERIES}
+    assert concurrent == inline
+    assert all(len(hits) == options["k"] for hits in concurrent.values())  # a filter matching ≥ k yields k
+
+
+def test_keyword_queries_on_the_second_connection_match_the_main_one_from_many_threads(index):
+    store = Store(index.path / DB_NAME)
+    allowed = store.chunk_ids_where((), {"group": "2"})
+    expected = {q: (store.keyword_search(q, 10), store.keyword_search(q, 10, allowed)) for q in QUERIES}
+    glacier = store.keyword_search("glacier", 10)
+    got: list[dict] = []
+
+    def run():
+        got.append({q: (store.keyword_search(q, 10, own_connection=True),
+                        store.keyword_search(q, 10, allowed, own_connection=True)) for q in QUERIES})
+
+    threads = [threading.Thread(target=run) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for _ in range(5):  # the main connection stays usable meanwhile
+        assert store.keyword_search("glacier", 10) == glacier
+    for thread in threads:
+        thread.join()
+    store.close()
+    assert got == [expected] * 4
+
+
+def test_terms_in_half_the_chunks_or_more_are_skipped_keeping_the_order_of_the_rest(index):
+    store = Store(index.path / DB_NAME)
+    full = store.keyword_search("report glacier", 50)
+    pruned = store.keyword_search("report glacier", 50, skip_common=True)
+    glacier = [cid for cid, _ in store.keyword_search("glacier", 50)]
+    # Only chunks holding the rare term remain, in the order the full query ranked them.
+    assert [cid for cid, _ in pruned] == [cid for cid, _ in full if cid in set(glacier)]
+    assert len(full) == 50 and len(pruned) == len(glacier) < 50
+    # A query of only the common term has no keyword candidates then (it ranks nothing).
+    assert store.keyword_search("report", 10) and store.keyword_search("report", 10, skip_common=True) == []
+    store.close()
+
+
+def test_a_term_that_becomes_common_is_skipped_after_the_index_changes(index):
+    store = Store(index.path / DB_NAME)
+    assert store.keyword_search("glacier", 10, skip_common=True)  # in a quarter of the chunks
+    index.add_texts([{"id": f"g{i:03d}", "text": f"glacier report g{i}"} for i in range(200)])
+    assert store.keyword_search("glacier", 10) and store.keyword_search("glacier", 10, skip_common=True) == []
+    store.close()
