@@ -74,36 +74,9 @@ def vector_candidates(
 
 
 def keyword_candidates(store: Store, query: str, limit: int, allowed_ids: np.ndarray | None, *,
-                       own_connection: bool = False, skip_common: bool = False) -> list[Candidate]:
-    return [Candidate(cid, score) for cid, score in store.keyword_search(
-        query, limit, allowed_ids, own_connection=own_connection, skip_common=skip_common)]
-
-
-class Concurrent:
-    """`function(*args, **kwargs)` started on its own (daemon) thread; `result()` waits for it and
-    returns its value or raises its exception. A plain thread, not an executor: the CLI's search
-    path does not import concurrent.futures, and one short thread per query costs ~0.1 ms."""
-
-    def __init__(self, function: Callable[..., Any], *args: Any, **kwargs: Any):
-        import threading
-
-        self._value: Any = None
-        self._error: BaseException | None = None
-
-        def run() -> None:
-            try:
-                self._value = function(*args, **kwargs)
-            except BaseException as exc:  # handed to the caller's thread by result()
-                self._error = exc
-
-        self._thread = threading.Thread(target=run, name="semsearch-keyword", daemon=True)
-        self._thread.start()
-
-    def result(self) -> Any:
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-        return self._value
+                       skip_common: bool = False) -> list[Candidate]:
+    return [Candidate(cid, score) for cid, score in store.keyword_search(query, limit, allowed_ids,
+                                                                         skip_common=skip_common)]
 
 
 def fuse_lists(store: Store, query: str, vector: Sequence[Candidate], keyword: Sequence[Candidate]) -> list[Candidate]:
@@ -171,19 +144,10 @@ def search_detailed(
     # ranking it costs a scan of the whole index while adding almost nothing to bm25.
     keyword_text = keyword_query(query) if mode == "hybrid" else query
     if query_vector is not None and vectors is not None:
-        if mode == "hybrid":
-            # FAISS and SQLite both release the GIL while they work: the keyword query runs on
-            # another thread (its own connection) during the vector search, so hybrid costs
-            # about the slower of the two instead of their sum.
-            # Terms in half the chunks or more are left out too (their bm25 weight is ~0; see
-            # Store.keyword_search).
-            keyword_list = Concurrent(keyword_candidates, store, keyword_text, pool, allowed,
-                                      own_connection=True, skip_common=True)
-            lists.append(vector_candidates(vectors, query_vector, pool, allowed, tuning))
-            lists.append(keyword_list.result())
-        else:
-            lists.append(vector_candidates(vectors, query_vector, pool, allowed, tuning))
-    elif mode in ("keyword", "hybrid"):
+        lists.append(vector_candidates(vectors, query_vector, pool, allowed, tuning))
+    if mode in ("keyword", "hybrid"):
+        # Hybrid also leaves out terms found in half the chunks or more: FTS5 gives them an idf of
+        # ~0, yet ranking one scores most of the index (see Store.keyword_search).
         lists.append(keyword_candidates(store, keyword_text, pool, allowed, skip_common=mode == "hybrid"))
     retrieved = time.perf_counter()
     ranked = fuse_lists(store, query, *lists) if mode == "hybrid" else lists[0]

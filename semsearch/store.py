@@ -151,10 +151,6 @@ class Store(SourceRecords, PendingChunks, FilterQueries):
         self.home = Path(os.path.realpath(self.path.parent.parent))
         self.read_only = read_only
         self._lock = threading.RLock()
-        # A second connection for keyword queries run beside the vector search (see
-        # `keyword_search(own_connection=True)`), opened on first use; its own lock.
-        self._keyword_conn: sqlite3.Connection | None = None
-        self._keyword_lock = threading.Lock()
         self._term_counts: dict[Any, int] = {}  # chunks per FTS5 term, for skip_common
         if read_only:
             self._conn = connect_read_only(self.path)
@@ -206,10 +202,6 @@ class Store(SourceRecords, PendingChunks, FilterQueries):
     def close(self) -> None:
         with self._lock:
             self.conn.close()
-        with self._keyword_lock:
-            if self._keyword_conn is not None:
-                self._keyword_conn.close()
-                self._keyword_conn = None
 
     # -- meta ----------------------------------------------------------------------------------
 
@@ -465,20 +457,13 @@ class Store(SourceRecords, PendingChunks, FilterQueries):
         return len(rows)
 
     def keyword_search(self, query: str, limit: int, allowed_ids: np.ndarray | None = None, *,
-                       own_connection: bool = False, skip_common: bool = False) -> list[tuple[int, float]]:
+                       skip_common: bool = False) -> list[tuple[int, float]]:
         """(chunk id, score) by FTS5 bm25 over the CJK-aware terms; higher score is better.
 
-        `own_connection` runs the query on a second connection of this database (opened once,
-        on first use) so it can run on another thread while this store's main connection serves
-        other calls: same rows, same order. `skip_common` leaves out the terms found in at least
-        half of the chunks: FTS5 gives those an IDF of ~0 (clamped to 1e-6), so they barely move
-        bm25, yet ranking them means scoring most of the index (no rows when only they remain).
+        `skip_common` leaves out the terms found in at least half of the chunks: FTS5 gives those
+        an IDF of ~0 (clamped to 1e-6), so they barely move bm25, yet ranking them means scoring
+        most of the index (no rows when only they remain).
         """
-        if own_connection:
-            with self._keyword_lock:
-                if self._keyword_conn is None:
-                    self._keyword_conn = connect_read_only(self.path) if self.read_only else connect(self.path)
-                return _keyword_rows(self._keyword_conn, query, limit, allowed_ids, skip_common, self._term_counts)
         with self._lock:
             return _keyword_rows(self.conn, query, limit, allowed_ids, skip_common, self._term_counts)
 
@@ -559,18 +544,20 @@ def _uncommon_terms(conn: sqlite3.Connection, query: str, counts: dict[Any, int]
     """The query's terms (`keyword.terms`) less those in at least half of the indexed chunks, the
     point where FTS5's IDF, log((N - n + 0.5) / (n + 0.5)), stops being positive.
 
-    `counts` caches each term's chunk count (counting a common term walks its whole posting
-    list) until the index's generation or chunk count changes.
+    `counts` caches the chunk count and each term's chunk count (counting a common term walks its
+    whole posting list) until the database changes: `PRAGMA data_version` moves when another
+    connection commits, the generation when this one writes; neither reads a table.
     """
     terms = list(dict.fromkeys(keyword.terms(query, for_query=True)))
     if not terms:
         return []
     generation = conn.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
-    total = conn.execute("SELECT count(*) FROM chunks").fetchone()[0]
-    state = (generation[0] if generation else None, total)
+    state = (conn.execute("PRAGMA data_version").fetchone()[0], generation[0] if generation else None)
     if counts.get(_COUNTS_STATE) != state or len(counts) > 10_000:
         counts.clear()
         counts[_COUNTS_STATE] = state  # type: ignore[assignment]
+        counts[_CHUNKS] = conn.execute("SELECT count(*) FROM chunks").fetchone()[0]
+    total = counts[_CHUNKS]
     known = {term: counts[term] for term in terms if term in counts}
     unknown = [term for term in terms if term not in known]
     if unknown:
@@ -584,5 +571,6 @@ def _uncommon_terms(conn: sqlite3.Connection, query: str, counts: dict[Any, int]
     return [term for term in terms if 2 * known[term] < total]
 
 
-_COUNTS_STATE = object()  # the key of `_uncommon_terms`'s cache state
+# The keys of `_uncommon_terms`'s cache state and chunk count (objects: never a term).
+_COUNTS_STATE, _CHUNKS = object(), object()
 
