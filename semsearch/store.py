@@ -152,6 +152,7 @@ class Store(SourceRecords, PendingChunks, FilterQueries):
         self.read_only = read_only
         self._lock = threading.RLock()
         self._term_counts: dict[Any, int] = {}  # chunks per FTS5 term, for skip_common
+        self._analysis_current = False
         if read_only:
             self._conn = connect_read_only(self.path)
             return
@@ -435,10 +436,14 @@ class Store(SourceRecords, PendingChunks, FilterQueries):
         return {r[0]: _chunk_row(r, self.home) for r in rows}
 
     def keyword_analysis_current(self) -> bool:
-        """Whether the FTS table holds terms from this version's keyword analysis."""
+        """Whether the FTS table holds terms from this version's keyword analysis (once it does,
+        it stays so: nothing writes an older analysis, so the answer is kept and the meta table
+        is not read again on every keyword search)."""
         from semsearch.config import IndexState
 
-        return IndexState.from_meta(self.meta()).keyword_analysis == keyword.ANALYSIS
+        if not self._analysis_current:
+            self._analysis_current = IndexState.from_meta(self.meta()).keyword_analysis == keyword.ANALYSIS
+        return self._analysis_current
 
     def reanalyze_keywords(self) -> int:
         """Rebuild the FTS table from the stored chunk texts with the current analysis; returns rows.
@@ -542,7 +547,9 @@ def _keyword_rows(conn: sqlite3.Connection, query: str, limit: int, allowed_ids:
 
 def _uncommon_terms(conn: sqlite3.Connection, query: str, counts: dict[Any, int]) -> list[str]:
     """The query's terms (`keyword.terms`) less those in at least half of the indexed chunks, the
-    point where FTS5's IDF, log((N - n + 0.5) / (n + 0.5)), stops being positive.
+    point where FTS5's IDF, log((N - n + 0.5) / (n + 0.5)), stops being positive. Indexes under
+    `SKIP_COMMON_MIN_CHUNKS` keep every term: ranking one costs little there, and in a small
+    folder a word in half the notes still orders them by how often they use it.
 
     `counts` caches the chunk count and each term's chunk count (counting a common term walks its
     whole posting list) until the database changes: `PRAGMA data_version` moves when another
@@ -558,6 +565,8 @@ def _uncommon_terms(conn: sqlite3.Connection, query: str, counts: dict[Any, int]
         counts[_COUNTS_STATE] = state  # type: ignore[assignment]
         counts[_CHUNKS] = conn.execute("SELECT count(*) FROM chunks").fetchone()[0]
     total = counts[_CHUNKS]
+    if total < SKIP_COMMON_MIN_CHUNKS:
+        return terms
     known = {term: counts[term] for term in terms if term in counts}
     unknown = [term for term in terms if term not in known]
     if unknown:
@@ -571,6 +580,8 @@ def _uncommon_terms(conn: sqlite3.Connection, query: str, counts: dict[Any, int]
     return [term for term in terms if 2 * known[term] < total]
 
 
+# Below this many chunks hybrid keeps common terms in its keyword query (`_uncommon_terms`).
+SKIP_COMMON_MIN_CHUNKS = 10_000
 # The keys of `_uncommon_terms`'s cache state and chunk count (objects: never a term).
 _COUNTS_STATE, _CHUNKS = object(), object()
 

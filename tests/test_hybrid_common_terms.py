@@ -13,6 +13,7 @@ import pytest
 
 from semsearch import Index
 from semsearch.embed import EmbedderInfo, preset_for_model
+from semsearch import store as store_module
 from semsearch.store import DB_NAME, Store
 
 DIMENSIONS = 32
@@ -44,7 +45,9 @@ def text(i: int) -> str:
 
 
 @pytest.fixture
-def index(tmp_path):
+def index(tmp_path, monkeypatch):
+    # Common terms are skipped from 10,000 chunks on; these 120 stand in for such an index.
+    monkeypatch.setattr(store_module, "SKIP_COMMON_MIN_CHUNKS", 100)
     with Index.open(tmp_path / "idx", embedder=WordVectors(), index_type="flat") as opened:
         opened.add_texts([{"id": f"t{i:03d}", "text": text(i), "metadata": {"group": str(i % 4)}}
                           for i in range(120)])
@@ -97,3 +100,10 @@ def test_a_term_made_common_by_this_connections_writes_is_skipped_at_once(index)
     index.add_texts([{"id": f"g{i:03d}", "text": f"glacier report g{i}"} for i in range(200)])
     # Now in over half the chunks: hybrid's keyword list is empty and the vector order rules.
     assert store.keyword_search("glacier", 10) and store.keyword_search("glacier", 10, skip_common=True) == []
+
+
+def test_a_small_index_keeps_common_terms_in_hybrid(tmp_path):
+    with Index.open(tmp_path / "small", embedder=WordVectors(), index_type="flat") as small:
+        small.add_texts([{"id": f"t{i:03d}", "text": text(i)} for i in range(120)])
+        store = small._store
+        assert store.keyword_search("report", 10, skip_common=True) == store.keyword_search("report", 10)
