@@ -35,7 +35,8 @@ from semsearch.store_schema import (FTS_TABLE, PENDING, SCHEMA_VERSION, Transact
                                     is_disk_full, migrate, newer_schema_error, user_version, write_meta)
 from semsearch.store_filters import FilterQueries
 from semsearch.store_sources import SourceRecords
-from semsearch.store_pending import PendingChunk, PendingChunks, fill_pending  # noqa: F401  (PendingChunk: re-exported)
+from semsearch.store_pending import (PendingChunk, PendingChunks, fill_pending,  # noqa: F401  (PendingChunk: re-exported)
+                                     without_refilled)
 from semsearch.types import Chunk
 
 # numpy loads in the methods that handle vectors: `status` and opening an index never need it.
@@ -294,11 +295,9 @@ class Store(SourceRecords, PendingChunks, FilterQueries):
         added_vectors: list[np.ndarray] = []
         removed: list[int] = []
         with self._transaction() as conn:
-            filled: list[int] = []
-            if fill:
-                filled, filled_vectors = fill_pending(conn, fill)
-                added_ids.extend(filled)
-                added_vectors.extend(v.reshape(1, -1) for v in filled_vectors)
+            filled, filled_vectors = fill_pending(conn, fill) if fill else ([], [])
+            added_ids.extend(filled)
+            added_vectors.extend(v.reshape(1, -1) for v in filled_vectors)
             now = time.time()
             for doc in documents:
                 row = conn.execute(
@@ -345,14 +344,7 @@ class Store(SourceRecords, PendingChunks, FilterQueries):
                         added_ids.append(chunk_id)
                         added_vectors.append(np.asarray(vector, dtype=np.float32).reshape(1, -1))
             generation = self._bump_generation(conn)
-        if filled and removed:
-            # A chunk filled above and deleted with its document's old chunks never reached FAISS.
-            gone = set(filled).intersection(removed)
-            if gone:
-                kept = [i for i, chunk_id in enumerate(added_ids) if chunk_id not in gone]
-                added_ids = [added_ids[i] for i in kept]
-                added_vectors = [added_vectors[i] for i in kept]
-                removed = [chunk_id for chunk_id in removed if chunk_id not in gone]
+        added_ids, added_vectors, removed = without_refilled(filled, added_ids, added_vectors, removed)
         return WriteResult(
             added_ids=np.asarray(added_ids, dtype=np.int64),
             added_vectors=np.concatenate(added_vectors) if added_vectors else np.zeros((0, 0), np.float32),

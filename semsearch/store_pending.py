@@ -97,3 +97,14 @@ def fill_pending(conn: sqlite3.Connection, vectors_by_hash: dict[str, np.ndarray
     blobs = {text_hash: vector.tobytes() for text_hash, vector in vectors.items()}
     conn.executemany("UPDATE chunks SET vector = ? WHERE id = ?", [(blobs[h], i) for i, h in found])
     return [i for i, _ in found], [vectors[h].astype(np.float32, copy=False) for _, h in found]
+
+
+def without_refilled(filled: list[int], added_ids: list[int], added_vectors: list, removed: list[int]):
+    """(added ids, their vectors, removed ids) of one transaction less the chunks it both filled
+    (`fill_pending`) and deleted with their document's old chunks: those never reached FAISS."""
+    gone = set(filled).intersection(removed) if filled and removed else set()
+    if not gone:
+        return added_ids, added_vectors, removed
+    kept = [i for i, chunk_id in enumerate(added_ids) if chunk_id not in gone]
+    return ([added_ids[i] for i in kept], [added_vectors[i] for i in kept],
+            [chunk_id for chunk_id in removed if chunk_id not in gone])
