@@ -341,6 +341,8 @@ class OllamaTestServer:
         self.reset()
 
     def reset(self) -> None:
+        # A test may have wrapped `embed` on the instance (tests.helpers.count_answers): undo it.
+        self.__dict__.pop("embed", None)
         with self._lock:
             self.models = dict(self._initial_models)
             self.pullable = dict(self._initial_pullable)
