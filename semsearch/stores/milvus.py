@@ -251,8 +251,29 @@ def _grpc_code(exc: BaseException) -> str:
     return ""
 
 
+def _causes(exc: BaseException) -> list[BaseException]:
+    """`exc` and the exceptions it was raised from (pymilvus wraps gRPC's errors in its own)."""
+    chain: list[BaseException] = []
+    while exc is not None and exc not in chain:
+        chain.append(exc)
+        exc = exc.__cause__ or exc.__context__
+    return chain
+
+
+def _refused(exc: BaseException) -> bool:
+    """Whether the server refused the credentials (also when pymilvus reports it as a failed connect)."""
+    for cause in _causes(exc):
+        text = str(getattr(cause, "message", "") or cause).lower()
+        if (_grpc_code(cause) in ("UNAUTHENTICATED", "PERMISSION_DENIED") or getattr(cause, "code", None) in (1800, 2200)
+                or any(s in text for s in ("auth check fail", "unauthenticated", "credential", "permission denied"))):
+            return True
+    return False
+
+
 def is_transient(exc: BaseException) -> bool:
     """Whether a failure may pass if the request is sent again: the server unreachable or slow."""
+    if _refused(exc):
+        return False
     if _grpc_code(exc) in _TRANSIENT_CODES:
         return True
     text = str(exc).lower()
@@ -265,8 +286,7 @@ def store_error(exc: BaseException, where: str) -> StoreError:
     """A pymilvus/gRPC failure as the StoreError a user reads (one line: what happened, what to do)."""
     text = str(getattr(exc, "message", "") or exc)
     lower = text.lower()
-    if _grpc_code(exc) == "UNAUTHENTICATED" or getattr(exc, "code", None) in (1800, 2200) or any(
-            s in lower for s in ("auth", "credential", "permission denied", "token")):
+    if _refused(exc):
         return StoreAuthError(f"Milvus at {where} refused the credentials — set {TOKEN_ENV} to a valid token "
                               "(user:password, or an API key) and run the command again")
     if is_transient(exc):
@@ -292,6 +312,7 @@ class MilvusStore:
         self._dimensions = dimensions
         self._client_object = None
         self._checked = False  # the collection was found (or made) with our schema and dimensions
+        self._refilling = False
 
     # -- connection ----------------------------------------------------------------------------
 
@@ -362,15 +383,15 @@ class MilvusStore:
             self._create_collection(client, name, dimensions)
         described = self._call(lambda: client.describe_collection(name))
         fields = {f["name"]: f for f in described.get("fields", [])}
+        held = int((fields.get("vector", {}).get("params") or {}).get("dim", 0))
+        if "vector" in fields and held != dimensions:
+            raise StoreMismatchError(
+                f"the collection {name!r} on {self.location} holds {held}-dimension vectors, and this index's "
+                f"model makes {dimensions} — give another collection name in --store")
         if set(fields) != set(FIELDS) or described.get("properties", {}).get(SCHEMA_PROPERTY) != SCHEMA:
             raise StoreMismatchError(
                 f"the collection {name!r} on {self.location} was not made by semsearch (fields "
                 f"{', '.join(sorted(fields)) or 'none'}) — give another collection name in --store")
-        held = int((fields["vector"].get("params") or {}).get("dim", 0))
-        if held != dimensions:
-            raise StoreMismatchError(
-                f"the collection {name!r} on {self.location} holds {held}-dimension vectors, and this index's "
-                f"model makes {dimensions} — give another collection name in --store")
         self._load()
         self._checked = True
 
@@ -447,6 +468,7 @@ class MilvusStore:
         """Reach the server and find (or make) the collection before the ledger changes."""
         self._check_collection(create=create)
         self._ledger_prefix(create=True)
+        self._refilling = create  # `refill` sends everything: no catching up first
 
     @contextmanager
     def updating(self) -> Iterator[None]:
@@ -455,9 +477,12 @@ class MilvusStore:
         so the next writer catches up again)."""
         self._check_collection(create=False)
         prefix = self._ledger_prefix(create=True)
-        if not self._agrees(prefix):
+        if not self._refilling and not self._agrees(prefix):
             self._catch_up(prefix)
-        yield
+        try:
+            yield
+        finally:
+            self._refilling = False
         self._record(prefix)
 
     def _agrees(self, prefix: str) -> bool:
