@@ -66,6 +66,7 @@ PATH_BYTES = 4_096
 SEND_BATCH = 500  # rows per insert/delete request: well under gRPC's message limit at 4096 dimensions
 RETRY_DELAYS = (0.5, 1.0, 2.0)  # seconds between attempts at a transient failure
 WIDER_SEARCH = 8  # a filtered search that came back short is tried again with this many times the ef
+BM25_K1, BM25_B = 1.2, 0.75  # as SQLite FTS5's bm25()
 SCHEMA_PROPERTY = "semsearch.schema"
 SCHEMA = "1"
 TIMEOUT = 30.0  # seconds for one request
@@ -431,7 +432,10 @@ class MilvusStore:
         kind, params = self._vector_index()
         index_params = client.prepare_index_params()
         index_params.add_index(field_name="vector", index_type=kind, metric_type="IP", params=params)
-        index_params.add_index(field_name="sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25")
+        # FTS5's bm25() constants (milvus-lite's own default k1 is 1.5): the same term-frequency
+        # saturation and length normalisation as the local store.
+        index_params.add_index(field_name="sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25",
+                               params={"bm25_k1": BM25_K1, "bm25_b": BM25_B})
         self._call(lambda: client.create_collection(name, schema=schema, index_params=index_params,
                                                     consistency_level="Strong",
                                                     properties={SCHEMA_PROPERTY: SCHEMA}))
