@@ -2,9 +2,10 @@
 
 Indexing is two-phase (DESIGN §2 invariant 0): `semsearch.ingest` commits a file's text,
 metadata and keyword terms as soon as it is chunked, its chunks pending; `Backfill` reads the
-pending chunks back from SQLite in id order, sends their distinct texts to embedding threads
-(`semsearch.embed_workers`) and commits each answer in its own transaction, which gives the
-vector to every pending chunk with that text. Working from SQLite rather than from memory, it
+pending chunks back from SQLite in id order and sends their distinct texts to embedding threads
+(`semsearch.embed_workers`). The answers are committed with the text phase's next batch, in its
+transaction (`take_answers`), or in their own once no text is left to write; either way the
+vector goes to every pending chunk with that text. Working from SQLite rather than from memory, it
 embeds what an earlier, interrupted run left pending exactly as it embeds this run's chunks,
 and memory stays bounded however far the text phase runs ahead of a slow embedder.
 
@@ -18,11 +19,15 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from semsearch.embed.base import Embedder
 from semsearch.embed_workers import EmbedWorkers
 from semsearch.errors import EmbedderError, InputTooLongError
 from semsearch.store import PendingChunk, Store, WriteResult
+
+if TYPE_CHECKING:
+    import numpy as np
 
 # While waiting for vectors, how often the caller hears of it even if nothing arrived (seconds).
 PROGRESS_TICK = 0.25
@@ -40,7 +45,8 @@ class Backfill:
     """Embeds pending chunks, at most `in_flight` requests of `batch_texts` texts at a time.
 
     `embedder` is called for the embedder on the first embedding thread that needs it.
-    `on_commit` is told of every transaction that filled vectors in (FAISS follows it).
+    `on_commit` is told of every transaction this class commits to fill vectors in (FAISS
+    follows it); answers taken by the caller (`take_answers`) are the caller's to commit.
     `rechunk(chunk)` is called when the model rejects `chunk`'s text as too long: it returns
     whether the chunk's document was chunked again smaller (its new chunks are pending, and
     picked up here); when it was not, the text is left pending for a later run.
@@ -60,7 +66,10 @@ class Backfill:
         self.embedded = 0  # texts the embedder answered (each distinct text once)
         self.filled = 0  # chunks given a vector (identical texts share one embedding)
         self._requests: list[_Request] = []
-        self._sent: set[str] = set()  # text hashes of the requests in flight
+        self._sent: set[str] = set()  # text hashes of the requests in flight and of the answers not committed
+        # Vectors that arrived, by text hash, waiting for the text phase's next write: a transaction
+        # of their own per answer cost as much again as the text phase with a fast embedder.
+        self._answers: dict[str, np.ndarray] = {}
         self._skipped: set[str] = set()  # texts that cannot be embedded in this run
         self._cursor = 0  # pending chunks up to this id were sent or skipped
         self._pool: EmbedWorkers | None = None
@@ -75,12 +84,34 @@ class Backfill:
         return max(0, self.filled - self.embedded)
 
     def feed(self) -> None:
-        """Commit the vectors that arrived, and send more pending chunks while there is room; never waits."""
-        self._collect()
+        """Keep the vectors that arrived for the next write, and send more pending chunks while
+        there is room; never waits."""
+        self._collect(commit=False)
         self._send()
+
+    def take_answers(self) -> dict[str, np.ndarray]:
+        """The vectors that arrived and are not committed, by text hash, for the caller to commit
+        with its own write (`Store.write_documents(fill=...)`), then to report with `filled_in`."""
+        self._collect(commit=False)
+        answers, self._answers = self._answers, {}
+        return answers
+
+    def filled_in(self, answers: dict[str, np.ndarray], filled: int) -> None:
+        """The caller committed `answers` (from `take_answers`), which gave `filled` chunks a vector."""
+        self._sent.difference_update(answers)
+        self.filled += filled
+
+    def commit_answers(self) -> None:
+        """Commit the vectors that arrived in a transaction of their own."""
+        answers = self.take_answers()
+        if answers:
+            result = self.store.fill_vectors(answers)
+            self.on_commit(result)
+            self.filled_in(answers, result.filled)
 
     def drain(self, tick: Callable[[], None]) -> None:
         """Embed until no chunk is pending (or the embedder failed), calling `tick` at least every PROGRESS_TICK s."""
+        self.commit_answers()
         while True:
             self._send()
             if not self._requests:
@@ -91,18 +122,20 @@ class Backfill:
 
     def salvage(self) -> None:
         """After an interruption: commit every answer already here, so no finished embedding is lost."""
-        self._collect()
+        self.commit_answers()
 
     def stop(self) -> None:
         """Abandon the requests still with the embedder (after an error or Ctrl-C)."""
         self._requests.clear()
         self._sent.clear()
+        self._answers.clear()
         if self._pool is not None:
             self._pool.shutdown()
             self._pool = None
 
     def _send(self) -> None:
-        while self.failure is None and len(self._requests) < self.in_flight:
+        exhausted = False  # read every pending chunk past the cursor: asking again finds none
+        while not exhausted and self.failure is None and len(self._requests) < self.in_flight:
             batch: dict[str, PendingChunk] = {}
             while len(batch) < self.batch_texts:
                 rows = self.store.pending_chunks(self._cursor, self.batch_texts)
@@ -112,7 +145,8 @@ class Backfill:
                     self._cursor = row.chunk_id
                     if row.text_hash not in self._sent and row.text_hash not in self._skipped:
                         batch.setdefault(row.text_hash, row)
-                if not rows:
+                if len(rows) < self.batch_texts:
+                    exhausted = True
                     break
             if not batch:
                 return
@@ -128,14 +162,15 @@ class Backfill:
                 self._embedder = self._make_embedder()
         return self._embedder.embed(texts, "document")
 
-    def _collect(self) -> None:
-        """Commit the answered requests (one transaction each); note a failure and stop sending."""
+    def _collect(self, *, commit: bool = True) -> None:
+        """Gather the answered requests' vectors and, with `commit`, commit them (one transaction);
+        note a failure and stop sending."""
         for request in [r for r in self._requests if r.future.done()]:
             self._requests.remove(request)
-            self._sent.difference_update(request.chunks)
             try:
                 vectors = request.future.result()
             except InputTooLongError as exc:
+                self._sent.difference_update(request.chunks)
                 if exc.index is None:
                     self._fail(exc)
                     continue
@@ -145,12 +180,13 @@ class Backfill:
                 self._cursor = 0  # the request's other texts are pending again
                 continue
             except EmbedderError as exc:
+                self._sent.difference_update(request.chunks)
                 self._fail(exc)
                 continue
-            result = self.store.fill_vectors(dict(zip(request.chunks, vectors)))
-            self.on_commit(result)
+            self._answers.update(zip(request.chunks, vectors))
             self.embedded += len(request.chunks)
-            self.filled += len(result.added_ids)
+        if commit:
+            self.commit_answers()
 
     def _fail(self, error: EmbedderError) -> None:
         if self.failure is None:

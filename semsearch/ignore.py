@@ -46,6 +46,10 @@ class IgnoreRules:
         path = os.fspath(path)
         return self._verdict(path, is_dir, self._chain(os.path.dirname(path)))
 
+    def has_rules(self, directory: str | Path) -> bool:
+        """Whether any ignore patterns apply to the entries of `directory` (inside the root)."""
+        return bool(self._chain(os.fspath(directory)))
+
     def ignored_anywhere(self, path: str | Path) -> bool:
         """Whether `path` (inside the root) or any folder between the root and it is ignored: for
         a single path seen outside a walk, e.g. a file-system event."""

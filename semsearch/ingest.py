@@ -4,11 +4,12 @@ Indexing is two-phase. The text phase commits each batch of documents (text, met
 terms) in one SQLite transaction as soon as they are chunked, so keyword search finds them at
 once; a chunk whose text is already stored reuses the stored vector (an edit that touches one
 paragraph embeds about one chunk), the others are committed pending. The vector phase
-(`semsearch.backfill`) embeds the pending chunks meanwhile and commits their vectors as they
-arrive. An interrupted run keeps everything committed; an embedder failure stops only the
-vector phase, so the text phase still completes; the next run continues from there (the
-(size, mtime) and content-hash checks skip what is stored, and every pending chunk is embedded,
-even when no file changed). One bad file is reported and skipped; it never aborts the run.
+(`semsearch.backfill`) embeds the pending chunks meanwhile; the vectors that arrived are
+committed with the next batch, in its transaction. An interrupted run keeps everything
+committed; an embedder failure stops only the vector phase, so the text phase still completes;
+the next run continues from there (the (size, mtime) and content-hash checks skip what is
+stored, and every pending chunk is embedded, even when no file changed). One bad file is
+reported and skipped; it never aborts the run.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from semsearch.backfill import Backfill
 from semsearch.chunking import chunk, uses_code_chunker
@@ -31,6 +33,9 @@ from semsearch.sources import WalkIgnored, WalkSkip, walk
 from semsearch.store import NewDocument, PendingChunk, Store, StoredDocument, WriteResult
 from semsearch.tokens import estimate_tokens
 from semsearch.types import Chunk, Document, FileProblem, IndexReport, IndexSource, SourceFile, TextItem, embed_text
+
+if TYPE_CHECKING:
+    import numpy as np
 
 # Embedding requests waiting at once. Ollama embeds one request at a time per model, so two keep
 # it busy (one being embedded, the next queued) while this process prepares and commits others;
@@ -376,10 +381,11 @@ class Ingester:
         return sum(len(p.chunks) for p in self._pending)
 
     def _flush(self) -> None:
-        """Commit the documents read so far (text, metadata, keyword terms; cached vectors)."""
+        """Commit the documents read so far (text, metadata, keyword terms; cached vectors) with
+        the vectors the embedder answered since the last commit."""
         if self._pending:
             batch, self._pending = self._pending, []
-            cached = self._write(batch)
+            cached = self._write(batch, self._backfill.take_answers())
             self._tally.reused += cached
             self._chunks_done += cached
             for pending in batch:
@@ -388,12 +394,18 @@ class Ingester:
                 else:
                     self._tally.added += 1
                 self._advance(pending.display)
+        else:
+            self._backfill.commit_answers()
         self._flushed_at = time.monotonic()
         self._backfill.feed()
 
-    def _write(self, batch: list[_Pending]) -> int:
-        """Write documents in one transaction; returns how many chunks got a vector from the cache."""
+    def _write(self, batch: list[_Pending], answers: dict[str, np.ndarray] | None = None) -> int:
+        """Write documents in one transaction, with `answers` (the embedder's, by text hash) for
+        the chunks earlier batches left pending; returns how many chunks of `batch` got a vector
+        without embedding (from the cache, or from `answers`)."""
         found = self.store.cached_vectors(h for pending in batch for h in pending.hashes)
+        if answers:
+            found.update((h, answers[h]) for pending in batch for h in pending.hashes if h in answers)
         documents = [
             NewDocument(
                 path=pending.key, kind=pending.kind, size=pending.size, mtime_ns=pending.mtime_ns,
@@ -403,7 +415,10 @@ class Ingester:
             )
             for pending in batch
         ]
-        self.on_commit(self.store.write_documents(documents))
+        result = self.store.write_documents(documents, fill=answers)
+        self.on_commit(result)
+        if answers:
+            self._backfill.filled_in(answers, result.filled)
         return sum(h in found for pending in batch for h in pending.hashes)
 
     def _rechunk(self, offender: PendingChunk) -> bool:

@@ -106,7 +106,9 @@ def walk(
             d for d in dirnames
             if _enters(d) and os.path.realpath(os.path.join(directory, d)) not in skip
         )
-        if ignore is not None:
+        # Most folders have no ignore patterns in force at all: their entries need no checking.
+        ignoring = ignore is not None and ignore.has_rules(directory)
+        if ignoring:
             ignored = [d for d in dirnames if ignore.ignored(os.path.join(directory, d), is_dir=True)]
             for name in ignored:
                 dirnames.remove(name)
@@ -116,7 +118,7 @@ def walk(
             relpath = path.relative_to(root).as_posix()
             if not _is_candidate(path, relpath, include, exclude):
                 continue
-            if ignore is not None and ignore.ignored(path, is_dir=False):
+            if ignoring and ignore.ignored(path, is_dir=False):
                 yield WalkIgnored(path, is_dir=False)
                 continue
             try:
@@ -171,13 +173,13 @@ def _is_candidate(path: Path, relpath: str, include: Sequence[str], exclude: Seq
 
 def _problem(path: Path, relpath: str, size: int, limit: int) -> FileProblem | None:
     """Why a file must be passed over before reading it, or None."""
-    if _display(Path(relpath)) != relpath:
+    if _display(relpath) != relpath:
         return FileProblem(_display(path), "file name is not valid UTF-8 — rename the file to index it")
     if size > limit:
         return FileProblem(str(path), too_large(size, limit))
     return None
 
 
-def _display(path: Path) -> str:
+def _display(path: str | Path) -> str:
     """The path as printable text: bytes that are not UTF-8 (kept by Python as surrogates) shown as \\xNN."""
     return os.fsencode(path).decode("utf-8", "backslashreplace")

@@ -35,7 +35,8 @@ from semsearch.store_schema import (FTS_TABLE, PENDING, SCHEMA_VERSION, Transact
                                     is_disk_full, migrate, newer_schema_error, user_version, write_meta)
 from semsearch.store_filters import FilterQueries
 from semsearch.store_sources import SourceRecords
-from semsearch.store_pending import PendingChunk, PendingChunks  # noqa: F401  (PendingChunk: re-exported)
+from semsearch.store_pending import (PendingChunk, PendingChunks, fill_pending,  # noqa: F401  (PendingChunk: re-exported)
+                                     without_refilled)
 from semsearch.types import Chunk
 
 # numpy loads in the methods that handle vectors: `status` and opening an index never need it.
@@ -137,6 +138,7 @@ class WriteResult:
     added_vectors: np.ndarray  # float32
     removed_ids: np.ndarray  # int64
     generation: int
+    filled: int = 0  # pending chunks of earlier writes given their vector (some may be removed again)
 
 
 class Store(SourceRecords, PendingChunks, FilterQueries):
@@ -279,15 +281,23 @@ class Store(SourceRecords, PendingChunks, FilterQueries):
                 "UPDATE documents SET size = ?, mtime_ns = ? WHERE id = ?", (size, mtime_ns, document_id)
             )
 
-    def write_documents(self, documents: Sequence[NewDocument]) -> WriteResult:
+    def write_documents(self, documents: Sequence[NewDocument],
+                        fill: dict[str, np.ndarray] | None = None) -> WriteResult:
         """Insert or replace documents and their chunks in one transaction; chunks without a
-        vector are stored pending (searchable by keyword, absent from the WriteResult)."""
+        vector are stored pending (searchable by keyword, absent from the WriteResult).
+
+        `fill` gives vectors, by text hash, to chunks earlier writes left pending, in the same
+        transaction (as `fill_vectors` would in its own), before the documents are written.
+        """
         import numpy as np
 
         added_ids: list[int] = []
         added_vectors: list[np.ndarray] = []
         removed: list[int] = []
         with self._transaction() as conn:
+            filled, filled_vectors = fill_pending(conn, fill) if fill else ([], [])
+            added_ids.extend(filled)
+            added_vectors.extend(v.reshape(1, -1) for v in filled_vectors)
             now = time.time()
             for doc in documents:
                 row = conn.execute(
@@ -320,9 +330,10 @@ class Store(SourceRecords, PendingChunks, FilterQueries):
                       text_hash, blob, chunk.part)
                      for chunk, text_hash, blob in zip(doc.chunks, doc.text_hashes, blobs)],
                 )
-                # The document's old chunks were deleted above, so its rows are exactly the new ones.
+                # The document's old chunks were deleted above, so its rows are exactly the new ones
+                # (fetched at once: iterating the cursor runs its guarded `__next__` once per row).
                 chunk_ids = [row[0] for row in conn.execute(
-                    "SELECT id FROM chunks WHERE document_id = ? ORDER BY id", (document_id,))]
+                    "SELECT id FROM chunks WHERE document_id = ? ORDER BY id", (document_id,)).fetchall()]
                 conn.executemany(
                     "INSERT INTO chunks_fts (rowid, terms) VALUES (?, ?)",
                     [(chunk_id, _keyword_terms(chunk.heading_path, chunk.text))
@@ -333,11 +344,13 @@ class Store(SourceRecords, PendingChunks, FilterQueries):
                         added_ids.append(chunk_id)
                         added_vectors.append(np.asarray(vector, dtype=np.float32).reshape(1, -1))
             generation = self._bump_generation(conn)
+        added_ids, added_vectors, removed = without_refilled(filled, added_ids, added_vectors, removed)
         return WriteResult(
             added_ids=np.asarray(added_ids, dtype=np.int64),
             added_vectors=np.concatenate(added_vectors) if added_vectors else np.zeros((0, 0), np.float32),
             removed_ids=np.asarray(removed, dtype=np.int64),
             generation=generation,
+            filled=len(filled),
         )
 
     def delete_documents(self, document_ids: Sequence[int]) -> WriteResult:

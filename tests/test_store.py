@@ -4,6 +4,7 @@ batched lookups past SQLite's variable limit, and refusing databases it cannot r
 from __future__ import annotations
 
 import sqlite3
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -80,6 +81,24 @@ def test_a_deleted_document_leaves_no_chunk_vector_or_keyword_row(store, embedde
     assert store.document("drop", "text") is None
     assert table_count(store, "chunks_fts") == 1
     assert sum(len(ids) for ids, _ in store.iter_vectors()) == 1
+
+
+def test_vectors_filled_in_with_a_write_reach_faiss_unless_the_write_replaces_their_chunks(store, embedder):
+    old = replace(new_document("a", ["one", "two"], embedder), vectors=[None, None])
+    kept = replace(new_document("b", ["three"], embedder), vectors=[None])
+    assert len(store.write_documents([old, kept]).added_ids) == 0 and store.count_pending() == 3
+    answers = dict(zip(old.text_hashes + kept.text_hashes, embedder.embed(["one", "two", "three"], "document")))
+    b_chunk = store.chunk_ids_where(["b"]).tolist()
+    # "a" is rewritten in the transaction that fills its old chunks: those never reach FAISS, so
+    # they are neither added nor removed; "b"'s chunk is added with its vector.
+    result = store.write_documents([new_document("a", ["uno"], embedder)], fill=answers)
+    new_chunk = [int(i) for i in store.chunk_ids_where(["a"])]
+    assert result.filled == 3 and store.count_pending() == 0
+    assert sorted(result.added_ids.tolist()) == sorted(b_chunk + new_chunk)
+    assert result.removed_ids.tolist() == []
+    b_row = result.added_ids.tolist().index(b_chunk[0])
+    np.testing.assert_array_equal(result.added_vectors[b_row], answers[kept.text_hashes[0]])
+    assert store.chunk_vectors(b_chunk)[b_chunk[0]][0] == "three"
 
 
 def test_the_embedding_cache_finds_stored_vectors_by_text_hash(store, embedder):

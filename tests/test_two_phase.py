@@ -20,7 +20,7 @@ import pytest
 from semsearch import Index
 from semsearch.errors import EmbedderError
 from semsearch.store import SCHEMA_VERSION
-from tests.helpers import assert_one_clean_line, copy_v3_index, run
+from tests.helpers import HashingEmbedder, assert_one_clean_line, copy_v3_index, run
 from tests.ollama_server import OllamaTestServer
 from tests.helpers import cli_env, count_answers, index_until_server_stops
 
@@ -115,6 +115,26 @@ def test_embedder_stopped_midway_keeps_keyword_complete_and_the_rerun_embeds_onl
         assert sorted(again.embed_texts) == pending  # exactly the pending texts, each once
         status = json.loads(run(["status", "--json"], cwd=tmp_path, host=again.url).stdout)
         assert status["pending_chunks"] == 0 and status["in_sync"] and status["faiss_vectors"] == 60
+
+
+def _generation(index_dir: Path) -> int:
+    """How many write transactions the index has committed (each bumps meta.generation)."""
+    with sqlite3.connect(f"file:{index_dir / 'semsearch.db'}?mode=ro", uri=True) as conn:
+        return int(conn.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0])
+
+
+def test_vectors_that_arrive_between_batches_are_committed_with_the_next_batch(tmp_path):
+    _write_folder(tmp_path / "notes", 48)  # one chunk per note: 12 batches of 4
+    index_dir = tmp_path / ".semsearch"
+    with Index.open(index_dir, embedder=HashingEmbedder()) as index:
+        report = index.index([tmp_path / "notes"], batch_texts=4)
+        status = index.status()
+    assert (report.files_added, report.chunks_embedded, report.chunks_pending) == (48, 48, 0)
+    assert status.in_sync and status.pending_chunks == 0 and status.faiss_vectors == 48
+    # An embedder that answers at once: each batch's transaction also fills the vectors that came
+    # back since the one before, and only the last answers (at most one per request in flight,
+    # DEFAULT_IN_FLIGHT) are committed alone. A transaction per answer as well doubled the count.
+    assert _generation(index_dir) <= 12 + 3 + 1
 
 
 @pytest.fixture
