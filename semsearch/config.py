@@ -46,6 +46,12 @@ BASE_URL_ENV = "SEMSEARCH_BASE_URL"
 CODE_CHUNKER_KEY = "code_chunker"
 OLLAMA_HOST_ENV = "OLLAMA_HOST"
 
+# The meta keys of the store an index searches (its URL, never a token) and of this ledger's
+# prefix for chunk ids in a store several ledgers may share.
+STORE_KEY = "store"
+STORE_LEDGER_KEY = "store_ledger"
+LOCAL_STORE = "local"
+
 # Settings that may differ from run to run; everything else is fixed when the index is created.
 _PER_RUN = ("base_url", "host", "timeout", "keep_alive", "ef_search", "nprobe", "code_chunks")
 
@@ -82,6 +88,7 @@ class IndexSettings:
     ef_search: int | None = None
     nprobe: int | None = None
     code_chunks: bool | None = None  # source files cut at function/class boundaries (the `code` extra)
+    store: str | None = None  # where vectors and keyword terms are searched: "local" or a Milvus URL (no token)
 
     # -- the layers ----------------------------------------------------------------------------
 
@@ -104,6 +111,7 @@ class IndexSettings:
         ef_search: int | None = None,
         nprobe: int | None = None,
         code_chunks: bool | None = None,
+        store: str | None = None,
     ) -> IndexSettings:
         """The flags layer from `Index.open`'s keywords (and the CLI's options), checked.
 
@@ -125,7 +133,8 @@ class IndexSettings:
         return cls(model=model, dimensions=dimensions, requested_dimensions=dimensions, preset=chosen,
                    input_type=input_type, chunk_tokens=chunk_tokens, chunk_overlap=chunk_overlap,
                    index_type=index_type, base_url=base_url or None, host=_hosts(ollama_host), timeout=timeout,
-                   keep_alive=keep_alive, ef_search=ef_search, nprobe=nprobe, code_chunks=code_chunks)
+                   keep_alive=keep_alive, ef_search=ef_search, nprobe=nprobe, code_chunks=code_chunks,
+                   store=_store_url(store))
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> IndexSettings:
@@ -157,6 +166,7 @@ class IndexSettings:
             index_type=meta.get("index_type") or "flat",
             base_url=meta.get("base_url") or None,
             code_chunks=bool(meta[CODE_CHUNKER_KEY]) if CODE_CHUNKER_KEY in meta else None,
+            store=meta.get(STORE_KEY) or None,  # None: the local store, as before stores were chosen
         )
 
     def to_meta(self) -> dict[str, str]:
@@ -180,6 +190,7 @@ class IndexSettings:
             "dimensions_requested": _text(self.requested_dimensions),
             "input_type": "1" if self.input_type else "",
             **({CODE_CHUNKER_KEY: self.code_chunker} if self.code_chunks is not None else {}),
+            **({STORE_KEY: self.store} if self.store is not None else {}),
         }
 
     def over(self, lower: IndexSettings) -> IndexSettings:
@@ -265,6 +276,7 @@ def resolve(flags: IndexSettings, recorded: IndexSettings | None, environ: Mappi
     if recorded is None:
         return flags.over(env.over(DEFAULTS))
     check_model(recorded, flags.model, flags.dimensions, where)
+    check_store(recorded, flags.store, where)
     return flags.per_run().over(env.per_run().over(recorded.over(DEFAULTS)))
 
 
@@ -282,6 +294,20 @@ def check_model(recorded: IndexSettings, model: str | None, dimensions: int | No
             f"not {dimensions} — leave out --dimensions to use it, or use another --index for "
             f"{dimensions} dimensions"
         )
+
+
+def check_store(recorded: IndexSettings, store: str | None, where: Path | str) -> None:
+    """Raise IndexMismatchError unless `store` (None: not given) is the store the index records."""
+    if store is not None and store != (recorded.store or LOCAL_STORE):
+        raise IndexMismatchError(
+            f"the index at {where} uses the store {recorded.store or LOCAL_STORE}, not {store} — leave out "
+            f"--store to use it, or move the index with `semsearch rebuild --store {store}`"
+        )
+
+
+def store_ledger_meta(ledger: str) -> dict[str, str]:
+    """The meta value that records this ledger's chunk-id prefix in a shared store."""
+    return {STORE_LEDGER_KEY: ledger}
 
 
 def check_embedder(recorded: IndexSettings, info: EmbedderInfo, where: Path | str) -> None:
@@ -313,6 +339,7 @@ class IndexState:
     faiss_fingerprint: str = ""  # "" for a file stamped before fingerprints existed
     code_chunker: str = ""  # the code chunker the source files were chunked with ("" = none)
     keyword_analysis: str = ""  # the keyword analysis of the FTS table ("" = an older version's)
+    store_ledger: str = ""  # this ledger's chunk-id prefix in a shared store ("" = none made yet)
 
     @classmethod
     def from_meta(cls, meta: Mapping[str, str], schema_version: int = 0) -> IndexState:
@@ -327,6 +354,7 @@ class IndexState:
             faiss_fingerprint=meta.get("faiss_fingerprint", ""),
             code_chunker=meta.get(CODE_CHUNKER_KEY, ""),
             keyword_analysis=meta.get("keyword_analysis", ""),
+            store_ledger=meta.get(STORE_LEDGER_KEY, ""),
         )
 
     @property
@@ -338,6 +366,14 @@ class IndexState:
 def is_recorded(meta: Mapping[str, str]) -> bool:
     """Whether an index has recorded its settings (something was ever written)."""
     return "model" in meta
+
+
+def _store_url(url: str | None) -> str | None:
+    if url is None:
+        return None
+    from semsearch.stores import parse_store_url
+
+    return parse_store_url(url).url
 
 
 def _code_extra_installed() -> bool:

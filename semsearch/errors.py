@@ -20,6 +20,11 @@
     │   ├── ModelCapabilityError        the model cannot do what was asked (embed / generate)
     │   ├── InputTooLongError           a text is longer than the model's context
     │   └── EmbedderTimeoutError        the server did not answer in time
+    ├── StoreError                      anything that went wrong talking to a remote vector store (Milvus)
+    │   ├── StoreUnavailableError       cannot reach the server, or it went away mid-run (retried first)
+    │   ├── StoreAuthError              the server refused the credentials (SEMSEARCH_MILVUS_TOKEN)
+    │   ├── StoreNotFoundError          the collection the index records does not exist (any more)
+    │   └── StoreMismatchError          the collection holds vectors of other dimensions, or is not semsearch's
     ├── RerankerError                   anything that went wrong talking to a reranker
     │   ├── RerankerUnavailableError    cannot reach the server (or it kept failing)
     │   ├── RerankerModelNotFoundError  the reranker model is not pulled / unknown to the server
@@ -151,3 +156,23 @@ class ExtractError(SemsearchError):
 
 class NoTextError(ExtractError):
     """A well-formed file without readable text (encrypted, image-only); reported and skipped."""
+
+
+class StoreError(SemsearchError):
+    """A remote vector store (Milvus) failed; the ledger (SQLite) is untouched by the failure."""
+
+
+class StoreUnavailableError(StoreError):
+    pass
+
+
+class StoreAuthError(StoreError):
+    pass
+
+
+class StoreNotFoundError(StoreError):
+    pass
+
+
+class StoreMismatchError(StoreError):
+    pass

@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from semsearch.embed.base import Embedder
     from semsearch.ingest import Progress
     from semsearch.rerank.cache import RerankerCache
+    from semsearch.stores import VectorStore
     from semsearch.vectors import VectorIndex
 
 
@@ -68,6 +69,7 @@ class Index(SearchMixin, SourcesMixin):
         self.async_workers = DEFAULT_ASYNC_WORKERS  # the size of the pool behind asearch/acontext
         self._async_pool = AsyncPool()
         self._centroid: tuple[int, Any] | None = None  # (generation, mean of sampled vectors) for context
+        self._search_stores: dict[str, VectorStore] = {}  # by URL: the one searched, and one being filled
 
     # -- opening -------------------------------------------------------------------------------
 
@@ -94,6 +96,7 @@ class Index(SearchMixin, SourcesMixin):
         nprobe: int | None = None,
         rebuild_policy: RebuildPolicy | None = None,
         code_chunks: bool | None = None,
+        store: str | None = None,
     ) -> Index:
         """Open the index at `path`, creating the directory if `create` and it does not exist.
 
@@ -120,6 +123,10 @@ class Index(SearchMixin, SourcesMixin):
         extra; default: on for a new index when the extra is installed, else what the index
         records); changing it on an existing index re-chunks its source files, and only those,
         on the next `index` run. True without the extra raises MissingDependencyError when indexing.
+        `store` picks where vectors and keyword terms are searched, for a new index: "local" (the
+        default: FAISS and SQLite's FTS5), `milvus://HOST:PORT/COLLECTION` or `milvus:PATH`
+        (`semsearch.stores`; the `milvus` extra); an existing index uses the store it records, and
+        naming another is an IndexMismatchError (move it with `rebuild(store=...)`).
         The settings keywords are the flags of `semsearch.config`'s one rule: defaults < what the
         index records < environment (SEMSEARCH_BASE_URL, OLLAMA_HOST) < flags.
         """
@@ -127,7 +134,7 @@ class Index(SearchMixin, SourcesMixin):
             model=model, preset=preset, query_instruction=query_instruction, dimensions=dimensions,
             input_type=input_type, chunk_tokens=chunk_tokens, chunk_overlap=chunk_overlap, index_type=index_type,
             base_url=base_url, ollama_host=ollama_host, timeout=timeout, keep_alive=keep_alive,
-            ef_search=ef_search, nprobe=nprobe, code_chunks=code_chunks,
+            ef_search=ef_search, nprobe=nprobe, code_chunks=code_chunks, store=store,
         )
         path = Path(path).expanduser()
         store = open_store(path, create)
@@ -148,6 +155,8 @@ class Index(SearchMixin, SourcesMixin):
 
     def close(self) -> None:
         self._async_pool.close()
+        for search_store in self._search_stores.values():
+            search_store.close()
         if self._embedder is not None and hasattr(self._embedder, "close"):
             self._embedder.close()
         if self._rerankers is not None:
@@ -209,6 +218,27 @@ class Index(SearchMixin, SourcesMixin):
 
     # -- vectors -------------------------------------------------------------------------------
 
+    def store_url(self) -> str:
+        """The store this index searches: "local", or the Milvus URL it records (never a token)."""
+        recorded = self._recorded()
+        return (recorded.store if recorded is not None else self._settings.store) or "local"
+
+    def _search_store(self, url: str | None = None) -> VectorStore:
+        """The store at `url` (default: the index's own), made on first use and kept."""
+        from semsearch.stores import open_store, parse_store_url
+
+        url = parse_store_url(url or self.store_url()).url
+        if url not in self._search_stores:
+            self._search_stores[url] = open_store(url, self._store, self._vector_file, self._dimensions)
+        return self._search_stores[url]
+
+    def _dimensions(self) -> int:
+        """The vectors' size: recorded, else the embedder's (a new index, before its first write)."""
+        recorded = self._recorded()
+        if recorded is not None and recorded.dimensions:
+            return recorded.dimensions
+        return self.embedder().info().dimensions
+
     def vectors(self, *, writable: bool = False) -> VectorIndex:
         """The FAISS index, checked against SQLite and rebuilt from it if stale (see `VectorFile`)."""
         return self._vector_file.vectors(writable=writable)
@@ -230,12 +260,15 @@ class Index(SearchMixin, SourcesMixin):
                 self._store.reanalyze_keywords()
 
     @contextmanager
-    def _writing(self) -> Iterator[None]:
+    def _writing(self, store_url: str | None = None) -> Iterator[None]:
+        """Hold the write lock with the index's store (or the one at `store_url`) following the writes."""
         with self._write_lock.held(self.read_only):
+            target = self._search_store(store_url)
+            target.prepare()  # a store that cannot take writes fails here, before the ledger changes
             self._initialize()
             if not self._store.keyword_analysis_current():
                 self._store.reanalyze_keywords()
-            with self._vector_file.updating():
+            with target.updating():
                 yield
 
     # -- writing -------------------------------------------------------------------------------
@@ -269,7 +302,7 @@ class Index(SearchMixin, SourcesMixin):
         from semsearch.ingest import Ingester
 
         with self._writing():
-            ingester = Ingester(self._store, self.embedder, self._chunk_settings(), self._vector_file.apply)
+            ingester = Ingester(self._store, self.embedder, self._chunk_settings(), self._search_store().apply)
             return ingester.add_texts(texts)
 
     def delete_texts(self, ids: Iterable[str]) -> int:
@@ -277,20 +310,34 @@ class Index(SearchMixin, SourcesMixin):
         with self._writing():
             document_ids = self._store.document_ids_by_key(ids, "text")
             if document_ids:
-                self._vector_file.apply(self._store.delete_documents(document_ids))
+                self._search_store().apply(self._store.delete_documents(document_ids))
             return len(document_ids)
 
-    def rebuild(self, index_type: str | None = None) -> int:
-        """Rebuild vectors.faiss from the vectors stored in SQLite (no embedder calls), converting
-        it to `index_type` (recorded for later writes) when given; returns the number of vectors."""
+    def rebuild(self, index_type: str | None = None, store: str | None = None) -> int:
+        """Re-fill the store from the vectors kept in SQLite (no embedder calls) and return the
+        number of vectors: vectors.faiss for the local store (converted to `index_type`, recorded
+        for later writes, when given), the collection for a Milvus store.
+
+        `store` (a store URL, see `Index.open`) fills that store instead and, once it holds every
+        vector, switches the index to it; the store left behind is not changed.
+        """
         if index_type is not None:
             resolve_index_type(index_type, 0, 1)
-        with self._writing():
-            count = self._vector_file.rebuild(index_type)
-            # Recorded once the file is saved: a conversion that fails (disk full, killed)
-            # leaves the index as it was.
-            if index_type is not None:
-                self._store.set_meta({"index_type": index_type})
+        from semsearch.config import STORE_KEY
+        from semsearch.stores import parse_store_url
+
+        target_url = parse_store_url(store).url if store is not None else None
+        if target_url is None or target_url == self.store_url():
+            with self._writing():
+                count = self._search_store().refill(index_type)
+                # Recorded once the store is filled: a conversion that fails (disk full, killed)
+                # leaves the index as it was.
+                if index_type is not None:
+                    self._store.set_meta({"index_type": index_type})
+                return count
+        with self._writing(target_url):
+            count = self._search_store(target_url).refill(index_type)
+            self._store.set_meta({STORE_KEY: target_url, **({"index_type": index_type} if index_type else {})})
             return count
 
     watch, awatch = watch_index, awatch_index  # keeping the index current: see `semsearch.watch`
@@ -323,4 +370,4 @@ class Index(SearchMixin, SourcesMixin):
         """What the index holds, whether FAISS agrees with SQLite, and how many indexed files
         changed or vanished since (one stat per file, nothing read); never calls the embedder
         (see `semsearch.status`)."""
-        return index_status(self.path, self._store, self._vector_file)
+        return index_status(self.path, self._store, self._vector_file, self._search_store())

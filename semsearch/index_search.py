@@ -112,7 +112,7 @@ class SearchMixin:
         from semsearch.search import search_detailed as run_search
 
         keyword = mode == "keyword"  # needs neither FAISS nor the embedder: answers at once while a writer runs
-        vectors = None if keyword else self.vectors()
+        vectors = self._search_store()  # FAISS loads on its first vector search, never in keyword mode
         reranker, tuning = self.reranker(rerank), self._tuning(ef_search, nprobe)
         embedding = None if keyword else embedder if embedder is not None else self.embedder()
         if by_document and embedding is not None and not isinstance(embedding, RememberingEmbedder):
@@ -165,7 +165,7 @@ class SearchMixin:
             return []
         from semsearch.search import search_by_vector
 
-        return search_by_vector(self._store, self.vectors(), vector, k=k, paths=paths, where=where,
+        return search_by_vector(self._store, self._search_store(), vector, k=k, paths=paths, where=where,
                                 tuning=self._tuning(ef_search, nprobe))
 
     def _tuning(self, ef_search: int | None, nprobe: int | None) -> SearchTuning:

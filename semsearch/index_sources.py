@@ -81,7 +81,7 @@ class SourcesMixin:
             others = [k for k in rows if k != key]
             covered = {doc_key for other in others for doc_key in _stored_files(self._store, other)}
             doomed = [doc.id for doc_key, doc in _stored_files(self._store, key).items() if doc_key not in covered]
-            self._vector_file.apply(self._store.forget_source(key, doomed))
+            self._search_store().apply(self._store.forget_source(key, doomed))
             return len(doomed)
 
     def _index_roots(
@@ -108,7 +108,7 @@ class SourcesMixin:
             # Source files chunked by another code chunker (or none) are chunked again, unchanged
             # or not; other files are untouched, and identical chunk texts reuse their vectors.
             rechunk = IndexState.from_meta(self._store.meta()).code_chunker != wanted
-            ingester = Ingester(self._store, self.embedder, chunking, self._vector_file.apply,
+            ingester = Ingester(self._store, self.embedder, chunking, self._search_store().apply,
                                 on_progress=on_progress, batch_texts=batch_texts, rechunk_code=rechunk)
             report = ingester.index_paths(list(roots), skip_dirs=[self.path], keep=keep)
             if rechunk and not report.interrupted and ingester.rechunked_all():

@@ -16,6 +16,7 @@ EXTRAS = {
     "mcp": "semsearch mcp",
     "langchain": "the LangChain retriever",
     "code": "code-aware chunking (--code-chunks)",
+    "milvus": "the Milvus store (--store milvus:...)",
 }
 
 

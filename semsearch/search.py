@@ -19,7 +19,7 @@ Each stage is timed (`SearchResult.timings`) so evaluation can report per-stage 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -34,6 +34,7 @@ from semsearch.grouping import with_document_ranks
 from semsearch.options import DEFAULT_RERANK_TOP, DEFAULT_SEARCH_MODE, SEARCH_MODES
 from semsearch.paths import CURRENT, disk_state
 from semsearch.store import ChunkRow, Store
+from semsearch.stores import StoreFilter, VectorStore
 from semsearch.types import Hit, SearchResult, StageTimings
 from semsearch.vectors import SearchTuning, VectorIndex
 
@@ -77,20 +78,36 @@ def keyword_candidates(store: Store, query: str, limit: int, allowed_ids: np.nda
     return [Candidate(cid, score) for cid, score in store.keyword_search(query, limit, allowed_ids)]
 
 
-def fuse_lists(store: Store, query: str, vector: Sequence[Candidate], keyword: Sequence[Candidate]) -> list[Candidate]:
-    """Hybrid fusion (`semsearch.fusion.fuse`), the query's coverage read from the best keyword hit."""
-    best = store.chunks([keyword[0].chunk_id]).get(keyword[0].chunk_id) if keyword else None
+def fuse_lists(store: Store, query: str, vector: Sequence[Candidate], keyword: Sequence[Candidate],
+               rows: Mapping[int, ChunkRow] | None = None) -> list[Candidate]:
+    """Hybrid fusion (`semsearch.fusion.fuse`), the query's coverage read from the best keyword hit
+    (from `rows` when the store supplied it: another ledger's chunk)."""
+    best = None
+    if keyword:
+        chunk_id = keyword[0].chunk_id
+        best = rows[chunk_id] if rows and chunk_id in rows else store.chunks([chunk_id]).get(chunk_id)
     return fuse(vector, keyword, coverage(query, best.text if best is not None else None))
 
 
-def search(store: Store, vectors: VectorIndex, embedder: Embedder, query: str, **options: Any) -> list[Hit]:
+def store_of(store: Store, vectors: VectorStore | VectorIndex | None) -> VectorStore:
+    """The store a search asks: `vectors` when it is one, else the local store over a FAISS index
+    the caller loaded (or none, for keyword mode)."""
+    if vectors is None or isinstance(vectors, VectorIndex):
+        from semsearch.stores.local import LocalStore
+
+        return LocalStore(store, lambda: vectors)
+    return vectors
+
+
+def search(store: Store, vectors: VectorStore | VectorIndex, embedder: Embedder, query: str,
+           **options: Any) -> list[Hit]:
     """The top `k` hits for `query`: `search_detailed(...).hits` (the same keyword options)."""
     return list(search_detailed(store, vectors, embedder, query, **options).hits)
 
 
 def search_detailed(
     store: Store,
-    vectors: VectorIndex | None,
+    vectors: VectorStore | VectorIndex | None,
     embedder: Embedder | None,
     query: str,
     *,
@@ -132,21 +149,28 @@ def search_detailed(
     if not query.strip():
         raise ConfigError("the query is empty")
     allowed = store.chunk_ids_where(paths, where) if (paths or where) else None
+    found = StoreFilter(tuple(paths), where, allowed)
+    retriever = store_of(store, vectors)
     wanted = max(k, rerank_top) if reranker is not None else k
     pool = max(candidates or 0, wanted, 50 if mode == "hybrid" else wanted)
     lists: list[list[Candidate]] = []
+    rows: dict[int, ChunkRow] = {}  # the store's own rows for chunks of other ledgers
     started = time.perf_counter()
     query_vector = embedder.embed([query], "query")[0] if mode in ("vector", "hybrid") and embedder else None
     embedded = time.perf_counter()
     if query_vector is not None and vectors is not None:
-        lists.append(vector_candidates(vectors, query_vector, pool, allowed, tuning))
+        retrieved_list = retriever.search(query_vector, pool, found, tuning)
+        lists.append(retrieved_list.candidates)
+        rows.update(retrieved_list.rows)
     if mode in ("keyword", "hybrid"):
         # Hybrid asks FTS5 for the content terms only: a stopword matches nearly every chunk, so
         # ranking it costs a scan of the whole index while adding almost nothing to bm25.
-        lists.append(keyword_candidates(store, keyword_query(query) if mode == "hybrid" else query, pool, allowed))
+        retrieved_list = retriever.keyword_search(keyword_query(query) if mode == "hybrid" else query, pool, found)
+        lists.append(retrieved_list.candidates)
+        rows.update(retrieved_list.rows)
     retrieved = time.perf_counter()
-    ranked = fuse_lists(store, query, *lists) if mode == "hybrid" else lists[0]
-    hits = to_hits(store, ranked[:wanted], SCORE_KINDS[mode])
+    ranked = fuse_lists(store, query, *lists, rows=rows) if mode == "hybrid" else lists[0]
+    hits = to_hits(store, ranked[:wanted], SCORE_KINDS[mode], rows)
     fused = time.perf_counter()
     reranked, fallback = False, None
     if reranker is not None and hits:
@@ -181,7 +205,7 @@ def pending_note(pending: int, chunks: int, mode: str) -> str | None:
 
 def search_by_vector(
     store: Store,
-    vectors: VectorIndex,
+    vectors: VectorStore | VectorIndex,
     query_vector: np.ndarray,
     *,
     k: int = 10,
@@ -193,13 +217,16 @@ def search_by_vector(
     if k < 1:
         raise ConfigError(f"k must be at least 1, not {k}")
     query_vector = normalize(np.asarray(query_vector, dtype=np.float32).reshape(1, -1))[0]
-    if query_vector.shape[0] != vectors.dimensions:
+    retriever = store_of(store, vectors)
+    dimensions = retriever.dimensions()
+    if query_vector.shape[0] != dimensions:
         raise ConfigError(
-            f"the query vector has {query_vector.shape[0]} dimensions; the index has {vectors.dimensions}"
+            f"the query vector has {query_vector.shape[0]} dimensions; the index has {dimensions}"
         )
     allowed = store.chunk_ids_where(paths, where) if (paths or where) else None
+    found = retriever.search(query_vector, k, StoreFilter(tuple(paths), where, allowed), tuning)
     return list(with_document_ranks(mark_stale(store, to_hits(
-        store, vector_candidates(vectors, query_vector, k, allowed, tuning), SCORE_KINDS["vector"]))))
+        store, found.candidates, SCORE_KINDS["vector"], found.rows))))
 
 
 def mark_stale(store: Store, hits: Sequence[Hit]) -> tuple[Hit, ...]:
@@ -210,9 +237,14 @@ def mark_stale(store: Store, hits: Sequence[Hit]) -> tuple[Hit, ...]:
     return tuple(replace(hit, stale=True) if hit.document_id in stale else hit for hit in hits)
 
 
-def to_hits(store: Store, ranked: Sequence[Candidate], score_kind: str = "") -> list[Hit]:
-    """Join candidates with their chunk rows, keeping order; ids deleted meanwhile are dropped."""
-    rows = store.chunks([c.chunk_id for c in ranked])
+def to_hits(store: Store, ranked: Sequence[Candidate], score_kind: str = "",
+            supplied: Mapping[int, ChunkRow] | None = None) -> list[Hit]:
+    """Join candidates with their chunk rows, keeping order; ids deleted meanwhile are dropped.
+
+    `supplied` holds rows a store returned itself, for chunks the ledger does not hold."""
+    rows = store.chunks([c.chunk_id for c in ranked if c.chunk_id >= 0])
+    if supplied:
+        rows.update((c.chunk_id, supplied[c.chunk_id]) for c in ranked if c.chunk_id in supplied)
     hits: list[Hit] = []
     for candidate in ranked:
         row = rows.get(candidate.chunk_id)

@@ -2,6 +2,7 @@
 
 Reads SQLite's meta through `semsearch.config` (the recorded settings and the FAISS stamp), stats
 each indexed file once (nothing is read) and sums the directory's files; FAISS is never loaded.
+A Milvus store is asked for its count and the generation in its collection's properties.
 """
 
 from __future__ import annotations
@@ -14,12 +15,14 @@ from semsearch.embed import Preset
 from semsearch.faiss_file import VectorFile
 from semsearch.paths import CHANGED, MISSING, disk_state
 from semsearch.store import SCHEMA_VERSION, Store
+from semsearch.stores import VectorStore
 from semsearch.types import IndexStatus
 
 
-def index_status(directory: Path, store: Store, vector_file: VectorFile) -> IndexStatus:
-    """What the index at `directory` holds, whether FAISS agrees with SQLite, and how many indexed
-    files changed or vanished since."""
+def index_status(directory: Path, store: Store, vector_file: VectorFile,
+                 search_store: VectorStore | None = None) -> IndexStatus:
+    """What the index at `directory` holds, whether its store (FAISS, or Milvus) agrees with
+    SQLite, and how many indexed files changed or vanished since."""
     states = Counter(disk_state(f.path, f.size, f.mtime_ns) for f in store.file_stats())
     meta = store.meta()
     recorded = IndexSettings.from_meta(meta) or IndexSettings(preset=Preset("none"), index_type="flat")
@@ -29,6 +32,7 @@ def index_status(directory: Path, store: Store, vector_file: VectorFile) -> Inde
     pending = store.count_pending()
     with_vectors = chunks - pending  # what vectors.faiss holds
     provider, model = recorded.identity() if recorded.model else ("", "")
+    agreement = search_store.status() if search_store is not None else None
     return IndexStatus(
         path=str(directory.resolve()),
         provider=provider,
@@ -47,13 +51,14 @@ def index_status(directory: Path, store: Store, vector_file: VectorFile) -> Inde
         generation=state.generation,
         faiss_generation=state.faiss_generation,
         faiss_vectors=state.faiss_vectors,
-        in_sync=vector_file.in_sync(meta, with_vectors),
+        in_sync=agreement.in_sync if agreement is not None else vector_file.in_sync(meta, with_vectors),
         schema_version=state.schema_version,
         base_url=recorded.base_url or "",
         files_changed=states[CHANGED],
         files_missing=states[MISSING],
         code_chunker=recorded.code_chunker,
         pending_chunks=pending,
+        store=agreement,
     )
 
 

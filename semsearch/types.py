@@ -9,9 +9,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from semsearch.errors import InvalidInputError
+
+if TYPE_CHECKING:
+    from semsearch.stores import StoreStatus
 
 EmbedKind = Literal["query", "document"]
 
@@ -374,9 +377,13 @@ class IndexStatus:
     files_missing: int = 0  # indexed files that no longer exist
     code_chunker: str = ""  # what cut source files at function/class boundaries ("" = the text chunker)
     pending_chunks: int = 0  # chunks searchable by keyword, still waiting for their vector
+    store: StoreStatus | None = None  # the store searched (local or Milvus) and whether it agrees with SQLite
 
     def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        values = dict(self.__dict__)
+        if self.store is not None:
+            values["store"] = {k: v for k, v in self.store.__dict__.items() if k != "problem" or v}
+        return values
 
 
 @dataclass(frozen=True)

@@ -146,7 +146,7 @@ def rerank_options(fn):
 
 # Options that are `Index.open` keywords (the flags layer of semsearch.config), and the reranker's.
 SETTING_OPTIONS = ("model", "preset", "dimensions", "input_type", "query_instruction", "chunk_tokens", "index_type",
-                   "base_url", "ollama_host", "timeout", "keep_alive", "ef_search", "nprobe")
+                   "base_url", "ollama_host", "timeout", "keep_alive", "ef_search", "nprobe", "store")
 FILTER_OPTIONS = ("since", "after", "before", "types")  # the built-in fields' shorthands for --where
 RERANK_OPTIONS = ("rerank", "rerank_model", "rerank_top", "rerank_url", "rerank_api_key", "rerank_timeout",
                   "rerank_concurrency", "rerank_fallback")

@@ -62,6 +62,12 @@ if TYPE_CHECKING:
 @click.option("--index-type", type=click.Choice(INDEX_TYPES), default=None,
               help="FAISS index type for a new index [default: auto: exact flat while fast, HNSW above]; "
                    "convert an existing one with `semsearch rebuild --index-type`.")
+@click.option("--store", metavar="URL", default=None,
+              help="Where a new index keeps its vectors and keyword terms for search: local (FAISS and SQLite, "
+                   "the default), milvus://HOST:PORT/COLLECTION (a Milvus server; token from "
+                   "$SEMSEARCH_MILVUS_TOKEN, never recorded) or milvus:PATH.db (milvus-lite in a file); needs "
+                   "`pip install 'semsearch[milvus]'`. Recorded in the index: later commands use it without "
+                   "--store; move an index with `semsearch rebuild --store URL`.")
 @click.option("--batch", type=click.IntRange(min=1), default=64, show_default=True,
               help="Texts per embedding batch; each batch is committed as soon as its vectors arrive, so "
                    "Ctrl-C (or Ollama stopping) keeps every batch already embedded.")
@@ -103,6 +109,7 @@ def index_command(paths, index_dir, include, exclude, no_ignore, pull, batch, as
     Examples:
       semsearch index data/
       semsearch index ~/notes --include '*.md' --no-ignore
+      semsearch index docs/ --store milvus://127.0.0.1:19530/docs
       semsearch index                       # again: every remembered folder
     """
     if not paths and (include or exclude or no_ignore):

@@ -57,12 +57,26 @@ def status_command(index_dir, as_json) -> None:
         ("Index type", _index_type_line(status)),
         ("On disk", _human_bytes(status.bytes_on_disk)),
         ("Generation", f"{status.generation} (FAISS file at {status.faiss_generation}, {status.faiss_vectors} vectors)"),
-        ("Vectors", "FAISS file matches SQLite" if status.in_sync
-         else "FAISS file behind SQLite — the next search or `semsearch rebuild` repairs it"),
+        *([("Vectors", "FAISS file matches SQLite" if status.in_sync
+            else "FAISS file behind SQLite — the next search or `semsearch rebuild` repairs it")]
+          if status.store is None or status.store.kind == "local" else []),
+        ("Store", _store_line(status.store)),
     ]
     for label, value in rows:
         click.echo(f"{label + ':':<19}{value}")
     click.echo(_files_line(status))
+
+
+def _store_line(store) -> str:
+    if store is None or store.kind == "local":
+        return "local (FAISS file and SQLite)"
+    if store.problem:
+        return f"{store.location} — {store.problem}"
+    line = f"{store.location} — {store.store_chunks} chunks"
+    if store.in_sync:
+        return line + ", agrees with the ledger"
+    return (line + f", the ledger has {store.ledger_chunks} with vectors (store at generation {store.generation}) — "
+            "`semsearch index` re-sends what is missing, `semsearch rebuild` re-fills the store")
 
 
 def _chunks_line(status) -> str:
@@ -95,27 +109,37 @@ def _human_bytes(size: int) -> str:
     return f"{size} B"  # pragma: no cover
 
 
-@click.command("rebuild", short_help="Rebuild vectors.faiss from SQLite (no embedding calls).")
+@click.command("rebuild", short_help="Re-fill the store (vectors.faiss or Milvus) from SQLite (no embedding calls).")
 @index_option
 @click.option("--index-type", type=click.Choice(INDEX_TYPES), default=None,
-              help="Convert to this FAISS index type, recorded for later writes once the new file is saved "
+              help="Convert to this index type, recorded for later writes once the store is filled "
                    "[default: keep].")
+@click.option("--store", metavar="URL", default=None,
+              help="Fill this store instead (local, milvus://HOST:PORT/COLLECTION or milvus:PATH.db) and "
+                   "switch the index to it [default: the store the index records].")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-def rebuild_command(index_dir, index_type, as_json) -> None:
-    """Rebuild vectors.faiss from the vectors stored in SQLite (no embedding calls).
+def rebuild_command(index_dir, index_type, store, as_json) -> None:
+    """Re-fill the index's store from the vectors kept in SQLite (no embedding calls): rebuild
+    vectors.faiss for the local store, re-send every vector to a Milvus collection.
+
+    With --store, fill that store and switch the index to it, e.g. to move an index to Milvus.
 
     \b
     Examples:
       semsearch rebuild
       semsearch rebuild --index-type hnsw
+      semsearch rebuild --store milvus://127.0.0.1:19530/docs
     """
     with open_index(find_index(index_dir, for_writing=False), create=False) as index:
-        count = index.rebuild(index_type=index_type)
-        kind = index.status().faiss_type
+        count = index.rebuild(index_type=index_type, store=store)
+        status = index.status()
+    location = status.store.location if status.store is not None else "local"
     if as_json:
-        _echo_json({"vectors": count, "index_type": kind})
+        _echo_json({"vectors": count, "index_type": status.faiss_type, "store": location})
+    elif location == "local":
+        click.echo(f"Rebuilt vectors.faiss ({status.faiss_type}) from SQLite: {count} vectors.")
     else:
-        click.echo(f"Rebuilt vectors.faiss ({kind}) from SQLite: {count} vectors.")
+        click.echo(f"Re-filled {location} from SQLite: {count} vectors.")
 
 
 @click.command("eval", short_help="Measure retrieval quality on a BEIR-layout dataset.")
