@@ -229,7 +229,8 @@ class Index(SearchMixin, SourcesMixin):
 
         url = parse_store_url(url or self.store_url()).url
         if url not in self._search_stores:
-            self._search_stores[url] = open_store(url, self._store, self._vector_file, self._dimensions)
+            self._search_stores[url] = open_store(url, self._store, self._vector_file, self._dimensions,
+                                                  lambda: (self._recorded() or self._settings).index_type)
         return self._search_stores[url]
 
     def _dimensions(self) -> int:
@@ -260,11 +261,12 @@ class Index(SearchMixin, SourcesMixin):
                 self._store.reanalyze_keywords()
 
     @contextmanager
-    def _writing(self, store_url: str | None = None) -> Iterator[None]:
-        """Hold the write lock with the index's store (or the one at `store_url`) following the writes."""
+    def _writing(self, store_url: str | None = None, *, refill: bool = False) -> Iterator[None]:
+        """Hold the write lock with the index's store (or the one at `store_url`) following the
+        writes; `refill`: the store is about to be filled whole (a missing collection is made)."""
         with self._write_lock.held(self.read_only):
             target = self._search_store(store_url)
-            target.prepare()  # a store that cannot take writes fails here, before the ledger changes
+            target.prepare(create=refill)  # a store that cannot take writes fails here, before the ledger changes
             self._initialize()
             if not self._store.keyword_analysis_current():
                 self._store.reanalyze_keywords()
@@ -328,14 +330,14 @@ class Index(SearchMixin, SourcesMixin):
 
         target_url = parse_store_url(store).url if store is not None else None
         if target_url is None or target_url == self.store_url():
-            with self._writing():
+            with self._writing(refill=True):
                 count = self._search_store().refill(index_type)
                 # Recorded once the store is filled: a conversion that fails (disk full, killed)
                 # leaves the index as it was.
                 if index_type is not None:
                     self._store.set_meta({"index_type": index_type})
                 return count
-        with self._writing(target_url):
+        with self._writing(target_url, refill=True):
             count = self._search_store(target_url).refill(index_type)
             self._store.set_meta({STORE_KEY: target_url, **({"index_type": index_type} if index_type else {})})
             return count

@@ -159,8 +159,9 @@ class VectorStore(Protocol):
 
     def dimensions(self) -> int: ...
 
-    def prepare(self) -> None:
-        """Check, before a writer changes the ledger, that the store can take the writes."""
+    def prepare(self, *, create: bool = False) -> None:
+        """Check, before a writer changes the ledger, that the store can take the writes (`create`:
+        make what is missing, as `refill` will fill it)."""
 
     def updating(self) -> AbstractContextManager[None]: ...
 
@@ -173,14 +174,15 @@ class VectorStore(Protocol):
     def close(self) -> None: ...
 
 
-def open_store(url: str | None, ledger: Store, vector_file: VectorFile,
-               dimensions: Callable[[], int]) -> VectorStore:
+def open_store(url: str | None, ledger: Store, vector_file: VectorFile, dimensions: Callable[[], int],
+               index_type: Callable[[], str | None] = lambda: None) -> VectorStore:
     """The store `url` names (None: local) for the index whose ledger is `ledger`.
 
     The local store searches `vector_file` (the index's FAISS file) and the ledger's FTS5 table;
     a Milvus store loads pymilvus (MissingDependencyError naming the extra when it is missing)
     and connects on first use. `dimensions()` gives the vectors' size (it may ask the embedder,
-    for an index not written yet).
+    for an index not written yet); `index_type()` the index type asked for, which a remote
+    store matches when it makes its collection.
     """
     parsed = parse_store_url(url or LOCAL)
     if parsed.kind == LOCAL:
@@ -189,4 +191,4 @@ def open_store(url: str | None, ledger: Store, vector_file: VectorFile,
         return LocalStore(ledger, vector_file.vectors, vector_file)
     from semsearch.stores.milvus import MilvusStore
 
-    return MilvusStore(parsed, ledger, dimensions)
+    return MilvusStore(parsed, ledger, dimensions, index_type)

@@ -54,7 +54,7 @@ class LocalStore:
     def dimensions(self) -> int:
         return self._vectors().dimensions
 
-    def prepare(self) -> None:
+    def prepare(self, *, create: bool = False) -> None:
         pass  # the FAISS file is checked and repaired when `updating` loads it
 
     @contextmanager
