@@ -193,27 +193,40 @@ def test_a_missing_collection_fails_search_with_one_line_and_rebuild_refills_it(
 def test_a_collection_of_another_dimension_is_refused_with_one_line_and_left_alone(
         workdir, ollama_server, milvus_server):
     host = ollama_server.url
+    # Another machine's index, of a 64-dimension model, already fills the collection.
+    shared = milvus_server.store_url()
+    run(["index", "data/tea", "-i", "other", "--dimensions", "64", "--store", shared], cwd=workdir, host=host)
+    other_before = citations(search_json(workdir, host, "types of Chinese tea", "--chunks", index=workdir / "other"))
+
+    failed = run(["index", "data", "--store", shared], cwd=workdir, host=host, check=False)
+    assert_one_clean_line(failed, "64", "384")
+    assert "dimension" in failed.stderr.lower()
+
+    url = milvus_server.store_url()
+    run(["index", "data", "--store", url], cwd=workdir, host=host)
+    refused = run(["rebuild", "--store", shared], cwd=workdir, host=host, check=False)
+    assert_one_clean_line(refused, "64", "384")
+    status = status_json(workdir, host)  # still the store it had, and it answers
+    assert status["store"]["location"] == url
+    assert_store_agrees(status, "milvus")
+    assert search_json(workdir, host, "types of Chinese tea", "-k", "1")[0]["path"] == "data/tea/chinese-tea.md"
+    # The other machine's index is as it was.
+    assert_store_agrees(status_json(workdir, host, index=workdir / "other"), "milvus")
+    assert citations(search_json(workdir, host, "types of Chinese tea", "--chunks", index=workdir / "other")) == (
+        other_before)
+
+
+def test_a_collection_semsearch_did_not_make_is_refused_with_one_line_and_left_alone(
+        workdir, ollama_server, milvus_server):
+    host = ollama_server.url
     foreign = new_collection_name()
     client = milvus_server.client()
     try:
         client.create_collection(foreign, dimension=8)
         client.insert(foreign, [{"id": 1, "vector": [1.0] + [0.0] * 7}])
-
         failed = run(["index", "data", "--store", milvus_server.store_url(foreign)], cwd=workdir, host=host,
                      check=False)
-        assert_one_clean_line(failed, foreign, "384")
-        assert "dimension" in failed.stderr.lower()
-
-        url = milvus_server.store_url()
-        run(["index", "data", "--store", url], cwd=workdir, host=host)
-        refused = run(["rebuild", "--store", milvus_server.store_url(foreign)], cwd=workdir, host=host, check=False)
-        assert_one_clean_line(refused, foreign, "384")
-        status = status_json(workdir, host)  # still the store it had, and it answers
-        assert status["store"]["location"] == url
-        assert_store_agrees(status, "milvus")
-        assert search_json(workdir, host, "types of Chinese tea", "-k", "1")[0]["path"] == "data/tea/chinese-tea.md"
-
-        # The other collection is as it was: its one row, its dimension.
+        assert_one_clean_line(failed, foreign)
         assert client.query(foreign, filter="", output_fields=["count(*)"])[0]["count(*)"] == 1
         vector_field = next(f for f in client.describe_collection(foreign)["fields"] if f["name"] == "vector")
         assert vector_field["params"]["dim"] == 8

@@ -35,7 +35,7 @@ def search_json(workdir: Path, host: str, query: str, *args: str, index: Path | 
     """The hits of `semsearch search --json`; [] when it finds nothing (exit 1 with a reason)."""
     extra = ["-i", str(index)] if index is not None else []
     result = run(["search", "--json", *extra, *args, query], cwd=workdir, host=host, check=False, env=env)
-    assert result.returncode in (0, 1) and "Traceback" not in result.stderr, result.stderr
+    assert result.returncode in (0, 1) and result.stdout.strip() and "Traceback" not in result.stderr, result
     hits = json.loads(result.stdout)
     assert (result.returncode == 0) == bool(hits), result
     return hits
