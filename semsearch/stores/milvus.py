@@ -371,7 +371,15 @@ class MilvusStore:
             raise StoreMismatchError(
                 f"the collection {name!r} on {self.location} holds {held}-dimension vectors, and this index's "
                 f"model makes {dimensions} — give another collection name in --store")
+        self._load()
         self._checked = True
+
+    def _load(self) -> None:
+        """Load the collection for search: a server that restarted holds it released."""
+        client = self._client()
+        state = self._call(lambda: client.get_load_state(self.url.collection))
+        if "Loaded" not in str(state.get("state", "")):
+            self._call(lambda: client.load_collection(self.url.collection))
 
     def _create_collection(self, client, name: str, dimensions: int) -> None:
         from pymilvus import DataType, Function, FunctionType
@@ -636,6 +644,7 @@ class MilvusStore:
             if not self._call(lambda: client.has_collection(self.url.collection)):
                 raise StoreNotFoundError(f"the collection {self.url.collection!r} does not exist — "
                                          "`semsearch rebuild` fills it from the ledger")
+            self._load()
             properties = self._properties()
             stored = self._stored_count(prefix)
         except StoreError as exc:
