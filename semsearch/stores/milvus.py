@@ -251,8 +251,24 @@ def _grpc_code(exc: BaseException) -> str:
     return ""
 
 
+def _refused_credentials(exc: BaseException) -> bool:
+    """Whether the server refused the token: gRPC UNAUTHENTICATED on `exc` or on an error it was
+    raised from (pymilvus wraps a refused Connect in a MilvusException of code 2, "Fail connecting
+    ... illegal connection params or server unavailable", which reads like an outage)."""
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if _grpc_code(cause) == "UNAUTHENTICATED":
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return False
+
+
 def is_transient(exc: BaseException) -> bool:
     """Whether a failure may pass if the request is sent again: the server unreachable or slow."""
+    if _refused_credentials(exc):
+        return False
     if _grpc_code(exc) in _TRANSIENT_CODES:
         return True
     text = str(exc).lower()
@@ -265,7 +281,7 @@ def store_error(exc: BaseException, where: str) -> StoreError:
     """A pymilvus/gRPC failure as the StoreError a user reads (one line: what happened, what to do)."""
     text = str(getattr(exc, "message", "") or exc)
     lower = text.lower()
-    if _grpc_code(exc) == "UNAUTHENTICATED" or getattr(exc, "code", None) in (1800, 2200) or any(
+    if _refused_credentials(exc) or getattr(exc, "code", None) in (1800, 2200) or any(
             s in lower for s in ("auth", "credential", "permission denied", "token")):
         return StoreAuthError(f"Milvus at {where} refused the credentials — set {TOKEN_ENV} to a valid token "
                               "(user:password, or an API key) and run the command again")
