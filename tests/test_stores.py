@@ -224,7 +224,10 @@ def test_sigkill_of_index_mid_run_then_a_rerun_completes_and_agrees(workdir, oll
 def test_rebuild_refills_a_store_from_the_ledger_without_embedding(workdir, ollama_server, request, first, second):
     host = ollama_server.url
     run(["index", "data", "--store", store_url(request, first)], cwd=workdir, host=host)
-    queries = [(query, mode) for query, _ in EXAMPLE_QUERIES[:4] for mode in ("vector", "keyword")]
+    # Keyword queries of content words: where common words weigh in, FTS5's and Milvus's bm25
+    # order hits differently (see test_store_milvus.py).
+    queries = [(query, "vector") for query, _ in EXAMPLE_QUERIES[:4]] + [
+        (query, "keyword") for query in ("sourdough starter flour", "红烧肉", "成都 火锅")]
     before = {q: citations(search_json(workdir, host, q[0], "--mode", q[1], "--chunks")) for q in queries}
     target = store_url(request, second)  # a fresh collection for milvus
 
