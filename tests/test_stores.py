@@ -240,3 +240,26 @@ def test_rebuild_refills_a_store_from_the_ledger_without_embedding(workdir, olla
         assert status["store"]["location"] == target
     after = {q: citations(search_json(workdir, host, q[0], "--mode", q[1], "--chunks")) for q in queries}
     assert after == before
+
+
+# -- the library --------------------------------------------------------------------------------
+
+
+def test_the_library_opens_an_index_on_a_store_and_keeps_to_it(workdir, ollama_server, store):
+    from semsearch import Index
+    from semsearch.errors import SemsearchError
+
+    host, index_dir = ollama_server.url, workdir / ".semsearch"
+    with Index.open(index_dir, store=store, ollama_host=host) as index:
+        index.index([str(workdir / "data" / "tea"), str(workdir / "data" / "cooking")])
+        hits = index.search("types of Chinese tea", k=3, mode="vector")
+        assert len(hits) == 3 and hits[0].path.endswith("tea/chinese-tea.md")
+        assert index.search("sourdough", k=2, mode="keyword")[0].path.endswith("cooking/sourdough-bread.md")
+    with Index.open(index_dir, ollama_host=host) as index:  # the recorded store, without naming it
+        status = index.status()
+        assert status.store.kind == store.split(":")[0] and status.store.in_sync
+        assert status.store.store_chunks == status.chunks > 0
+        assert index.search("红烧肉", k=1, mode="hybrid")[0].path.endswith("cooking/hongshao-rou.md")
+    other = "local" if store != "local" else "milvus://127.0.0.1:1/elsewhere"
+    with pytest.raises(SemsearchError, match="rebuild"):
+        Index.open(index_dir, store=other, ollama_host=host)
