@@ -70,6 +70,7 @@ class Index(SearchMixin, SourcesMixin):
         self._async_pool = AsyncPool()
         self._centroid: tuple[int, Any] | None = None  # (generation, mean of sampled vectors) for context
         self._search_stores: dict[str, VectorStore] = {}  # by URL: the one searched, and one being filled
+        self._recorded_store: str | None = None  # the store URL the index records, once read
 
     # -- opening -------------------------------------------------------------------------------
 
@@ -220,8 +221,14 @@ class Index(SearchMixin, SourcesMixin):
 
     def store_url(self) -> str:
         """The store this index searches: "local", or the Milvus URL it records (never a token)."""
+        if self._recorded_store is not None:
+            return self._recorded_store
         recorded = self._recorded()
-        return (recorded.store if recorded is not None else self._settings.store) or "local"
+        if recorded is None:
+            return self._settings.store or "local"
+        # Kept for the handle: it changes only by `rebuild(store=...)`, which sets it again.
+        self._recorded_store = recorded.store or "local"
+        return self._recorded_store
 
     def _search_store(self, url: str | None = None) -> VectorStore:
         """The store at `url` (default: the index's own), made on first use and kept."""
@@ -340,6 +347,7 @@ class Index(SearchMixin, SourcesMixin):
         with self._writing(target_url, refill=True):
             count = self._search_store(target_url).refill(index_type)
             self._store.set_meta({STORE_KEY: target_url, **({"index_type": index_type} if index_type else {})})
+            self._recorded_store = target_url
             return count
 
     watch, awatch = watch_index, awatch_index  # keeping the index current: see `semsearch.watch`

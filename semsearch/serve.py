@@ -49,6 +49,7 @@ from semsearch.errors import (
     RerankerTimeoutError,
     RerankerUnsupportedError,
     SemsearchError,
+    StoreError,
 )
 from semsearch.index import Index
 from semsearch.optional import require
@@ -310,7 +311,7 @@ def _status_for(error: SemsearchError) -> int:
         return 409
     if isinstance(error, (EmbedderTimeoutError, RerankerTimeoutError)):
         return 504
-    if isinstance(error, (EmbedderUnavailableError, EmbedderError, RerankerError)):
+    if isinstance(error, (EmbedderUnavailableError, EmbedderError, RerankerError, StoreError)):
         return 502
     return 500
 

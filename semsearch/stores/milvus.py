@@ -66,6 +66,7 @@ PATH_BYTES = 4_096
 SEND_BATCH = 500  # rows per insert/delete request: well under gRPC's message limit at 4096 dimensions
 RETRY_DELAYS = (0.5, 1.0, 2.0)  # seconds between attempts at a transient failure
 WIDER_SEARCH = 8  # a filtered search that came back short is tried again with this many times the ef
+BM25_K1, BM25_B = 1.2, 0.75  # as SQLite FTS5's bm25()
 SCHEMA_PROPERTY = "semsearch.schema"
 SCHEMA = "1"
 TIMEOUT = 30.0  # seconds for one request
@@ -251,23 +252,28 @@ def _grpc_code(exc: BaseException) -> str:
     return ""
 
 
-def _refused_credentials(exc: BaseException) -> bool:
-    """Whether the server refused the token: gRPC UNAUTHENTICATED on `exc` or on an error it was
-    raised from (pymilvus wraps a refused Connect in a MilvusException of code 2, "Fail connecting
-    ... illegal connection params or server unavailable", which reads like an outage)."""
-    seen: set[int] = set()
-    cause: BaseException | None = exc
-    while cause is not None and id(cause) not in seen:
-        seen.add(id(cause))
-        if _grpc_code(cause) == "UNAUTHENTICATED":
+def _causes(exc: BaseException) -> list[BaseException]:
+    """`exc` and the exceptions it was raised from (pymilvus wraps gRPC's errors in its own)."""
+    chain: list[BaseException] = []
+    while exc is not None and exc not in chain:
+        chain.append(exc)
+        exc = exc.__cause__ or exc.__context__
+    return chain
+
+
+def _refused(exc: BaseException) -> bool:
+    """Whether the server refused the credentials (also when pymilvus reports it as a failed connect)."""
+    for cause in _causes(exc):
+        text = str(getattr(cause, "message", "") or cause).lower()
+        if (_grpc_code(cause) in ("UNAUTHENTICATED", "PERMISSION_DENIED") or getattr(cause, "code", None) in (1800, 2200)
+                or any(s in text for s in ("auth check fail", "unauthenticated", "credential", "permission denied"))):
             return True
-        cause = cause.__cause__ or cause.__context__
     return False
 
 
 def is_transient(exc: BaseException) -> bool:
     """Whether a failure may pass if the request is sent again: the server unreachable or slow."""
-    if _refused_credentials(exc):
+    if _refused(exc):
         return False
     if _grpc_code(exc) in _TRANSIENT_CODES:
         return True
@@ -281,8 +287,7 @@ def store_error(exc: BaseException, where: str) -> StoreError:
     """A pymilvus/gRPC failure as the StoreError a user reads (one line: what happened, what to do)."""
     text = str(getattr(exc, "message", "") or exc)
     lower = text.lower()
-    if _refused_credentials(exc) or getattr(exc, "code", None) in (1800, 2200) or any(
-            s in lower for s in ("auth", "credential", "permission denied", "token")):
+    if _refused(exc):
         return StoreAuthError(f"Milvus at {where} refused the credentials — set {TOKEN_ENV} to a valid token "
                               "(user:password, or an API key) and run the command again")
     if is_transient(exc):
@@ -308,6 +313,7 @@ class MilvusStore:
         self._dimensions = dimensions
         self._client_object = None
         self._checked = False  # the collection was found (or made) with our schema and dimensions
+        self._refilling = False
 
     # -- connection ----------------------------------------------------------------------------
 
@@ -378,15 +384,15 @@ class MilvusStore:
             self._create_collection(client, name, dimensions)
         described = self._call(lambda: client.describe_collection(name))
         fields = {f["name"]: f for f in described.get("fields", [])}
+        held = int((fields.get("vector", {}).get("params") or {}).get("dim", 0))
+        if "vector" in fields and held != dimensions:
+            raise StoreMismatchError(
+                f"the collection {name!r} on {self.location} holds {held}-dimension vectors, and this index's "
+                f"model makes {dimensions} — give another collection name in --store")
         if set(fields) != set(FIELDS) or described.get("properties", {}).get(SCHEMA_PROPERTY) != SCHEMA:
             raise StoreMismatchError(
                 f"the collection {name!r} on {self.location} was not made by semsearch (fields "
                 f"{', '.join(sorted(fields)) or 'none'}) — give another collection name in --store")
-        held = int((fields["vector"].get("params") or {}).get("dim", 0))
-        if held != dimensions:
-            raise StoreMismatchError(
-                f"the collection {name!r} on {self.location} holds {held}-dimension vectors, and this index's "
-                f"model makes {dimensions} — give another collection name in --store")
         self._load()
         self._checked = True
 
@@ -426,7 +432,10 @@ class MilvusStore:
         kind, params = self._vector_index()
         index_params = client.prepare_index_params()
         index_params.add_index(field_name="vector", index_type=kind, metric_type="IP", params=params)
-        index_params.add_index(field_name="sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25")
+        # FTS5's bm25() constants (milvus-lite's own default k1 is 1.5): the same term-frequency
+        # saturation and length normalisation as the local store.
+        index_params.add_index(field_name="sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25",
+                               params={"bm25_k1": BM25_K1, "bm25_b": BM25_B})
         self._call(lambda: client.create_collection(name, schema=schema, index_params=index_params,
                                                     consistency_level="Strong",
                                                     properties={SCHEMA_PROPERTY: SCHEMA}))
@@ -463,6 +472,7 @@ class MilvusStore:
         """Reach the server and find (or make) the collection before the ledger changes."""
         self._check_collection(create=create)
         self._ledger_prefix(create=True)
+        self._refilling = create  # `refill` sends everything: no catching up first
 
     @contextmanager
     def updating(self) -> Iterator[None]:
@@ -471,9 +481,12 @@ class MilvusStore:
         so the next writer catches up again)."""
         self._check_collection(create=False)
         prefix = self._ledger_prefix(create=True)
-        if not self._agrees(prefix):
+        if not self._refilling and not self._agrees(prefix):
             self._catch_up(prefix)
-        yield
+        try:
+            yield
+        finally:
+            self._refilling = False
         self._record(prefix)
 
     def _agrees(self, prefix: str) -> bool:
