@@ -74,8 +74,10 @@ def vector_candidates(
     return [Candidate(int(i), float(s)) for s, i in zip(scores, ids)]
 
 
-def keyword_candidates(store: Store, query: str, limit: int, allowed_ids: np.ndarray | None) -> list[Candidate]:
-    return [Candidate(cid, score) for cid, score in store.keyword_search(query, limit, allowed_ids)]
+def keyword_candidates(store: Store, query: str, limit: int, allowed_ids: np.ndarray | None, *,
+                       skip_common: bool = False) -> list[Candidate]:
+    return [Candidate(cid, score) for cid, score in store.keyword_search(query, limit, allowed_ids,
+                                                                         skip_common=skip_common)]
 
 
 def fuse_lists(store: Store, query: str, vector: Sequence[Candidate], keyword: Sequence[Candidate],
@@ -158,14 +160,17 @@ def search_detailed(
     started = time.perf_counter()
     query_vector = embedder.embed([query], "query")[0] if mode in ("vector", "hybrid") and embedder else None
     embedded = time.perf_counter()
+    # Hybrid asks FTS5 for the content terms only: a stopword matches nearly every chunk, so
+    # ranking it costs a scan of the whole index while adding almost nothing to bm25.
+    keyword_text = keyword_query(query) if mode == "hybrid" else query
     if query_vector is not None and vectors is not None:
         retrieved_list = retriever.search(query_vector, pool, found, tuning)
         lists.append(retrieved_list.candidates)
         rows.update(retrieved_list.rows)
     if mode in ("keyword", "hybrid"):
-        # Hybrid asks FTS5 for the content terms only: a stopword matches nearly every chunk, so
-        # ranking it costs a scan of the whole index while adding almost nothing to bm25.
-        retrieved_list = retriever.keyword_search(keyword_query(query) if mode == "hybrid" else query, pool, found)
+        # Hybrid also leaves out terms found in half the chunks or more: FTS5 gives them an idf of
+        # ~0, yet ranking one scores most of the index (see Store.keyword_search).
+        retrieved_list = retriever.keyword_search(keyword_text, pool, found, skip_common=mode == "hybrid")
         lists.append(retrieved_list.candidates)
         rows.update(retrieved_list.rows)
     retrieved = time.perf_counter()

@@ -109,7 +109,6 @@ def index_command(paths, index_dir, include, exclude, no_ignore, pull, batch, as
     Examples:
       semsearch index data/
       semsearch index ~/notes --include '*.md' --no-ignore
-      semsearch index docs/ --store milvus://127.0.0.1:19530/docs
       semsearch index                       # again: every remembered folder
     """
     if not paths and (include or exclude or no_ignore):

@@ -109,7 +109,7 @@ def _human_bytes(size: int) -> str:
     return f"{size} B"  # pragma: no cover
 
 
-@click.command("rebuild", short_help="Re-fill the store (vectors.faiss or Milvus) from SQLite (no embedding calls).")
+@click.command("rebuild", short_help="Re-fill the store from SQLite (no embedding calls).")
 @index_option
 @click.option("--index-type", type=click.Choice(INDEX_TYPES), default=None,
               help="Convert to this index type, recorded for later writes once the store is filled "

@@ -155,7 +155,9 @@ class VectorStore(Protocol):
     def search(self, query_vector: np.ndarray, k: int, filter: StoreFilter,
                tuning: SearchTuning) -> Retrieved: ...
 
-    def keyword_search(self, query: str, k: int, filter: StoreFilter) -> Retrieved: ...
+    def keyword_search(self, query: str, k: int, filter: StoreFilter, *, skip_common: bool = False) -> Retrieved:
+        """bm25 over the keyword terms; `skip_common` may leave out terms in half the chunks or more
+        (a store whose bm25 gives them ~0 weight but still scores every chunk holding them)."""
 
     def dimensions(self) -> int: ...
 

@@ -45,11 +45,11 @@ class LocalStore:
         scores, ids = self._vectors().search(query_vector, k, filter.allowed_ids, tuning)
         return Retrieved([Candidate(int(i), float(s)) for s, i in zip(scores, ids)])
 
-    def keyword_search(self, query: str, k: int, filter: StoreFilter) -> Retrieved:
+    def keyword_search(self, query: str, k: int, filter: StoreFilter, *, skip_common: bool = False) -> Retrieved:
         from semsearch.fusion import Candidate
 
-        return Retrieved([Candidate(cid, score)
-                          for cid, score in self._ledger.keyword_search(query, k, filter.allowed_ids)])
+        return Retrieved([Candidate(cid, score) for cid, score in self._ledger.keyword_search(
+            query, k, filter.allowed_ids, skip_common=skip_common)])
 
     def dimensions(self) -> int:
         return self._vectors().dimensions

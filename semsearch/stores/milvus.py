@@ -631,7 +631,8 @@ class MilvusStore:
             search_params={"metric_type": "IP", "params": {"ef": ef, "nprobe": nprobe}}, **options))
         return list(found[0]) if found else []
 
-    def keyword_search(self, query: str, k: int, filter: StoreFilter) -> Retrieved:
+    def keyword_search(self, query: str, k: int, filter: StoreFilter, *, skip_common: bool = False) -> Retrieved:
+        # `skip_common` is FTS5's cost; Milvus's inverted index ranks common terms itself.
         expression = self._expression(filter)
         text = query_text(query)
         if expression == "" or not text or k <= 0:
