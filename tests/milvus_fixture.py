@@ -70,8 +70,6 @@ class MilvusLiteServer:
         return self
 
     def _wait_until_ready(self) -> None:
-        from pymilvus import MilvusClient
-
         deadline = time.monotonic() + STARTUP_SECONDS
         last: Exception | None = None
         while time.monotonic() < deadline:
@@ -80,7 +78,7 @@ class MilvusLiteServer:
             try:
                 # A refused connection first, quietly: pymilvus logs a traceback per failed attempt.
                 socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                client = MilvusClient(uri=self.uri, token=self.token or "", timeout=5)
+                client = self._new_client(timeout=5)
                 try:
                     client.list_collections()
                     return
@@ -118,9 +116,17 @@ class MilvusLiteServer:
 
     def client(self):
         """A `pymilvus.MilvusClient` on this server (the caller closes it)."""
+        return self._new_client(timeout=30)
+
+    def _new_client(self, timeout: float):
         from pymilvus import MilvusClient
 
-        return MilvusClient(uri=self.uri, token=self.token or "", timeout=30)
+        # A connection of its own (pymilvus shares one per address and token, which outlives a
+        # client and a server restart), pinging rarely: milvus-lite's gRPC server keeps gRPC's
+        # default ping policy and drops a connection that pings every 10 s while idle ("too
+        # many pings"), which pymilvus does by default.
+        return MilvusClient(uri=self.uri, token=self.token or "", timeout=timeout, dedicated=True,
+                            grpc_options={"grpc.keepalive_time_ms": 3_600_000})
 
     def log(self) -> str:
         try:
