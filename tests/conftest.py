@@ -9,6 +9,7 @@ from semsearch import Index
 from semsearch.store import Store
 
 from tests.helpers import DATA, HashingEmbedder
+from tests.milvus_fixture import killable_milvus_server, milvus_server, milvus_server_with_token  # noqa: F401
 from tests.ollama_server import OllamaTestServer
 from tests.rag_corpus import build_index
 
