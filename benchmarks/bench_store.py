@@ -1,6 +1,8 @@
 """Vector stores side by side: the local FAISS store vs milvus-lite over gRPC, in one run.
 
-For each size (N × 384 seeded random unit vectors) the script fills and queries:
+For each size (N × 384 seeded random unit vectors: by default clustered as bench_query.py draws
+them, since embeddings of real text are clustered; `--data uniform` for uniform on the sphere)
+the script fills and queries:
 
 - the local store's FAISS index, `semsearch.vectors.VectorIndex`, as the product builds it
   (`flat`, and `hnsw` with the product's M / efConstruction / efSearch);
@@ -10,9 +12,9 @@ For each size (N × 384 seeded random unit vectors) the script fills and queries
 
 and measures, per store and index type:
 
-- ingest rate (vectors/s): batched adds (`--batch` vectors per call, like an indexing run's
-  batches) until the data is durable — local: `VectorIndex.add` per batch, then the atomic
-  `save()`; Milvus: `insert` per batch, then `flush`. "Indexed" is the time until the server's
+- ingest rate (vectors/s): batched adds (`--batch` vectors per call, the Milvus store's batch)
+  until the data is durable — local: `VectorIndex.add` per batch, then the atomic `save()`;
+  Milvus: `upsert` per batch (as the store sends rows), then `flush`. "Indexed" is the time until the server's
   background work after the flush (segment compaction and per-segment index builds) is done, i.e.
   until searches run on indexes rather than raw segments; the collection is then released and
   loaded again so every segment answers from its index file;
@@ -21,12 +23,15 @@ and measures, per store and index type:
   (local: `VectorIndex.search` in this process, one FAISS thread; Milvus: a `search` RPC);
 - recall@10 against exact search (FAISS `IndexFlatIP` over all vectors).
 
-The Milvus collection carries the fields the issue gives the Milvus store (chunk id with a
-per-ledger prefix, vector, chunk text, analysed keyword text feeding a BM25 function, path, part,
-lines, metadata JSON), with short synthetic texts, because an insert into the product's store
-pays for those too. The store module (semsearch/stores/milvus.py) was not on main when this was
-written, so the schema is built here with pymilvus after the shared contract; mirror it once
-that module lands.
+The collection is the Milvus store's (semsearch/stores/milvus.py) field for field — chunk id
+under a ledger prefix, vector, text, keyword terms feeding a BM25 function, path, part, lines,
+size, mtime, metadata and details — filled with short synthetic texts, because a write through
+the store pays for those fields too; rows go in as the store sends them (upserts of 500) and
+searches carry its parameters. It is written out here rather than imported so that the benchmark
+measures Milvus, not the ledger, and runs on a checkout without an index. One deliberate
+difference: the HNSW build parameters are sent both as pymilvus 3 sends them (flat key/value
+pairs) and in the older nested `params` form, because milvus-lite 3.2 reads only the nested one
+and would otherwise build M 16 / efConstruction 200 instead of the product's values.
 
 milvus-lite is a pure-Python engine over FAISS (per-segment indexes of at most 100k rows), not
 Milvus's C++ engine (Knowhere): its figures show the client path's cost at these sizes, not what
@@ -35,6 +40,7 @@ times on this shared machine are not claims.
 
     python benchmarks/bench_store.py                         # 100k and 1M × 384
     python benchmarks/bench_store.py --sizes 100000 --queries 200
+    python benchmarks/bench_store.py --sizes 100000,1000000:flat    # HNSW at 100k only
 
 Needs the `milvus` extra (`pip install pymilvus milvus-lite`). Data lives under
 $SEMSEARCH_BENCH_CACHE/store (default /work/bench-cache) and is rebuilt on every run.
@@ -57,8 +63,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import CACHE, emit, machine, median, percentile, table  # noqa: E402
+from bench_query import clustered  # noqa: E402
 
-from semsearch.vectors import DEFAULT_EF_SEARCH, HNSW_EF_CONSTRUCTION, HNSW_M, VectorIndex  # noqa: E402
+from semsearch.vectors import DEFAULT_EF_SEARCH, DEFAULT_NPROBE, HNSW_EF_CONSTRUCTION, HNSW_M, VectorIndex  # noqa: E402
 
 DIMENSIONS = 384
 TYPES = ("flat", "hnsw")
@@ -67,11 +74,14 @@ _HNSW_BUILD = {"M": HNSW_M, "efConstruction": HNSW_EF_CONSTRUCTION}
 # reads only a JSON `params` pair, the older wire form, and would build M 16 / efConstruction 200);
 # Milvus servers read both forms, so both are sent.
 MILVUS_INDEX = {"flat": ("FLAT", {}), "hnsw": ("HNSW", {**_HNSW_BUILD, "params": _HNSW_BUILD})}
-MILVUS_SEARCH = {"flat": {}, "hnsw": {"ef": DEFAULT_EF_SEARCH}}
-ID_PREFIX = "bench0001:"  # a per-ledger prefix, as the store gives chunk ids
+MILVUS_SEARCH = {"ef": DEFAULT_EF_SEARCH, "nprobe": DEFAULT_NPROBE}  # as the store sends them
+LEDGER = "0123456789ab"  # the per-ledger prefix of chunk ids, as the store draws one
+BATCH = 500  # rows per upsert, the store's SEND_BATCH
 
 
-def unit_vectors(count: int, seed: int, dimensions: int = DIMENSIONS) -> np.ndarray:
+def unit_vectors(count: int, seed: int, data: str = "clustered", dimensions: int = DIMENSIONS) -> np.ndarray:
+    if data == "clustered":
+        return clustered(count, dimensions, seed)
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((count, dimensions), dtype=np.float32)
     x /= np.linalg.norm(x, axis=1, keepdims=True)
@@ -179,33 +189,46 @@ class MilvusLiteServer:
 
 
 def create_collection(client, name: str, kind: str, dimensions: int) -> None:
+    """The Milvus store's collection (semsearch/stores/milvus.py), field for field."""
     from pymilvus import DataType, Function, FunctionType
 
-    schema = client.create_schema(auto_id=False)
-    schema.add_field("chunk_id", DataType.VARCHAR, is_primary=True, max_length=64)
+    schema = client.create_schema(auto_id=False, enable_dynamic_field=False)
+    schema.add_field("id", DataType.VARCHAR, is_primary=True, max_length=64)
+    schema.add_field("ledger", DataType.VARCHAR, max_length=32)
+    schema.add_field("chunk", DataType.INT64)
+    schema.add_field("document", DataType.INT64)
     schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dimensions)
     schema.add_field("text", DataType.VARCHAR, max_length=65535)
     schema.add_field("keywords", DataType.VARCHAR, max_length=65535, enable_analyzer=True,
                      analyzer_params={"tokenizer": "standard"})
-    schema.add_field("keywords_sparse", DataType.SPARSE_FLOAT_VECTOR)
+    schema.add_field("sparse", DataType.SPARSE_FLOAT_VECTOR)
     schema.add_field("path", DataType.VARCHAR, max_length=4096)
-    schema.add_field("part", DataType.VARCHAR, max_length=256)
+    schema.add_field("kind", DataType.VARCHAR, max_length=16)
+    schema.add_field("part", DataType.INT64)
+    schema.add_field("part_kind", DataType.VARCHAR, max_length=16)
     schema.add_field("line_start", DataType.INT64)
     schema.add_field("line_end", DataType.INT64)
+    schema.add_field("size", DataType.INT64)
+    schema.add_field("mtime", DataType.DOUBLE)
     schema.add_field("metadata", DataType.JSON)
+    schema.add_field("details", DataType.JSON)
     schema.add_function(Function(name="keywords_bm25", function_type=FunctionType.BM25,
-                                 input_field_names=["keywords"], output_field_names=["keywords_sparse"]))
+                                 input_field_names=["keywords"], output_field_names=["sparse"]))
     index_type, params = MILVUS_INDEX[kind]
     index_params = client.prepare_index_params()
     index_params.add_index(field_name="vector", index_type=index_type, metric_type="IP", params=params)
-    index_params.add_index(field_name="keywords_sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25")
-    client.create_collection(name, schema=schema, index_params=index_params)
+    index_params.add_index(field_name="sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25")
+    client.create_collection(name, schema=schema, index_params=index_params, consistency_level="Strong")
 
 
 def rows(data: np.ndarray, start: int, stop: int) -> list[dict]:
-    return [{"chunk_id": f"{ID_PREFIX}{i}", "vector": data[i], "text": f"synthetic passage {i} of the store benchmark",
-             "keywords": f"synthet passag {i} store benchmark", "path": f"docs/doc{i // 50:06d}.md", "part": "",
-             "line_start": i % 50 + 1, "line_end": i % 50 + 1, "metadata": {"n": i % 7}}
+    """Rows shaped as the Milvus store sends them, with short synthetic texts."""
+    return [{"id": f"{LEDGER}-{i}", "ledger": LEDGER, "chunk": i, "document": i // 50,
+             "vector": [float(x) for x in data[i]], "text": f"synthetic passage {i} of the store benchmark",
+             "keywords": f"synthet passag {i} store benchmark", "path": f"docs/doc{i // 50:06d}.md", "kind": "file",
+             "part": -1, "part_kind": "", "line_start": i % 50 + 1, "line_end": i % 50 + 1, "size": 4096,
+             "mtime": 1.7e9, "metadata": {"n": i % 7},
+             "details": {"title": "", "heading_path": [], "char_start": 0, "char_end": 44, "ordinal": i % 50}}
             for i in range(start, stop)]
 
 
@@ -213,7 +236,7 @@ def ingest_milvus(server: MilvusLiteServer, client, name: str, kind: str, data: 
     create_collection(client, name, kind, data.shape[1])
     started = time.perf_counter()
     for start in range(0, len(data), batch):
-        client.insert(name, rows(data, start, min(start + batch, len(data))))
+        client.upsert(name, rows(data, start, min(start + batch, len(data))))
     added = time.perf_counter() - started
     client.flush(name)
     durable = time.perf_counter() - started
@@ -230,13 +253,13 @@ def ingest_milvus(server: MilvusLiteServer, client, name: str, kind: str, data: 
 
 # -- one size ----------------------------------------------------------------------------------
 
-def run_size(count: int, queries_n: int, batch: int, repeats: int, types: list[str]) -> dict:
+def run_size(count: int, queries_n: int, batch: int, repeats: int, types: list[str], kind_of_data: str) -> dict:
     root = CACHE / "store" / f"{count}x{DIMENSIONS}"
     shutil.rmtree(root, ignore_errors=True)
     (root / "local").mkdir(parents=True)
     (root / "milvus").mkdir()
-    data = unit_vectors(count, seed=count)
-    queries = unit_vectors(queries_n, seed=10**9 + 7)
+    data = unit_vectors(count, count, kind_of_data)
+    queries = unit_vectors(queries_n, 10**9 + 7, kind_of_data)
     truth = exact_neighbours(data, queries, 10)
     configs, ingest = {}, {}
     for kind in types:
@@ -268,15 +291,15 @@ def run_size(count: int, queries_n: int, batch: int, repeats: int, types: list[s
 
 def measure_queries(client, configs: dict, queries: np.ndarray, truth: np.ndarray, repeats: int) -> dict:
     faiss.omp_set_num_threads(1)  # one query at a time, as an interactive search runs
-    prefix = len(ID_PREFIX)
+    prefix = len(LEDGER) + 1
 
     def ask(key, q):
         store, kind = key
         if store == "local":
             return configs[key].search(q, 10)[1]
         hits = client.search(configs[key], data=[q.tolist()], anns_field="vector", limit=10,
-                             search_params={"metric_type": "IP", "params": MILVUS_SEARCH[kind]})[0]
-        return np.array([int(h["chunk_id"][prefix:]) for h in hits], dtype=np.int64)
+                             search_params={"metric_type": "IP", "params": MILVUS_SEARCH})[0]
+        return np.array([int(h["id"][prefix:]) for h in hits], dtype=np.int64)
 
     for key in configs:  # warm caches and connections
         ask(key, queries[0])
@@ -303,11 +326,14 @@ def measure_queries(client, configs: dict, queries: np.ndarray, truth: np.ndarra
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default="100000,1000000", help="comma-separated vector counts")
-    parser.add_argument("--types", default=",".join(TYPES), help="flat,hnsw")
+    parser.add_argument("--sizes", default="100000,1000000",
+                        help="comma-separated vector counts, each optionally with its own index types: 1000000:flat (or :flat+hnsw)")
+    parser.add_argument("--types", default=",".join(TYPES), help="index types for sizes without their own")
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--batch", type=int, default=1000, help="vectors per add/insert call")
+    parser.add_argument("--batch", type=int, default=BATCH, help="vectors per add/upsert call")
+    parser.add_argument("--data", choices=("clustered", "uniform"), default="clustered",
+                        help="clustered around 2,000 random centres (as bench_query.py) or uniform on the sphere")
     args = parser.parse_args()
     try:
         import milvus_lite  # noqa: F401
@@ -319,13 +345,17 @@ def main() -> None:
     import pymilvus
 
     info.update(pymilvus=pymilvus.__version__, milvus_lite=getattr(milvus_lite, "__version__", "?"))
-    types = args.types.split(",")
-    sizes = [int(s) for s in args.sizes.split(",")]
-    results = [run_size(n, args.queries, args.batch, args.repeats, types) for n in sizes]
-    info["load_average_1m_end"] = load_average()
-    data = {"benchmark": "store", "machine": info, "sizes": results}
-    print(render(data), file=sys.stderr)
-    emit("Stores: local FAISS vs milvus-lite", data, render(data))
+    sizes = []
+    for spec in args.sizes.split(","):
+        count, _, types = spec.partition(":")
+        sizes.append((int(count), (types or args.types).split("+" if types else ",")))
+    results = []
+    for count, types in sizes:  # the section is rewritten after each size, so a stopped run keeps its sizes
+        results.append(run_size(count, args.queries, args.batch, args.repeats, types, args.data))
+        info["load_average_1m_end"] = load_average()
+        data = {"benchmark": "store", "machine": info, "data": args.data, "sizes": results}
+        print(render(data), file=sys.stderr)
+        emit("Stores: local FAISS vs milvus-lite", data, render(data))
 
 
 def render(data: dict) -> str:
@@ -349,11 +379,14 @@ def render(data: dict) -> str:
     first = data["sizes"][0]
     return (
         f"pymilvus {info['pymilvus']}, milvus-lite {info['milvus_lite']}; load average "
-        f"{info['load_average_1m']} at start, {info['load_average_1m_end']} at end. Seeded random unit vectors "
-        f"(uniform on the sphere: the hardest case for HNSW recall), {first['queries']} queries one at a time, "
-        f"the four configurations interleaved query by query, {first['repeats']} repeats (medians of the per-run "
-        f"p50/p95); inserts in batches of {first['batch']:,}. Local = `VectorIndex` in-process (add + atomic save); "
-        "milvus-lite = a `milvus-lite server` over gRPC on 127.0.0.1 (insert + flush; *indexed* adds the wait "
+        f"{info['load_average_1m']} at start, {info['load_average_1m_end']} at end. Seeded random unit vectors, "
+        + ("clustered (2,000 centres, noise as wide as their spread, as in bench_query.py)"
+           if data.get("data", "clustered") == "clustered" else "uniform on the sphere (the hardest case for HNSW)")
+        + f"; {first['queries']} queries one at a time, "
+        f"the configurations of a size interleaved query by query, {first['repeats']} repeats (medians of the per-run "
+        f"p50/p95); writes in batches of {first['batch']:,}. Local = `VectorIndex` in-process (add + atomic save); "
+        "milvus-lite = a `milvus-lite server` over gRPC on 127.0.0.1, the Milvus store's collection and row "
+        "shape (upsert + flush; *indexed* adds the wait "
         "until its background compaction and segment index builds are done). HNSW on both sides: "
         f"M {HNSW_M}, efConstruction {HNSW_EF_CONSTRUCTION}, ef {DEFAULT_EF_SEARCH}; milvus-lite `FLAT` is its "
         "NumPy exact scan. Recall@10 against exact search.\n\n"
