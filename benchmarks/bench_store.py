@@ -378,13 +378,48 @@ def render(data: dict) -> str:
                                    f"{mi['recall_at_10'] - lo['recall_at_10']:+.3f}"])
     first = data["sizes"][0]
     return (
+        _header(info, data, first)
+        + table(["vectors", "store", "type", "ingest vectors/s (durable)", "ingest vectors/s (indexed)",
+                 "query p50 ms", "query p95 ms", "recall@10", "load avg"], main_rows)
+        + "\n\nmilvus-lite ÷ local FAISS in the same run (time ratios: above 1 = milvus-lite slower):\n\n"
+        + table(["vectors", "type", "ingest time (indexed)", "ingest time (durable)", "query p50", "query p95",
+                 "recall@10 difference"], ratio_rows)
+        + _skipped(data)
+    )
+
+
+def _skipped(data: dict) -> str:
+    """For sizes run without some index types: what those would take at the rates of the largest
+    size that had them (a lower bound: HNSW builds grow faster than linearly)."""
+    notes = []
+    for size in data["sizes"]:
+        ran = {(r["store"], r["type"]) for r in size["rows"]}
+        for kind in TYPES:
+            if ("local", kind) in ran:
+                continue
+            measured = [s for s in data["sizes"] if s["vectors"] < size["vectors"]
+                        and any(r["type"] == kind for r in s["rows"])]
+            if not measured:
+                continue
+            reference = max(measured, key=lambda s: s["vectors"])
+            rates = {r["store"]: r["indexed_rate"] for r in reference["rows"] if r["type"] == kind}
+            minutes = {store: size["vectors"] / rate / 60 for store, rate in rates.items()}
+            notes.append(f"{kind} at {size['vectors']:,} was not run: at the {reference['vectors']:,} rates its "
+                         f"ingest alone would take at least {minutes.get('local', 0):.0f} min (local) and "
+                         f"{minutes.get('milvus', 0):.0f} min (milvus-lite) on this machine.")
+    return ("\n\n" + " ".join(notes)) if notes else ""
+
+
+def _header(info: dict, data: dict, first: dict) -> str:
+    return (
         f"pymilvus {info['pymilvus']}, milvus-lite {info['milvus_lite']}; load average "
         f"{info['load_average_1m']} at start, {info['load_average_1m_end']} at end. Seeded random unit vectors, "
         + ("clustered (2,000 centres, noise as wide as their spread, as in bench_query.py)"
            if data.get("data", "clustered") == "clustered" else "uniform on the sphere (the hardest case for HNSW)")
         + f"; {first['queries']} queries one at a time, "
-        f"the configurations of a size interleaved query by query, {first['repeats']} repeats (medians of the per-run "
-        f"p50/p95); writes in batches of {first['batch']:,}. Local = `VectorIndex` in-process (add + atomic save); "
+        f"the configurations of a size interleaved query by query; p50/p95 over the queries"
+        + (f", medians of {first['repeats']} runs" if first["repeats"] > 1 else "")
+        + f"; writes in batches of {first['batch']:,}. Local = `VectorIndex` in-process (add + atomic save); "
         "milvus-lite = a `milvus-lite server` over gRPC on 127.0.0.1, the Milvus store's collection and row "
         "shape (upsert + flush; *indexed* adds the wait "
         "until its background compaction and segment index builds are done). HNSW on both sides: "
@@ -393,11 +428,6 @@ def render(data: dict) -> str:
         "**Caveat: milvus-lite is a pure-Python engine over FAISS, not Milvus's C++ engine (Knowhere); its "
         "figures say nothing about a Milvus server's speed.** They measure the client path (gRPC, row "
         "conversion, the BM25 function on the keyword field, per-segment search) at these sizes.\n\n"
-        + table(["vectors", "store", "type", "ingest vectors/s (durable)", "ingest vectors/s (indexed)",
-                 "query p50 ms", "query p95 ms", "recall@10", "load avg"], main_rows)
-        + "\n\nmilvus-lite ÷ local FAISS in the same run (time ratios: above 1 = milvus-lite slower):\n\n"
-        + table(["vectors", "type", "ingest time (indexed)", "ingest time (durable)", "query p50", "query p95",
-                 "recall@10 difference"], ratio_rows)
     )
 
 
