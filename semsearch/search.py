@@ -73,8 +73,10 @@ def vector_candidates(
     return [Candidate(int(i), float(s)) for s, i in zip(scores, ids)]
 
 
-def keyword_candidates(store: Store, query: str, limit: int, allowed_ids: np.ndarray | None) -> list[Candidate]:
-    return [Candidate(cid, score) for cid, score in store.keyword_search(query, limit, allowed_ids)]
+def keyword_candidates(store: Store, query: str, limit: int, allowed_ids: np.ndarray | None, *,
+                       skip_common: bool = False) -> list[Candidate]:
+    return [Candidate(cid, score) for cid, score in store.keyword_search(query, limit, allowed_ids,
+                                                                         skip_common=skip_common)]
 
 
 def fuse_lists(store: Store, query: str, vector: Sequence[Candidate], keyword: Sequence[Candidate]) -> list[Candidate]:
@@ -138,12 +140,15 @@ def search_detailed(
     started = time.perf_counter()
     query_vector = embedder.embed([query], "query")[0] if mode in ("vector", "hybrid") and embedder else None
     embedded = time.perf_counter()
+    # Hybrid asks FTS5 for the content terms only: a stopword matches nearly every chunk, so
+    # ranking it costs a scan of the whole index while adding almost nothing to bm25.
+    keyword_text = keyword_query(query) if mode == "hybrid" else query
     if query_vector is not None and vectors is not None:
         lists.append(vector_candidates(vectors, query_vector, pool, allowed, tuning))
     if mode in ("keyword", "hybrid"):
-        # Hybrid asks FTS5 for the content terms only: a stopword matches nearly every chunk, so
-        # ranking it costs a scan of the whole index while adding almost nothing to bm25.
-        lists.append(keyword_candidates(store, keyword_query(query) if mode == "hybrid" else query, pool, allowed))
+        # Hybrid also leaves out terms found in half the chunks or more: FTS5 gives them an idf of
+        # ~0, yet ranking one scores most of the index (see Store.keyword_search).
+        lists.append(keyword_candidates(store, keyword_text, pool, allowed, skip_common=mode == "hybrid"))
     retrieved = time.perf_counter()
     ranked = fuse_lists(store, query, *lists) if mode == "hybrid" else lists[0]
     hits = to_hits(store, ranked[:wanted], SCORE_KINDS[mode])

@@ -151,6 +151,8 @@ class Store(SourceRecords, PendingChunks, FilterQueries):
         self.home = Path(os.path.realpath(self.path.parent.parent))
         self.read_only = read_only
         self._lock = threading.RLock()
+        self._term_counts: dict[Any, int] = {}  # chunks per FTS5 term, for skip_common
+        self._analysis_current = False
         if read_only:
             self._conn = connect_read_only(self.path)
             return
@@ -434,10 +436,14 @@ class Store(SourceRecords, PendingChunks, FilterQueries):
         return {r[0]: _chunk_row(r, self.home) for r in rows}
 
     def keyword_analysis_current(self) -> bool:
-        """Whether the FTS table holds terms from this version's keyword analysis."""
+        """Whether the FTS table holds terms from this version's keyword analysis (once it does,
+        it stays so: nothing writes an older analysis, so the answer is kept and the meta table
+        is not read again on every keyword search)."""
         from semsearch.config import IndexState
 
-        return IndexState.from_meta(self.meta()).keyword_analysis == keyword.ANALYSIS
+        if not self._analysis_current:
+            self._analysis_current = IndexState.from_meta(self.meta()).keyword_analysis == keyword.ANALYSIS
+        return self._analysis_current
 
     def reanalyze_keywords(self) -> int:
         """Rebuild the FTS table from the stored chunk texts with the current analysis; returns rows.
@@ -455,29 +461,16 @@ class Store(SourceRecords, PendingChunks, FilterQueries):
             self._write_meta(conn, {"keyword_analysis": keyword.ANALYSIS})
         return len(rows)
 
-    def keyword_search(self, query: str, limit: int, allowed_ids: np.ndarray | None = None) -> list[tuple[int, float]]:
-        """(chunk id, score) by FTS5 bm25 over the CJK-aware terms; higher score is better."""
-        expression = keyword.match_expression(query)
-        if expression is None:
-            return []
-        if allowed_ids is None:
-            rows = self._query(
-                "SELECT rowid, bm25(chunks_fts) FROM chunks_fts WHERE chunks_fts MATCH ? "
-                "ORDER BY bm25(chunks_fts) LIMIT ?",
-                (expression, limit),
-            )
-        else:
-            with self._lock:
-                self.conn.execute("CREATE TEMP TABLE IF NOT EXISTS allowed_ids (id INTEGER PRIMARY KEY)")
-                self.conn.execute("DELETE FROM allowed_ids")
-                self.conn.executemany("INSERT INTO allowed_ids (id) VALUES (?)", ((int(i),) for i in allowed_ids))
-                rows = self.conn.execute(
-                    "SELECT rowid, bm25(chunks_fts) FROM chunks_fts WHERE chunks_fts MATCH ? "
-                    "AND rowid IN (SELECT id FROM allowed_ids) ORDER BY bm25(chunks_fts) LIMIT ?",
-                    (expression, limit),
-                ).fetchall()
-        # bm25() is smaller-is-better; flip it so every retrieval score is larger-is-better.
-        return [(int(rowid), -float(score)) for rowid, score in rows]
+    def keyword_search(self, query: str, limit: int, allowed_ids: np.ndarray | None = None, *,
+                       skip_common: bool = False) -> list[tuple[int, float]]:
+        """(chunk id, score) by FTS5 bm25 over the CJK-aware terms; higher score is better.
+
+        `skip_common` leaves out the terms found in at least half of the chunks: FTS5 gives those
+        an IDF of ~0 (clamped to 1e-6), so they barely move bm25, yet ranking them means scoring
+        most of the index (no rows when only they remain).
+        """
+        with self._lock:
+            return _keyword_rows(self.conn, query, limit, allowed_ids, skip_common, self._term_counts)
 
     def chunk_vectors(self, chunk_ids: Sequence[int]) -> dict[int, tuple[str, np.ndarray]]:
         """(text, stored vector) of chunks by id (missing and pending ids are absent)."""
@@ -522,3 +515,73 @@ class Store(SourceRecords, PendingChunks, FilterQueries):
         rows = self._query("SELECT DISTINCT item.key FROM documents d, json_each(d.metadata) AS item "
                            "WHERE json_valid(d.metadata) ORDER BY item.key")
         return [str(r[0]) for r in rows]
+
+
+def _keyword_rows(conn: sqlite3.Connection, query: str, limit: int, allowed_ids: np.ndarray | None,
+                  skip_common: bool, term_counts: dict[Any, int]) -> list[tuple[int, float]]:
+    """`Store.keyword_search` on `conn`, best first, restricted to `allowed_ids` if given (through
+    a temporary table of that connection); the caller holds the connection's lock."""
+    if skip_common:
+        query = " ".join(_uncommon_terms(conn, query, term_counts))
+    expression = keyword.match_expression(query)
+    if expression is None:
+        return []
+    if allowed_ids is None:
+        rows = conn.execute(
+            "SELECT rowid, bm25(chunks_fts) FROM chunks_fts WHERE chunks_fts MATCH ? "
+            "ORDER BY bm25(chunks_fts) LIMIT ?",
+            (expression, limit),
+        ).fetchall()
+    else:
+        conn.execute("CREATE TEMP TABLE IF NOT EXISTS allowed_ids (id INTEGER PRIMARY KEY)")
+        conn.execute("DELETE FROM allowed_ids")
+        conn.executemany("INSERT INTO allowed_ids (id) VALUES (?)", ((int(i),) for i in allowed_ids))
+        rows = conn.execute(
+            "SELECT rowid, bm25(chunks_fts) FROM chunks_fts WHERE chunks_fts MATCH ? "
+            "AND rowid IN (SELECT id FROM allowed_ids) ORDER BY bm25(chunks_fts) LIMIT ?",
+            (expression, limit),
+        ).fetchall()
+    # bm25() is smaller-is-better; flip it so every retrieval score is larger-is-better.
+    return [(int(rowid), -float(score)) for rowid, score in rows]
+
+
+def _uncommon_terms(conn: sqlite3.Connection, query: str, counts: dict[Any, int]) -> list[str]:
+    """The query's terms (`keyword.terms`) less those in at least half of the indexed chunks, the
+    point where FTS5's IDF, log((N - n + 0.5) / (n + 0.5)), stops being positive. Indexes under
+    `SKIP_COMMON_MIN_CHUNKS` keep every term: ranking one costs little there, and in a small
+    folder a word in half the notes still orders them by how often they use it.
+
+    `counts` caches the chunk count and each term's chunk count (counting a common term walks its
+    whole posting list) until the database changes: `PRAGMA data_version` moves when another
+    connection commits, the generation when this one writes; neither reads a table.
+    """
+    terms = list(dict.fromkeys(keyword.terms(query, for_query=True)))
+    if not terms:
+        return []
+    generation = conn.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
+    state = (conn.execute("PRAGMA data_version").fetchone()[0], generation[0] if generation else None)
+    if counts.get(_COUNTS_STATE) != state or len(counts) > 10_000:
+        counts.clear()
+        counts[_COUNTS_STATE] = state  # type: ignore[assignment]
+        counts[_CHUNKS] = conn.execute("SELECT count(*) FROM chunks").fetchone()[0]
+    total = counts[_CHUNKS]
+    if total < SKIP_COMMON_MIN_CHUNKS:
+        return terms
+    known = {term: counts[term] for term in terms if term in counts}
+    unknown = [term for term in terms if term not in known]
+    if unknown:
+        conn.execute("CREATE VIRTUAL TABLE IF NOT EXISTS temp.chunks_fts_terms USING fts5vocab(main, chunks_fts, row)")
+        found = dict(conn.execute(
+            f"SELECT term, doc FROM temp.chunks_fts_terms WHERE term IN ({','.join('?' * len(unknown))})",
+            unknown).fetchall())
+        fresh = {term: int(found.get(term, 0)) for term in unknown}
+        counts.update(fresh)
+        known.update(fresh)
+    return [term for term in terms if 2 * known[term] < total]
+
+
+# Below this many chunks hybrid keeps common terms in its keyword query (`_uncommon_terms`).
+SKIP_COMMON_MIN_CHUNKS = 10_000
+# The keys of `_uncommon_terms`'s cache state and chunk count (objects: never a term).
+_COUNTS_STATE, _CHUNKS = object(), object()
+

@@ -55,10 +55,12 @@ def test_keyword_search_answers_within_seconds_while_the_embedder_is_slow(tmp_pa
     words = _write_folder(tmp_path / "notes", 200)
     ollama_server.delay_per_text = 0.06  # 200 texts: over 12 s of embedding, 1 s per request of 16
     env = cli_env(ollama_server.url)
-    # 5 s on a machine at rest; on a loaded one, plus what starting one CLI process costs right now.
+    # 5 s on a machine at rest; on a loaded one, plus what starting a CLI process costs right now,
+    # twice (the indexer and the search that finds the word each start one). Capped below the
+    # 12 s of embedding, so a run that waited for the vectors still fails.
     started = time.monotonic()
     run(["status"], cwd=tmp_path, host=ollama_server.url)
-    allowed = 5 + (time.monotonic() - started)
+    allowed = min(5 + 2 * (time.monotonic() - started), 11)
     started = time.monotonic()
     indexing = subprocess.Popen([sys.executable, "-m", "semsearch", "index", "notes", "--batch", "16"],
                                 cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
