@@ -329,8 +329,8 @@ def main() -> None:
     parser.add_argument("--sizes", default="100000,1000000",
                         help="comma-separated vector counts, each optionally with its own index types: 1000000:flat (or :flat+hnsw)")
     parser.add_argument("--types", default=",".join(TYPES), help="index types for sizes without their own")
-    parser.add_argument("--queries", type=int, default=200)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--queries", type=int, default=200, help="queries per size, asked one at a time")
+    parser.add_argument("--repeats", type=int, default=3, help="passes over the queries (medians of their p50/p95)")
     parser.add_argument("--batch", type=int, default=BATCH, help="vectors per add/upsert call")
     parser.add_argument("--data", choices=("clustered", "uniform"), default="clustered",
                         help="clustered around 2,000 random centres (as bench_query.py) or uniform on the sphere")
