@@ -84,6 +84,27 @@ def test_keyword_top10_of_milvus_equals_the_local_store(twin_indexes, query):
         assert local_score[before] >= local_score[after] * (1 - NEAR_TIE), (before, after, citations(local))
 
 
+def test_the_collection_is_built_with_our_hnsw_and_bm25_parameters(workdir, ollama_server, milvus_server):
+    """milvus-lite reads build parameters only in their nested form and otherwise builds silently
+    with its own defaults (HNSW M 16, BM25 k1 1.5): keyword scores would drift from FTS5's."""
+    from pymilvus import MilvusClient
+
+    from semsearch.vectors import HNSW_EF_CONSTRUCTION, HNSW_M
+
+    url = milvus_server.store_url()
+    run(["index", "data", "--store", url, "--index-type", "hnsw"], cwd=workdir, host=ollama_server.url)
+    client = MilvusClient(uri=milvus_server.uri)
+    try:
+        collection = url.rsplit("/", 1)[1]
+        vector = client.describe_index(collection, "vector")
+        sparse = client.describe_index(collection, "sparse")
+    finally:
+        client.close()
+    assert vector["index_type"] == "HNSW"
+    assert {k: int(v) for k, v in vector["params"].items()} == {"M": HNSW_M, "efConstruction": HNSW_EF_CONSTRUCTION}
+    assert {k: float(v) for k, v in sparse["params"].items()} == {"bm25_k1": 1.2, "bm25_b": 0.75}
+
+
 # -- the server fails ---------------------------------------------------------------------------
 
 

@@ -431,11 +431,11 @@ class MilvusStore:
                                      input_field_names=["keywords"], output_field_names=["sparse"]))
         kind, params = self._vector_index()
         index_params = client.prepare_index_params()
-        index_params.add_index(field_name="vector", index_type=kind, metric_type="IP", params=params)
+        index_params.add_index(field_name="vector", index_type=kind, metric_type="IP", params=_nested(params))
         # FTS5's bm25() constants (milvus-lite's own default k1 is 1.5): the same term-frequency
         # saturation and length normalisation as the local store.
         index_params.add_index(field_name="sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25",
-                               params={"bm25_k1": BM25_K1, "bm25_b": BM25_B})
+                               params=_nested({"bm25_k1": BM25_K1, "bm25_b": BM25_B}))
         self._call(lambda: client.create_collection(name, schema=schema, index_params=index_params,
                                                     consistency_level="Strong",
                                                     properties={SCHEMA_PROPERTY: SCHEMA}))
@@ -699,3 +699,10 @@ def _foreign_row(chunk_id: int, entity: dict[str, Any]) -> ChunkRow:
         metadata=entity.get("metadata") or {}, part_kind=entity.get("part_kind", ""),
         part=None if part < 0 else part, ordinal=int(details.get("ordinal", -1)),
     )
+
+
+def _nested(params: dict[str, Any]) -> dict[str, Any]:
+    """Index build parameters both flat (as pymilvus 3 sends them) and under "params" (the form
+    older clients sent, which Milvus still reads): milvus-lite reads only the nested one and
+    silently builds with its defaults otherwise (HNSW M 16, BM25 k1 1.5)."""
+    return {**params, "params": dict(params)} if params else params
