@@ -23,7 +23,7 @@ from tests.helpers import HashingEmbedder, free_port
 pytest.importorskip("pymilvus", reason="the Milvus tests need the milvus extra: pip install 'semsearch[milvus]'")
 pytest.importorskip("milvus_lite", reason="the Milvus tests need the milvus extra: pip install 'semsearch[milvus]'")
 
-from semsearch.stores import milvus  # noqa: E402  (needs the extra's snowballstemmer only when stemming)
+from semsearch.stores import milvus, milvus_terms  # noqa: E402  (needs the extra's snowballstemmer only when stemming)
 
 
 # -- store URLs ------------------------------------------------------------------------------------
@@ -67,29 +67,29 @@ _WORD_TOKENIZER = re.compile(r"\w+")  # milvus-lite's `standard`: \w+ runs, lowe
 
 @pytest.mark.parametrize("term", ["coffee", "2024", "咖啡", "茶", "ü", "naïve", "u0abc", "x_y", "東京", "한국어"])
 def test_every_term_survives_encoding_and_a_word_tokenizer_whole(term):
-    encoded = milvus.encode_term(term)
+    encoded = milvus_terms.encode_term(term)
     assert _WORD_TOKENIZER.findall(encoded.lower()) == [encoded]
-    assert milvus.decode_term(encoded) == term
+    assert milvus_terms.decode_term(encoded) == term
 
 
 def test_plain_words_pass_unencoded_and_encodings_never_meet_a_plain_word():
-    assert milvus.encode_term("coffee") == "coffee"
+    assert milvus_terms.encode_term("coffee") == "coffee"
     # A word that happens to start like an encoding is encoded itself, so the two never collide.
-    assert milvus.encode_term("u0e592") != "u0e592"
-    assert milvus.decode_term(milvus.encode_term("u0e592")) == "u0e592"
+    assert milvus_terms.encode_term("u0e592") != "u0e592"
+    assert milvus_terms.decode_term(milvus_terms.encode_term("u0e592")) == "u0e592"
 
 
 def test_the_keyword_field_holds_our_analysers_terms_cjk_bigrams_and_stems():
     text = "北京烤鸭 tastes best when the ducks are roasted"
-    decoded = [milvus.decode_term(t) for t in milvus.keyword_text(("Food",), text).split()]
+    decoded = [milvus_terms.decode_term(t) for t in milvus_terms.keyword_text(("Food",), text).split()]
     assert {"北京", "京烤", "烤鸭", "北", "鸭"} <= set(decoded)  # bigrams and single characters, as FTS5 holds them
     assert {"duck", "roast", "tast", "food"} <= set(decoded)  # Porter stems, as FTS5's porter tokenizer makes
     assert len(decoded) == len(keyword.terms("Food " + text))
 
 
 def test_a_query_is_encoded_as_the_chunks_are_so_bm25_matches_the_same_terms():
-    chunk = set(milvus.keyword_text((), "Roasting coffee beans in 北京").split())
-    query = milvus.query_text("roasted coffee 北京")
+    chunk = set(milvus_terms.keyword_text((), "Roasting coffee beans in 北京").split())
+    query = milvus_terms.query_text("roasted coffee 北京")
     assert query and set(query.split()) <= chunk
 
 
