@@ -54,7 +54,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -73,7 +72,7 @@ _HNSW_BUILD = {"M": HNSW_M, "efConstruction": HNSW_EF_CONSTRUCTION}
 # pymilvus 3 sends index parameters as flat key/value pairs, which milvus-lite 3.2 ignores (it
 # reads only a JSON `params` pair, the older wire form, and would build M 16 / efConstruction 200);
 # Milvus servers read both forms, so both are sent.
-MILVUS_INDEX = {"flat": ("FLAT", {}), "hnsw": ("HNSW", {**_HNSW_BUILD, "params": _HNSW_BUILD})}
+MILVUS_INDEX = {"flat": ("FLAT", {}), "hnsw": ("HNSW", _HNSW_BUILD)}  # the store nests them for milvus-lite
 MILVUS_SEARCH = {"ef": DEFAULT_EF_SEARCH, "nprobe": DEFAULT_NPROBE}  # as the store sends them
 LEDGER = "0123456789ab"  # the per-ledger prefix of chunk ids, as the store draws one
 BATCH = 500  # rows per upsert, the store's SEND_BATCH
@@ -189,36 +188,10 @@ class MilvusLiteServer:
 
 
 def create_collection(client, name: str, kind: str, dimensions: int) -> None:
-    """The Milvus store's collection (semsearch/stores/milvus.py), field for field."""
-    from pymilvus import DataType, Function, FunctionType
+    """The Milvus store's own collection (`semsearch.stores.milvus.create_collection`)."""
+    from semsearch.stores.milvus import create_collection as store_collection
 
-    schema = client.create_schema(auto_id=False, enable_dynamic_field=False)
-    schema.add_field("id", DataType.VARCHAR, is_primary=True, max_length=64)
-    schema.add_field("ledger", DataType.VARCHAR, max_length=32)
-    schema.add_field("chunk", DataType.INT64)
-    schema.add_field("document", DataType.INT64)
-    schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dimensions)
-    schema.add_field("text", DataType.VARCHAR, max_length=65535)
-    schema.add_field("keywords", DataType.VARCHAR, max_length=65535, enable_analyzer=True,
-                     analyzer_params={"tokenizer": "standard"})
-    schema.add_field("sparse", DataType.SPARSE_FLOAT_VECTOR)
-    schema.add_field("path", DataType.VARCHAR, max_length=4096)
-    schema.add_field("kind", DataType.VARCHAR, max_length=16)
-    schema.add_field("part", DataType.INT64)
-    schema.add_field("part_kind", DataType.VARCHAR, max_length=16)
-    schema.add_field("line_start", DataType.INT64)
-    schema.add_field("line_end", DataType.INT64)
-    schema.add_field("size", DataType.INT64)
-    schema.add_field("mtime", DataType.DOUBLE)
-    schema.add_field("metadata", DataType.JSON)
-    schema.add_field("details", DataType.JSON)
-    schema.add_function(Function(name="keywords_bm25", function_type=FunctionType.BM25,
-                                 input_field_names=["keywords"], output_field_names=["sparse"]))
-    index_type, params = MILVUS_INDEX[kind]
-    index_params = client.prepare_index_params()
-    index_params.add_index(field_name="vector", index_type=index_type, metric_type="IP", params=params)
-    index_params.add_index(field_name="sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25")
-    client.create_collection(name, schema=schema, index_params=index_params, consistency_level="Strong")
+    store_collection(client, name, dimensions, MILVUS_INDEX[kind])
 
 
 def rows(data: np.ndarray, start: int, stop: int) -> list[dict]:
@@ -336,13 +309,11 @@ def main() -> None:
                         help="clustered around 2,000 random centres (as bench_query.py) or uniform on the sphere")
     args = parser.parse_args()
     try:
-        import milvus_lite  # noqa: F401
-        import pymilvus  # noqa: F401
+        import milvus_lite
+        import pymilvus
     except ImportError:
         raise SystemExit("needs the milvus extra: pip install 'semsearch[milvus]' (pymilvus, milvus-lite)")
     info = machine()
-    import milvus_lite
-    import pymilvus
 
     info.update(pymilvus=pymilvus.__version__, milvus_lite=getattr(milvus_lite, "__version__", "?"))
     sizes = []

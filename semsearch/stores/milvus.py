@@ -257,41 +257,8 @@ class MilvusStore:
             self._call(lambda: client.load_collection(self.url.collection))
 
     def _create_collection(self, client, name: str, dimensions: int) -> None:
-        from pymilvus import DataType, Function, FunctionType
-
-        schema = client.create_schema(auto_id=False, enable_dynamic_field=False)
-        schema.add_field("id", DataType.VARCHAR, is_primary=True, max_length=64)
-        schema.add_field("ledger", DataType.VARCHAR, max_length=32)
-        schema.add_field("chunk", DataType.INT64)
-        schema.add_field("document", DataType.INT64)
-        schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dimensions)
-        schema.add_field("text", DataType.VARCHAR, max_length=TEXT_BYTES)
-        # `standard` splits at Unicode word boundaries and lower-cases: our encoded terms pass whole.
-        schema.add_field("keywords", DataType.VARCHAR, max_length=TEXT_BYTES, enable_analyzer=True,
-                         analyzer_params={"tokenizer": "standard"})
-        schema.add_field("sparse", DataType.SPARSE_FLOAT_VECTOR)
-        schema.add_field("path", DataType.VARCHAR, max_length=PATH_BYTES)
-        schema.add_field("kind", DataType.VARCHAR, max_length=16)
-        schema.add_field("part", DataType.INT64)
-        schema.add_field("part_kind", DataType.VARCHAR, max_length=16)
-        schema.add_field("line_start", DataType.INT64)
-        schema.add_field("line_end", DataType.INT64)
-        schema.add_field("size", DataType.INT64)
-        schema.add_field("mtime", DataType.DOUBLE)
-        schema.add_field("metadata", DataType.JSON)
-        schema.add_field("details", DataType.JSON)
-        schema.add_function(Function(name="keywords_bm25", function_type=FunctionType.BM25,
-                                     input_field_names=["keywords"], output_field_names=["sparse"]))
-        kind, params = self._vector_index()
-        index_params = client.prepare_index_params()
-        index_params.add_index(field_name="vector", index_type=kind, metric_type="IP", params=_nested(params))
-        # FTS5's bm25() constants (milvus-lite's own default k1 is 1.5): the same term-frequency
-        # saturation and length normalisation as the local store.
-        index_params.add_index(field_name="sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25",
-                               params=_nested({"bm25_k1": BM25_K1, "bm25_b": BM25_B}))
-        self._call(lambda: client.create_collection(name, schema=schema, index_params=index_params,
-                                                    consistency_level="Strong",
-                                                    properties={SCHEMA_PROPERTY: SCHEMA}))
+        vector_index = self._vector_index()
+        self._call(lambda: create_collection(client, name, dimensions, vector_index))
         self._call(lambda: client.alter_collection_properties(name, properties={SCHEMA_PROPERTY: SCHEMA}))
 
     def _vector_index(self) -> tuple[str, dict[str, Any]]:
@@ -559,3 +526,42 @@ def _nested(params: dict[str, Any]) -> dict[str, Any]:
     older clients sent, which Milvus still reads): milvus-lite reads only the nested one and
     silently builds with its defaults otherwise (HNSW M 16, BM25 k1 1.5)."""
     return {**params, "params": dict(params)} if params else params
+
+
+def create_collection(client, name: str, dimensions: int, vector_index: tuple[str, dict[str, Any]]) -> None:
+    """The store's collection (the fields in the module docstring), `vector_index` the Milvus
+    index type and build parameters of the vector field (`MilvusStore._vector_index`)."""
+    from pymilvus import DataType, Function, FunctionType
+
+    schema = client.create_schema(auto_id=False, enable_dynamic_field=False)
+    schema.add_field("id", DataType.VARCHAR, is_primary=True, max_length=64)
+    schema.add_field("ledger", DataType.VARCHAR, max_length=32)
+    schema.add_field("chunk", DataType.INT64)
+    schema.add_field("document", DataType.INT64)
+    schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dimensions)
+    schema.add_field("text", DataType.VARCHAR, max_length=TEXT_BYTES)
+    # `standard` splits at Unicode word boundaries and lower-cases: our encoded terms pass whole.
+    schema.add_field("keywords", DataType.VARCHAR, max_length=TEXT_BYTES, enable_analyzer=True,
+                     analyzer_params={"tokenizer": "standard"})
+    schema.add_field("sparse", DataType.SPARSE_FLOAT_VECTOR)
+    schema.add_field("path", DataType.VARCHAR, max_length=PATH_BYTES)
+    schema.add_field("kind", DataType.VARCHAR, max_length=16)
+    schema.add_field("part", DataType.INT64)
+    schema.add_field("part_kind", DataType.VARCHAR, max_length=16)
+    schema.add_field("line_start", DataType.INT64)
+    schema.add_field("line_end", DataType.INT64)
+    schema.add_field("size", DataType.INT64)
+    schema.add_field("mtime", DataType.DOUBLE)
+    schema.add_field("metadata", DataType.JSON)
+    schema.add_field("details", DataType.JSON)
+    schema.add_function(Function(name="keywords_bm25", function_type=FunctionType.BM25,
+                                 input_field_names=["keywords"], output_field_names=["sparse"]))
+    kind, params = vector_index
+    index_params = client.prepare_index_params()
+    index_params.add_index(field_name="vector", index_type=kind, metric_type="IP", params=_nested(params))
+    # FTS5's bm25() constants (milvus-lite's own default k1 is 1.5): the same term-frequency
+    # saturation and length normalisation as the local store.
+    index_params.add_index(field_name="sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25",
+                           params=_nested({"bm25_k1": BM25_K1, "bm25_b": BM25_B}))
+    client.create_collection(name, schema=schema, index_params=index_params, consistency_level="Strong",
+                             properties={SCHEMA_PROPERTY: SCHEMA})
