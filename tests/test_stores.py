@@ -142,6 +142,7 @@ def test_status_reports_the_store_and_that_it_agrees_with_the_ledger(indexed):
     else:
         assert status["store"]["location"].startswith("milvus://127.0.0.1:"), status["store"]
         assert f"{status['store']['location']} — {status['chunks']} chunks, agrees with the ledger" in line, line
+        assert "FAISS" not in human, human  # a Milvus index has no FAISS file to report on
 
 
 def test_the_recorded_store_answers_without_store_and_another_store_is_refused(indexed, request):

@@ -56,10 +56,10 @@ def status_command(index_dir, as_json) -> None:
         ("Chunks", _chunks_line(status)),
         ("Index type", _index_type_line(status)),
         ("On disk", _human_bytes(status.bytes_on_disk)),
-        ("Generation", f"{status.generation} (FAISS file at {status.faiss_generation}, {status.faiss_vectors} vectors)"),
-        *([("Vectors", "FAISS file matches SQLite" if status.in_sync
+        *([("Generation", f"{status.generation} (FAISS file at {status.faiss_generation}, {status.faiss_vectors} vectors)"),
+           ("Vectors", "FAISS file matches SQLite" if status.in_sync
             else "FAISS file behind SQLite — the next search or `semsearch rebuild` repairs it")]
-          if status.store is None or status.store.kind == "local" else []),
+          if status.store is None or status.store.kind == "local" else [("Generation", str(status.generation))]),
         ("Store", _store_line(status.store)),
     ]
     for label, value in rows:
