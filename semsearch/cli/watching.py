@@ -11,6 +11,7 @@ import click
 
 from semsearch.cli.common import (
     SETTING_OPTIONS,
+    check_walk_options,
     display_path,
     find_index,
     gather,
@@ -20,12 +21,12 @@ from semsearch.cli.common import (
     keep_alive_option,
     open_index,
     timeout_option,
+    walk_options,
 )
 from semsearch.options import DEFAULT_DEBOUNCE_MS
 
 if TYPE_CHECKING:
     from semsearch.watch import WatchBatch
-
 
 
 @click.command("watch", short_help="Index folders, then keep the index current as files change.")
@@ -34,9 +35,7 @@ if TYPE_CHECKING:
 @index_option
 @click.option("-m", "--model", default=None,
               help="Embedding model for a new index (as for `semsearch index`) [default: qwen3-embedding:0.6b].")
-@click.option("--include", multiple=True, metavar="GLOB", help="Only index files matching GLOB (repeatable).")
-@click.option("--exclude", multiple=True, metavar="GLOB", help="Skip files matching GLOB (repeatable).")
-@click.option("--no-ignore", is_flag=True, help="Index what .gitignore and .semsearchignore files leave out.")
+@walk_options
 @click.option("--debounce", "debounce_ms", type=click.IntRange(min=10, max=60_000), default=DEFAULT_DEBOUNCE_MS,
               show_default=True, metavar="MS",
               help="Quiet time that ends a batch of changes; a burst of saves becomes one batch.")
@@ -61,9 +60,7 @@ def watch_command(paths, index_dir, include, exclude, no_ignore, debounce_ms, as
       semsearch watch docs/ src/ --include '*.md' --include '*.py'
       semsearch watch -i ~/notes/.semsearch --json | jq .files_added
     """
-    if not paths and (include or exclude or no_ignore):
-        raise click.UsageError("--include, --exclude and --no-ignore go with the paths they apply to: with no path "
-                               "each remembered folder is watched with its own options")
+    check_walk_options(paths, include, exclude, no_ignore, "each remembered folder is watched with its own options")
     with interruptible(), open_index(find_index(index_dir, for_writing=True), **settings) as index:
         try:
             index.watch(list(paths) or None, include=include, exclude=exclude, use_ignore_files=not no_ignore,
