@@ -150,13 +150,19 @@ def copy_v3_index(home: Path) -> Path:
     return index_dir
 
 
-def committed(index_dir: Path) -> int:
-    """Documents committed to an index so far, read without taking part in its locking (0 before it exists)."""
+def _count(index_dir: Path, sql: str) -> int:
+    """`sql`'s count in an index's database, read-only and outside its locking (0 before it exists)."""
     try:
         with sqlite3.connect(f"file:{index_dir / 'semsearch.db'}?mode=ro", uri=True, timeout=5) as conn:
-            return conn.execute("SELECT count(*) FROM documents").fetchone()[0]
+            return conn.execute(sql).fetchone()[0]
     except sqlite3.Error:
         return 0
+
+
+def committed(index_dir: Path) -> int:
+    """Documents committed to an index so far."""
+    return _count(index_dir, "SELECT count(*) FROM documents")
+
 
 def cli_env(host: str) -> dict[str, str]:
     """The environment of a CLI subprocess against `host`, as a colour terminal would give it."""
@@ -166,12 +172,8 @@ def cli_env(host: str) -> dict[str, str]:
 
 
 def embedded(index_dir: Path) -> int:
-    """Chunks committed with their vector so far (0 before the index exists)."""
-    try:
-        with sqlite3.connect(f"file:{index_dir / 'semsearch.db'}?mode=ro", uri=True, timeout=5) as conn:
-            return conn.execute("SELECT count(*) FROM chunks WHERE length(vector) > 0").fetchone()[0]
-    except sqlite3.Error:
-        return 0
+    """Chunks committed with their vector so far."""
+    return _count(index_dir, "SELECT count(*) FROM chunks WHERE length(vector) > 0")
 
 
 def count_answers(server) -> list[tuple[float, int]]:
