@@ -32,7 +32,8 @@ from semsearch.options import DB_NAME
 from semsearch.paths import absolute_path, document_key, keys_prefix
 from semsearch.store_schema import (FTS_TABLE, PENDING, SCHEMA_VERSION, Transaction, bump_generation, connect,
                                     connect_read_only, corrupt_error, create_schema, delete_chunks, is_corrupt,
-                                    is_disk_full, migrate, newer_schema_error, user_version, write_meta)
+                                    is_disk_full, migrate, newer_schema_error, read_generation, user_version,
+                                    write_meta)
 from semsearch.store_filters import FilterQueries
 from semsearch.store_sources import SourceRecords
 from semsearch.store_pending import (PendingChunk, PendingChunks, fill_pending,  # noqa: F401  (PendingChunk: re-exported)
@@ -234,8 +235,8 @@ class Store(SourceRecords, PendingChunks, FilterQueries):
         return self._query("SELECT count(*) FROM faiss_tombstones")[0][0]
 
     def generation(self) -> int:
-        rows = self._query("SELECT value FROM meta WHERE key = 'generation'")
-        return int(rows[0][0]) if rows else 0
+        with self._lock:
+            return read_generation(self.conn)
 
     _bump_generation = staticmethod(bump_generation)
 
@@ -571,8 +572,7 @@ def _uncommon_terms(conn: sqlite3.Connection, query: str, counts: dict[Any, int]
     terms = list(dict.fromkeys(keyword.terms(query, for_query=True)))
     if not terms:
         return []
-    generation = conn.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
-    state = (conn.execute("PRAGMA data_version").fetchone()[0], generation[0] if generation else None)
+    state = (conn.execute("PRAGMA data_version").fetchone()[0], read_generation(conn))
     if counts.get(_COUNTS_STATE) != state or len(counts) > 10_000:
         counts.clear()
         counts[_COUNTS_STATE] = state  # type: ignore[assignment]

@@ -108,9 +108,14 @@ def write_meta(conn: sqlite3.Connection, values: dict[str, Any]) -> None:
     )
 
 
-def bump_generation(conn: sqlite3.Connection) -> int:
+def read_generation(conn: sqlite3.Connection) -> int:
+    """The index's generation: bumped by every commit that changes documents or chunks."""
     row = conn.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
-    generation = (int(row[0]) if row else 0) + 1
+    return int(row[0]) if row else 0
+
+
+def bump_generation(conn: sqlite3.Connection) -> int:
+    generation = read_generation(conn) + 1
     write_meta(conn, {"generation": generation})
     return generation
 
