@@ -12,6 +12,7 @@ import json
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -123,11 +124,37 @@ def _generation(index_dir: Path) -> int:
         return int(conn.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0])
 
 
+class _AnsweredEmbedder(HashingEmbedder):
+    """A HashingEmbedder whose requests can be waited for: `settle()` returns once every request
+    sent so far has its answer, so a test does not depend on when the embedding threads run."""
+
+    def __init__(self):
+        super().__init__()
+        self._idle = threading.Condition()
+        self._busy = 0
+
+    def embed(self, texts, kind):
+        with self._idle:
+            self._busy += 1
+        try:
+            return super().embed(texts, kind)
+        finally:
+            with self._idle:
+                self._busy -= 1
+                self._idle.notify_all()
+
+    def settle(self, _progress=None) -> None:
+        with self._idle:
+            self._idle.wait_for(lambda: self._busy == 0, timeout=10)
+        time.sleep(0.002)  # the worker marks its future done just after `embed` returns
+
+
 def test_vectors_that_arrive_between_batches_are_committed_with_the_next_batch(tmp_path):
     _write_folder(tmp_path / "notes", 48)  # one chunk per note: 12 batches of 4
     index_dir = tmp_path / ".semsearch"
-    with Index.open(index_dir, embedder=HashingEmbedder()) as index:
-        report = index.index([tmp_path / "notes"], batch_texts=4)
+    embedder = _AnsweredEmbedder()  # answers at once, even on a loaded machine: waited for at each file
+    with Index.open(index_dir, embedder=embedder) as index:
+        report = index.index([tmp_path / "notes"], batch_texts=4, on_progress=embedder.settle)
         status = index.status()
     assert (report.files_added, report.chunks_embedded, report.chunks_pending) == (48, 48, 0)
     assert status.in_sync and status.pending_chunks == 0 and status.faiss_vectors == 48
