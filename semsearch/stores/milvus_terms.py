@@ -43,7 +43,7 @@ def decode_term(encoded: str) -> str:
     return encoded
 
 
-def _fold(term: str) -> str:
+def fold(term: str) -> str:
     """A word as FTS5's `porter unicode61 remove_diacritics 2` indexes it: diacritics removed and,
     when that leaves ASCII, Porter-stemmed. CJK terms stay as they are."""
     if keyword.is_cjk(term):
@@ -68,12 +68,12 @@ def _stemmer():
 def keyword_text(heading_path: Sequence[str], text: str) -> str:
     """What a chunk's `keywords` field holds: the encoded terms of its headings and text (the
     terms the local store's FTS5 table indexes)."""
-    return " ".join(encode_term(_fold(t)) for t in keyword.terms(" ".join((*heading_path, text))))
+    return " ".join(encode_term(fold(t)) for t in keyword.terms(" ".join((*heading_path, text))))
 
 
 def query_text(query: str) -> str:
     """A query's distinct terms encoded like `keyword_text` ("" when it has none)."""
-    terms = dict.fromkeys(encode_term(_fold(t)) for t in keyword.terms(query, for_query=True))
+    terms = dict.fromkeys(encode_term(fold(t)) for t in keyword.terms(query, for_query=True))
     return " ".join(terms)
 
 
