@@ -23,7 +23,7 @@ from tests.helpers import HashingEmbedder, free_port
 pytest.importorskip("pymilvus", reason="the Milvus tests need the milvus extra: pip install 'semsearch[milvus]'")
 pytest.importorskip("milvus_lite", reason="the Milvus tests need the milvus extra: pip install 'semsearch[milvus]'")
 
-from semsearch.stores import milvus, milvus_terms  # noqa: E402  (needs the extra's snowballstemmer only when stemming)
+from semsearch.stores import milvus, milvus_terms  # noqa: E402
 
 
 # -- store URLs ------------------------------------------------------------------------------------

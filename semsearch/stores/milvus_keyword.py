@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from semsearch import keyword
-from semsearch.stores.milvus_terms import encode_term, fold
+from semsearch.stores.milvus_terms import encode_term, fts_tokens
 
 BM25_K1, BM25_B = 1.2, 0.75  # as SQLite FTS5's bm25()
 CANDIDATES = 100  # at least this many rows are scored, so a filtered or short query sees every match
@@ -38,9 +38,10 @@ COMMON_IDF = 1e-6  # FTS5's idf of a term in half the rows or more
 
 
 def query_terms(query: str) -> list[str]:
-    """The encoded terms FTS5 scores a query by: one per distinct analysed term, in order (two
-    terms that stem alike stay two phrases, as in the local store's MATCH expression)."""
-    return [encode_term(fold(term)) for term in dict.fromkeys(keyword.terms(query, for_query=True))]
+    """The encoded tokens FTS5 scores a query by: those of each distinct analysed term, in order
+    (two terms that stem alike stay two phrases, as in the local store's MATCH expression)."""
+    return [encode_term(token) for term in dict.fromkeys(keyword.terms(query, for_query=True))
+            for token in fts_tokens(term)]
 
 
 @dataclass
@@ -66,11 +67,14 @@ class KeywordRanker:
         """The best `k` rows (Milvus hits) for the encoded `terms` with their FTS5 bm25 score, best
         first; `skip_common` leaves out terms in half the rows or more once the collection holds
         `skip_common_rows` (as the local store does)."""
-        statistics = self._read_statistics(terms)
-        if skip_common and statistics.rows >= skip_common_rows:
-            terms = [t for t in terms if 2 * statistics.holding[t] < statistics.rows]
-        if not terms or not statistics.rows:
+        statistics = self._read_statistics()
+        if not statistics.rows:
             return []
+        if skip_common and statistics.rows >= skip_common_rows:
+            self._count_holding(statistics, terms)
+            terms = [t for t in terms if 2 * statistics.holding[t] < statistics.rows]
+            if not terms:
+                return []
         client = self._client()
         limit = max(4 * k, CANDIDATES)
         options = {"filter": expression} if expression else {}
@@ -78,33 +82,41 @@ class KeywordRanker:
             self._collection, data=[" ".join(dict.fromkeys(terms))], anns_field="sparse", limit=limit,
             output_fields=[*output_fields, "keywords"], search_params={"metric_type": "BM25"}, **options))
         hits = list(found[0]) if found else []
+        held = [_entity(hit).get("keywords", "").split() for hit in hits]
+        counts = [Counter(row) for row in held]
+        if expression is None and len(hits) < limit:
+            # Every row holding a query term came back: count them here, not by a request per term.
+            for term in dict.fromkeys(terms):
+                statistics.holding.setdefault(term, sum(1 for row in counts if term in row))
+        else:
+            self._count_holding(statistics, terms)
         idf = [_idf(statistics.rows, statistics.holding[t]) for t in terms]
         average = statistics.terms / statistics.rows
         scored = []
-        for hit in hits:
-            entity = hit.get("entity", hit)
-            held = entity.get("keywords", "").split()
-            score = bm25(Counter(held), len(held), terms, idf, average)
+        for hit, row, count in zip(hits, held, counts):
+            score = bm25(count, len(row), terms, idf, average)
             if score > 0:
                 scored.append((hit, score))
         # Equal scores in FTS5's order: by rowid, which for this ledger's rows is the chunk id.
         scored.sort(key=lambda item: (-item[1], _entity(item[0]).get("ledger", ""), int(_entity(item[0]).get("chunk", 0))))
         return scored[:k]
 
-    def _read_statistics(self, terms: Sequence[str]) -> _Statistics:
+    def _read_statistics(self) -> _Statistics:
+        """N and the term total, read again when the row count or a ledger's generation moved."""
         client = self._client()
         properties = self._call(lambda: client.describe_collection(self._collection)).get("properties") or {}
         generations = tuple(sorted((key, value) for key, value in properties.items() if key.endswith(".generation")))
         count = self._count("")
-        statistics = self._statistics
-        if statistics.state != (count, generations):
+        if self._statistics.state != (count, generations):
             rows, total = self._term_total()
             # A writer between the count and the scan: use the scan, read it all again next time.
-            statistics = self._statistics = _Statistics((count, generations) if rows == count else (), rows, total)
+            self._statistics = _Statistics((count, generations) if rows == count else (), rows, total)
+        return self._statistics
+
+    def _count_holding(self, statistics: _Statistics, terms: Sequence[str]) -> None:
         for term in dict.fromkeys(terms):
             if term not in statistics.holding:
                 statistics.holding[term] = self._count(f'TEXT_MATCH(keywords, "{term}")')
-        return statistics
 
     def _count(self, expression: str) -> int:
         client = self._client()
