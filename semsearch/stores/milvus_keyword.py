@@ -11,14 +11,18 @@ and reorders the hits. So a keyword search here
 2. scores each exactly as FTS5's bm25() does, with the same constants and arithmetic:
    sum over the query terms of idf(t) * tf * (k1 + 1) / (tf + k1 * (1 - b + b * dl / avgdl)),
    tf and dl (the row's term count) read from the row's own `keywords`, N the collection's row
-   count, n(t) the rows holding t (`TEXT_MATCH` on `keywords`, a field with `enable_match`), and
-   avgdl the collection's term total (each row's `terms` field) over N.
+   count, avgdl the collection's term total (each row's `terms` field) over N, and n(t) the rows
+   holding t: counted among the candidates when an unfiltered search returned every matching
+   row, else by `TEXT_MATCH` on `keywords` (a field with `enable_match`), one request a term.
 
 N, avgdl and each n(t) are kept until the collection's row count or a ledger's recorded
-generation changes, so a repeated query costs three requests (properties, count, search). Rows
-deleted but not yet compacted are counted by neither (Milvus's count(*) and query leave them out).
-As in the local store, N counts every row (every ledger's), a filter only narrows which rows
-are returned, and a query term repeated after stemming ("run running") counts twice.
+generation changes: a repeated query costs three requests (properties, count, search), the
+first one of a process a scan of the `terms` field besides. Rows deleted but not yet compacted
+are counted by neither (Milvus's count(*) and query leave them out). As in the local store, N
+counts every row (every ledger's), a filter only narrows which rows are returned, and a query
+term repeated after stemming ("run running") counts twice. The ranking is FTS5's exactly when
+the candidates hold every matching row (below `max(4k, CANDIDATES)` matches, or when Milvus's
+own order puts the best rows among them); beyond that a row Milvus ranks lower can be missed.
 """
 
 from __future__ import annotations
