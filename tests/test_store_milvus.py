@@ -161,6 +161,39 @@ def test_a_collection_made_before_the_terms_field_still_takes_writes_and_answers
         assert search_json(workdir, host, "zeppelin timetable", "--mode", mode)[0]["path"] == "data/tea/chinese-tea.md"
 
 
+def test_each_write_records_the_term_total_so_a_search_scans_no_rows_and_ranks_as_fts5(
+        workdir, ollama_server, milvus_server, monkeypatch):
+    from semsearch import Index
+    from semsearch.stores.milvus_keyword import KeywordRanker
+
+    host = ollama_server.url
+    collection = new_collection_name()
+    run(["index", "data", "-i", "milvus", "--store", milvus_server.store_url(collection)], cwd=workdir, host=host)
+    # Rows replaced and deleted as well as added: the recorded total must follow all three.
+    (workdir / "data" / "tea" / "chinese-tea.md").write_text(
+        "# Zeppelins\n\nA zeppelin timetable of the routes of the zeppelins over the sea.\n", encoding="utf-8")
+    (workdir / "data" / "coffee" / "pour-over-brewing.txt").unlink()
+    run(["index", "data", "-i", "milvus"], cwd=workdir, host=host)
+    run(["index", "data", "-i", "local", "--store", "local", "--index-type", "flat"], cwd=workdir, host=host)
+    client = milvus_server.client()
+    try:
+        properties = client.describe_collection(collection)["properties"]
+        rows = client.query(collection, filter="", output_fields=["terms"], limit=16_384)
+    finally:
+        client.close()
+    assert [int(v) for k, v in properties.items() if k.endswith(".terms")] == [sum(r["terms"] for r in rows)]
+
+    def no_scan(self):
+        raise AssertionError("a search scanned the collection's rows for the term total")
+
+    monkeypatch.setattr(KeywordRanker, "_term_total", no_scan)
+    with Index.open(workdir / "local", create=False, ollama_host=host) as local, \
+            Index.open(workdir / "milvus", create=False, ollama_host=host) as milvus:
+        for query in ("zeppelin timetable", "the routes of the sea", "types of Chinese tea", "红烧肉"):
+            expected = [(h.citation, h.score) for h in local.search(query, k=10, mode="keyword")]
+            assert [(h.citation, h.score) for h in milvus.search(query, k=10, mode="keyword")] == expected, query
+
+
 def test_the_collection_is_built_with_our_hnsw_and_bm25_parameters(workdir, ollama_server, milvus_server):
     """milvus-lite reads build parameters only in their nested form and otherwise builds silently
     with its own defaults (HNSW M 16, BM25 k1 1.5): keyword scores would drift from FTS5's."""

@@ -49,7 +49,7 @@ from semsearch.config import IndexState, store_ledger_meta
 from semsearch.errors import (StoreAuthError, StoreError, StoreMismatchError, StoreNotFoundError,
                               StoreUnavailableError)
 from semsearch.stores import TOKEN_ENV, Retrieved, StoreFilter, StoreStatus, StoreURL
-from semsearch.stores.milvus_keyword import BM25_B, BM25_K1, KeywordRanker, query_terms
+from semsearch.stores.milvus_keyword import BM25_B, BM25_K1, KeywordRanker, LedgerTerms, query_terms
 from semsearch.stores.milvus_terms import keyword_text, query_text, translate_filter
 
 if TYPE_CHECKING:
@@ -171,6 +171,7 @@ class MilvusStore:
         self._checked = False  # the collection was found (or made) with our schema and dimensions
         self._schema = SCHEMA  # the schema version of the collection found
         self._ranker = KeywordRanker(self._call, self._client, url.collection)
+        self._terms = LedgerTerms(self._call, self._client, url.collection)
         self._refilling = False
 
     # -- connection ----------------------------------------------------------------------------
@@ -308,13 +309,17 @@ class MilvusStore:
         so the next writer catches up again)."""
         self._check_collection(create=False)
         prefix = self._ledger_prefix(create=True)
-        if not self._refilling and not self._agrees(prefix):
+        caught_up = not self._refilling and not self._agrees(prefix)
+        if caught_up:
             self._catch_up(prefix)
+        if self._schema == SCHEMA:
+            self._terms.start(prefix, self._properties(), recount=caught_up)
         try:
             yield
         finally:
             self._refilling = False
         self._record(prefix)
+        self._terms.total = None
 
     def _agrees(self, prefix: str) -> bool:
         properties = self._properties()
@@ -324,7 +329,7 @@ class MilvusStore:
     def _record(self, prefix: str) -> None:
         client = self._client()
         properties = {f"semsearch.{prefix}.generation": str(self._ledger.generation()),
-                      f"semsearch.{prefix}.chunks": str(self._ledger.count_vectors())}
+                      f"semsearch.{prefix}.chunks": str(self._ledger.count_vectors()), **self._terms.recorded(prefix)}
         self._call(lambda: client.alter_collection_properties(self.url.collection, properties=properties))
 
     def _catch_up(self, prefix: str) -> None:
@@ -362,12 +367,17 @@ class MilvusStore:
         self._delete(prefix, result.removed_ids)
         if len(result.added_ids):
             self._send(prefix, result.added_ids, result.added_vectors)
+        if self._terms.recorded(prefix) and (len(result.removed_ids) or len(result.added_ids)):
+            client = self._client()  # searches meanwhile see the total of the rows there are
+            self._call(lambda: client.alter_collection_properties(self.url.collection,
+                                                                  properties=self._terms.recorded(prefix)))
 
     def _delete(self, prefix: str, chunk_ids: Sequence[int] | np.ndarray) -> None:
         client = self._client()
         ids = [row_id(prefix, int(i)) for i in chunk_ids]
         for start in range(0, len(ids), SEND_BATCH):
             part = ids[start:start + SEND_BATCH]
+            self._terms.deleting(part)
             self._call(lambda: client.delete(self.url.collection, ids=part))
 
     def _send(self, prefix: str, chunk_ids: np.ndarray, vectors: np.ndarray) -> None:
@@ -376,6 +386,7 @@ class MilvusStore:
             rows = self._rows(prefix, chunk_ids[start:start + SEND_BATCH], vectors[start:start + SEND_BATCH])
             if rows:
                 self._call(lambda: client.upsert(self.url.collection, rows))
+                self._terms.sent(rows)
 
     def _rows(self, prefix: str, chunk_ids: np.ndarray, vectors: np.ndarray) -> list[dict[str, Any]]:
         chunks = self._ledger.chunks([int(i) for i in chunk_ids])
@@ -411,6 +422,7 @@ class MilvusStore:
         prefix = self._ledger_prefix(create=True)
         client = self._client()
         self._call(lambda: client.delete(self.url.collection, filter=f'ledger == "{prefix}"'))
+        self._terms.total = 0 if self._terms.total is not None else None
         count = 0
         for ids, vectors in self._ledger.iter_vectors():
             self._send(prefix, ids, vectors)

@@ -15,9 +15,12 @@ and reorders the hits. So a keyword search here
    holding t: counted among the candidates when an unfiltered search returned every matching
    row, else by `TEXT_MATCH` on `keywords` (a field with `enable_match`), one request a term.
 
-N, avgdl and each n(t) are kept until the collection's row count or a ledger's recorded
-generation changes: a repeated query costs three requests (properties, count, search), the
-first one of a process a scan of the `terms` field besides. Rows deleted but not yet compacted
+avgdl's term total is what each ledger's writer records in the collection's properties
+(`semsearch.<ledger>.terms`, kept by `LedgerTerms` as rows are sent and deleted), so a query
+costs three requests (properties, count, search) however large the collection; only a
+collection holding a ledger that recorded no total is scanned (its `terms` field, once until
+the next write). N, avgdl and each n(t) are kept until the row count or a recorded
+generation or total changes. Rows deleted but not yet compacted
 are counted by neither (Milvus's count(*) and query leave them out). As in the local store, N
 counts every row (every ledger's), a filter only narrows which rows are returned, and a query
 term repeated after stemming ("run running") counts twice. The ranking is FTS5's exactly when
@@ -39,6 +42,7 @@ from semsearch.stores.milvus_terms import encode_term, fts_tokens
 BM25_K1, BM25_B = 1.2, 0.75  # as SQLite FTS5's bm25()
 CANDIDATES = 100  # at least this many rows are scored, so a filtered or short query sees every match
 COMMON_IDF = 1e-6  # FTS5's idf of a term in half the rows or more
+TERMS_SUFFIX = ".terms"  # `semsearch.<ledger>.terms`: the term total of a ledger's rows
 
 
 def query_terms(query: str) -> list[str]:
@@ -106,15 +110,23 @@ class KeywordRanker:
         return scored[:k]
 
     def _read_statistics(self) -> _Statistics:
-        """N and the term total, read again when the row count or a ledger's generation moved."""
+        """N and the term total, read again when the row count or a ledger's recorded generation
+        or term total moved."""
         client = self._client()
         properties = self._call(lambda: client.describe_collection(self._collection)).get("properties") or {}
-        generations = tuple(sorted((key, value) for key, value in properties.items() if key.endswith(".generation")))
+        recorded = tuple(sorted((key, value) for key, value in properties.items()
+                                if key.endswith((".generation", TERMS_SUFFIX))))
         count = self._count("")
-        if self._statistics.state != (count, generations):
-            rows, total = self._term_total()
-            # A writer between the count and the scan: use the scan, read it all again next time.
-            self._statistics = _Statistics((count, generations) if rows == count else (), rows, total)
+        state = (count, recorded)
+        if self._statistics.state != state:
+            ledgers = {key.rsplit(".", 1)[0] for key, _ in recorded}
+            totals = {key.rsplit(".", 1)[0]: int(value) for key, value in recorded if key.endswith(TERMS_SUFFIX)}
+            if ledgers and set(totals) == ledgers:
+                self._statistics = _Statistics(state, count, sum(totals.values()))
+            else:  # a ledger that recorded no total: count the terms row by row
+                rows, total = self._term_total()
+                # A writer between the count and the scan: use the scan, read it all again next time.
+                self._statistics = _Statistics(state if rows == count else (), rows, total)
         return self._statistics
 
     def _count_holding(self, statistics: _Statistics, terms: Sequence[str]) -> None:
@@ -141,6 +153,50 @@ class KeywordRanker:
                 return rows, total
             rows += len(batch)
             total += sum(int(row["terms"]) for row in batch)
+
+
+class LedgerTerms:
+    """The term total of one ledger's rows (the sum of their `terms`), kept by its writer while it
+    sends and deletes rows and recorded in the collection's properties (`recorded`), so searches
+    read avgdl from there instead of scanning every row."""
+
+    def __init__(self, call: Callable[[Callable[[], Any]], Any], client: Callable[[], Any], collection: str):
+        self._call = call
+        self._client = client
+        self._collection = collection
+        self.total: int | None = None  # None: not kept (a collection without `terms`, or catching up)
+
+    def start(self, prefix: str, properties: dict[str, str], *, recount: bool) -> None:
+        """Take the recorded total, or count it from the rows when none is recorded or `recount`
+        (the last writer stopped before recording what it sent)."""
+        recorded = properties.get(f"semsearch.{prefix}{TERMS_SUFFIX}")
+        if recorded is not None and not recount:
+            self.total = int(recorded)
+            return
+        client = self._client()
+        iterator = self._call(lambda: client.query_iterator(
+            self._collection, filter=f'ledger == "{prefix}"', output_fields=["terms"], batch_size=10_000))
+        total = 0
+        while batch := self._call(iterator.next):
+            total += sum(int(row["terms"]) for row in batch)
+        iterator.close()
+        self.total = total
+
+    def sent(self, rows: Sequence[dict[str, Any]]) -> None:
+        if self.total is not None:
+            self.total += sum(int(row["terms"]) for row in rows)
+
+    def deleting(self, ids: Sequence[str]) -> None:
+        """Before `ids` are deleted: take their terms off the total (ids the collection lacks count 0)."""
+        if self.total is not None and ids:
+            client = self._client()
+            rows = self._call(lambda: client.query(self._collection, ids=list(ids), output_fields=["terms"],
+                                                   consistency_level="Strong"))
+            self.total -= sum(int(row["terms"]) for row in rows)
+
+    def recorded(self, prefix: str) -> dict[str, str]:
+        """The collection property that records the total (none when it is not kept)."""
+        return {} if self.total is None else {f"semsearch.{prefix}{TERMS_SUFFIX}": str(self.total)}
 
 
 def _entity(hit: dict[str, Any]) -> dict[str, Any]:
