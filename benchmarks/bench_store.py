@@ -198,7 +198,7 @@ def rows(data: np.ndarray, start: int, stop: int) -> list[dict]:
     """Rows shaped as the Milvus store sends them, with short synthetic texts."""
     return [{"id": f"{LEDGER}-{i}", "ledger": LEDGER, "chunk": i, "document": i // 50,
              "vector": [float(x) for x in data[i]], "text": f"synthetic passage {i} of the store benchmark",
-             "keywords": f"synthet passag {i} store benchmark", "path": f"docs/doc{i // 50:06d}.md", "kind": "file",
+             "keywords": f"synthet passag {i} store benchmark", "terms": 5, "path": f"docs/doc{i // 50:06d}.md", "kind": "file",
              "part": -1, "part_kind": "", "line_start": i % 50 + 1, "line_end": i % 50 + 1, "size": 4096,
              "mtime": 1.7e9, "metadata": {"n": i % 7},
              "details": {"title": "", "heading_path": [], "char_start": 0, "char_end": 44, "ordinal": i % 50}}

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import sqlite3
 import subprocess
 import sys
 import time
@@ -23,7 +24,7 @@ from tests.helpers import HashingEmbedder, free_port
 pytest.importorskip("pymilvus", reason="the Milvus tests need the milvus extra: pip install 'semsearch[milvus]'")
 pytest.importorskip("milvus_lite", reason="the Milvus tests need the milvus extra: pip install 'semsearch[milvus]'")
 
-from semsearch.stores import milvus, milvus_terms  # noqa: E402  (needs the extra's snowballstemmer only when stemming)
+from semsearch.stores import milvus, milvus_terms  # noqa: E402
 
 
 # -- store URLs ------------------------------------------------------------------------------------
@@ -85,6 +86,20 @@ def test_the_keyword_field_holds_our_analysers_terms_cjk_bigrams_and_stems():
     assert {"北京", "京烤", "烤鸭", "北", "鸭"} <= set(decoded)  # bigrams and single characters, as FTS5 holds them
     assert {"duck", "roast", "tast", "food"} <= set(decoded)  # Porter stems, as FTS5's porter tokenizer makes
     assert len(decoded) == len(keyword.terms("Food " + text))
+
+
+def test_the_keyword_field_holds_exactly_the_tokens_the_local_stores_fts5_table_indexes():
+    # FTS5's porter leaves words under 3 bytes alone and stems "technology" to "technolog": a
+    # Porter stemmer of its own would make "as" the article "a" and count it in bm25.
+    text = "As technology goes, it is possibly a better idea: naïve 北京烤鸭 tastes best roasted"
+    connection = sqlite3.connect(":memory:")
+    connection.execute(f"CREATE VIRTUAL TABLE fts USING fts5(terms, tokenize = '{keyword.FTS_TOKENIZER}')")
+    connection.execute("CREATE VIRTUAL TABLE tokens USING fts5vocab(fts, instance)")
+    connection.execute("INSERT INTO fts (rowid, terms) VALUES (1, ?)", (keyword.analyze("Heading " + text),))
+    indexed = [token for (token,) in connection.execute("SELECT term FROM tokens ORDER BY offset")]
+    held = [milvus_terms.decode_term(t) for t in milvus_terms.keyword_text(("Heading",), text).split()]
+    assert held == indexed
+    assert {"as", "technolog", "is", "possibl"} <= set(held) and "a" in held
 
 
 def test_a_query_is_encoded_as_the_chunks_are_so_bm25_matches_the_same_terms():

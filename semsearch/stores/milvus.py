@@ -24,7 +24,8 @@ Search: dense ANN with the filters as a Milvus expression — the ledger's own c
 SQLite lets through (exactly the local store's filter semantics), other ledgers' rows by the
 filters translated to field expressions (`translate_filter`; a filter that cannot be translated
 leaves other ledgers' rows out) — retried with a wider search when fewer than k came back;
-keyword by Milvus BM25; hybrid is fused by `semsearch.fusion` over the two lists as for the
+keyword: Milvus BM25 retrieves, FTS5's bm25() formula ranks (`milvus_keyword`), so the hits come
+in the local store's order; hybrid is fused by `semsearch.fusion` over the two lists as for the
 local store. The ledger's generation and chunk count are written into the collection's
 properties after every writer finishes; a writer that finds them behind the ledger (a run
 stopped by a Milvus outage) first re-sends what the collection lacks and deletes what it should
@@ -48,6 +49,7 @@ from semsearch.config import IndexState, store_ledger_meta
 from semsearch.errors import (StoreAuthError, StoreError, StoreMismatchError, StoreNotFoundError,
                               StoreUnavailableError)
 from semsearch.stores import TOKEN_ENV, Retrieved, StoreFilter, StoreStatus, StoreURL
+from semsearch.stores.milvus_keyword import BM25_B, BM25_K1, KeywordRanker, LedgerTerms, query_terms
 from semsearch.stores.milvus_terms import keyword_text, query_text, translate_filter
 
 if TYPE_CHECKING:
@@ -62,15 +64,16 @@ PATH_BYTES = 4_096
 SEND_BATCH = 500  # rows per insert/delete request: well under gRPC's message limit at 4096 dimensions
 RETRY_DELAYS = (0.5, 1.0, 2.0)  # seconds between attempts at a transient failure
 WIDER_SEARCH = 8  # a filtered search that came back short is tried again with this many times the ef
-BM25_K1, BM25_B = 1.2, 0.75  # as SQLite FTS5's bm25()
 SCHEMA_PROPERTY = "semsearch.schema"
-SCHEMA = "1"
+SCHEMA = "2"  # 2: `keywords` with enable_match and `terms`, so keyword hits rank as FTS5 ranks them
+SCHEMA_WITHOUT_TERMS = "1"  # still searched; Milvus's own BM25 ranks its keyword hits
 TIMEOUT = 30.0  # seconds for one request
 
 
-FIELDS = ("id", "ledger", "chunk", "document", "vector", "text", "keywords", "sparse", "path", "kind", "part",
-          "part_kind", "line_start", "line_end", "size", "mtime", "metadata", "details")
-_ROW_FIELDS = [f for f in FIELDS if f not in ("vector", "sparse", "keywords")]
+FIELDS = ("id", "ledger", "chunk", "document", "vector", "text", "keywords", "terms", "sparse", "path", "kind",
+          "part", "part_kind", "line_start", "line_end", "size", "mtime", "metadata", "details")
+_ROW_FIELDS = [f for f in FIELDS if f not in ("vector", "sparse", "keywords", "terms")]
+_SCHEMA_FIELDS = {SCHEMA: set(FIELDS), SCHEMA_WITHOUT_TERMS: set(FIELDS) - {"terms"}}
 
 
 # -- ids -------------------------------------------------------------------------------------------
@@ -166,6 +169,9 @@ class MilvusStore:
         self._dimensions = dimensions
         self._client_object = None
         self._checked = False  # the collection was found (or made) with our schema and dimensions
+        self._schema = SCHEMA  # the schema version of the collection found
+        self._ranker = KeywordRanker(self._call, self._client, url.collection)
+        self._terms = LedgerTerms(self._call, self._client, url.collection)
         self._refilling = False
 
     # -- connection ----------------------------------------------------------------------------
@@ -242,11 +248,13 @@ class MilvusStore:
             raise StoreMismatchError(
                 f"the collection {name!r} on {self.location} holds {held}-dimension vectors, and this index's "
                 f"model makes {dimensions} — give another collection name in --store")
-        if set(fields) != set(FIELDS) or described.get("properties", {}).get(SCHEMA_PROPERTY) != SCHEMA:
+        schema = described.get("properties", {}).get(SCHEMA_PROPERTY)
+        if set(fields) != _SCHEMA_FIELDS.get(schema):
             raise StoreMismatchError(
                 f"the collection {name!r} on {self.location} was not made by semsearch (fields "
                 f"{', '.join(sorted(fields)) or 'none'}) — give another collection name in --store")
         self._load()
+        self._schema = schema
         self._checked = True
 
     def _load(self) -> None:
@@ -301,13 +309,17 @@ class MilvusStore:
         so the next writer catches up again)."""
         self._check_collection(create=False)
         prefix = self._ledger_prefix(create=True)
-        if not self._refilling and not self._agrees(prefix):
+        caught_up = not self._refilling and not self._agrees(prefix)
+        if caught_up:
             self._catch_up(prefix)
+        if self._schema == SCHEMA:
+            self._terms.start(prefix, self._properties(), recount=caught_up)
         try:
             yield
         finally:
             self._refilling = False
         self._record(prefix)
+        self._terms.total = None
 
     def _agrees(self, prefix: str) -> bool:
         properties = self._properties()
@@ -317,7 +329,7 @@ class MilvusStore:
     def _record(self, prefix: str) -> None:
         client = self._client()
         properties = {f"semsearch.{prefix}.generation": str(self._ledger.generation()),
-                      f"semsearch.{prefix}.chunks": str(self._ledger.count_vectors())}
+                      f"semsearch.{prefix}.chunks": str(self._ledger.count_vectors()), **self._terms.recorded(prefix)}
         self._call(lambda: client.alter_collection_properties(self.url.collection, properties=properties))
 
     def _catch_up(self, prefix: str) -> None:
@@ -355,12 +367,17 @@ class MilvusStore:
         self._delete(prefix, result.removed_ids)
         if len(result.added_ids):
             self._send(prefix, result.added_ids, result.added_vectors)
+        if self._terms.recorded(prefix) and (len(result.removed_ids) or len(result.added_ids)):
+            client = self._client()  # searches meanwhile see the total of the rows there are
+            self._call(lambda: client.alter_collection_properties(self.url.collection,
+                                                                  properties=self._terms.recorded(prefix)))
 
     def _delete(self, prefix: str, chunk_ids: Sequence[int] | np.ndarray) -> None:
         client = self._client()
         ids = [row_id(prefix, int(i)) for i in chunk_ids]
         for start in range(0, len(ids), SEND_BATCH):
             part = ids[start:start + SEND_BATCH]
+            self._terms.deleting(part)
             self._call(lambda: client.delete(self.url.collection, ids=part))
 
     def _send(self, prefix: str, chunk_ids: np.ndarray, vectors: np.ndarray) -> None:
@@ -369,6 +386,7 @@ class MilvusStore:
             rows = self._rows(prefix, chunk_ids[start:start + SEND_BATCH], vectors[start:start + SEND_BATCH])
             if rows:
                 self._call(lambda: client.upsert(self.url.collection, rows))
+                self._terms.sent(rows)
 
     def _rows(self, prefix: str, chunk_ids: np.ndarray, vectors: np.ndarray) -> list[dict[str, Any]]:
         chunks = self._ledger.chunks([int(i) for i in chunk_ids])
@@ -380,10 +398,12 @@ class MilvusStore:
                 continue
             stat = stats.get(row.document_id)
             path = self._ledger.file_key(Path(row.path)) if row.kind == "file" else row.path
+            keywords = _clip(keyword_text(row.heading_path, row.text), TEXT_BYTES)
             rows.append({
                 "id": row_id(prefix, row.chunk_id), "ledger": prefix, "chunk": row.chunk_id,
                 "document": row.document_id, "vector": [float(x) for x in vector],
-                "text": _clip(row.text, TEXT_BYTES), "keywords": _clip(keyword_text(row.heading_path, row.text), TEXT_BYTES),
+                "text": _clip(row.text, TEXT_BYTES), "keywords": keywords,
+                **({"terms": len(keywords.split())} if self._schema == SCHEMA else {}),
                 "path": _clip(path, PATH_BYTES), "kind": row.kind, "part": -1 if row.part is None else row.part,
                 "part_kind": row.part_kind, "line_start": row.line_start, "line_end": row.line_end,
                 "size": stat.size if stat is not None else len(row.text.encode("utf-8")),
@@ -402,6 +422,7 @@ class MilvusStore:
         prefix = self._ledger_prefix(create=True)
         client = self._client()
         self._call(lambda: client.delete(self.url.collection, filter=f'ledger == "{prefix}"'))
+        self._terms.total = 0 if self._terms.total is not None else None
         count = 0
         for ids, vectors in self._ledger.iter_vectors():
             self._send(prefix, ids, vectors)
@@ -452,12 +473,21 @@ class MilvusStore:
         return list(found[0]) if found else []
 
     def keyword_search(self, query: str, k: int, filter: StoreFilter, *, skip_common: bool = False) -> Retrieved:
-        # `skip_common` is FTS5's cost; Milvus's inverted index ranks common terms itself.
+        """FTS5's bm25() ranking over the rows Milvus retrieves (`milvus_keyword`); in a collection
+        made before the `terms` field, Milvus's own BM25 ranking."""
         expression = self._expression(filter)
-        text = query_text(query)
-        if expression == "" or not text or k <= 0:
+        terms = query_terms(query)
+        if expression == "" or not terms or k <= 0:
             return Retrieved([])
         self._check_collection(create=False)
+        if self._schema == SCHEMA:
+            from semsearch.store import SKIP_COMMON_MIN_CHUNKS
+
+            ranked = self._ranker.search(terms, k, expression, _ROW_FIELDS, skip_common=skip_common,
+                                         skip_common_rows=SKIP_COMMON_MIN_CHUNKS)
+            scores = {str(hit["id"]): score for hit, score in ranked}
+            return self._retrieved([hit for hit, _ in ranked], lambda hit: scores[str(hit["id"])])
+        text = query_text(query)
         client = self._client()
         options = {"filter": expression} if expression else {}
         found = self._call(lambda: client.search(
@@ -541,8 +571,10 @@ def create_collection(client, name: str, dimensions: int, vector_index: tuple[st
     schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dimensions)
     schema.add_field("text", DataType.VARCHAR, max_length=TEXT_BYTES)
     # `standard` splits at Unicode word boundaries and lower-cases: our encoded terms pass whole.
+    # `enable_match`: TEXT_MATCH counts the rows holding a term, for FTS5's idf (`milvus_keyword`).
     schema.add_field("keywords", DataType.VARCHAR, max_length=TEXT_BYTES, enable_analyzer=True,
-                     analyzer_params={"tokenizer": "standard"})
+                     analyzer_params={"tokenizer": "standard"}, enable_match=True)
+    schema.add_field("terms", DataType.INT64)  # how many terms `keywords` holds: FTS5's document length
     schema.add_field("sparse", DataType.SPARSE_FLOAT_VECTOR)
     schema.add_field("path", DataType.VARCHAR, max_length=PATH_BYTES)
     schema.add_field("kind", DataType.VARCHAR, max_length=16)

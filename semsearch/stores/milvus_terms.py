@@ -1,8 +1,9 @@
 """The Milvus store's keyword terms and filter expressions: pure functions, no pymilvus.
 
 `keywords` holds OUR analyser's terms (`semsearch.keyword`: CJK bigrams and single characters,
-words folded and Porter-stemmed as FTS5's porter tokenizer does), each encoded so that any word
-tokenizer keeps it whole (`encode_term`); a query's terms are encoded the same (`query_text`).
+words) as the local store's FTS5 tokenizer indexes them (`fts_tokens`: folded, Porter-stemmed),
+each encoded so that any word tokenizer keeps it whole (`encode_term`); a query's terms are
+encoded the same (`query_text`).
 `translate_filter` turns a search's filters into a Milvus expression for other ledgers' rows.
 """
 
@@ -11,8 +12,9 @@ from __future__ import annotations
 import functools
 import json
 import re
+import sqlite3
+import threading
 import time
-import unicodedata
 from collections.abc import Sequence
 from typing import Any
 
@@ -43,37 +45,41 @@ def decode_term(encoded: str) -> str:
     return encoded
 
 
-def _fold(term: str) -> str:
-    """A word as FTS5's `porter unicode61 remove_diacritics 2` indexes it: diacritics removed and,
-    when that leaves ASCII, Porter-stemmed. CJK terms stay as they are."""
-    if keyword.is_cjk(term):
-        return term
-    if not term.isascii():
-        term = "".join(c for c in unicodedata.normalize("NFKD", term) if not unicodedata.combining(c))
-    return _stem(term) if term.isascii() else term
-
-
-@functools.lru_cache(maxsize=65_536)
-def _stem(word: str) -> str:
-    return _stemmer().stemWord(word)
-
-
 @functools.lru_cache(maxsize=1)
-def _stemmer():
-    from semsearch.optional import require
+def _tokenizer() -> sqlite3.Connection:
+    connection = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
+    connection.execute(f"CREATE VIRTUAL TABLE text USING fts5(terms, tokenize = '{keyword.FTS_TOKENIZER}')")
+    connection.execute("CREATE VIRTUAL TABLE tokens USING fts5vocab(text, instance)")
+    return connection
 
-    return require("snowballstemmer", "milvus").stemmer("porter")
+
+_TOKENIZER_LOCK = threading.Lock()
+
+
+def fts_tokens(analysed: str) -> list[str]:
+    """The tokens the local store's FTS5 table indexes for `analysed` (terms joined by spaces), in
+    order: FTS5's own tokenizer (`porter unicode61 remove_diacritics 2`) on an in-memory table.
+    Its porter passes words under 3 bytes through and stems "technology" to "technolog", which
+    no other Porter stemmer quite matches, and every token counts in FTS5's bm25()."""
+    with _TOKENIZER_LOCK:
+        connection = _tokenizer()
+        connection.execute("BEGIN")
+        try:
+            connection.execute("INSERT INTO text (rowid, terms) VALUES (1, ?)", (analysed,))
+            return [token for (token,) in connection.execute("SELECT term FROM tokens ORDER BY offset")]
+        finally:
+            connection.execute("ROLLBACK")
 
 
 def keyword_text(heading_path: Sequence[str], text: str) -> str:
-    """What a chunk's `keywords` field holds: the encoded terms of its headings and text (the
-    terms the local store's FTS5 table indexes)."""
-    return " ".join(encode_term(_fold(t)) for t in keyword.terms(" ".join((*heading_path, text))))
+    """What a chunk's `keywords` field holds: the encoded tokens the local store's FTS5 table
+    indexes for its headings and text."""
+    return " ".join(encode_term(t) for t in fts_tokens(keyword.analyze(" ".join((*heading_path, text)))))
 
 
 def query_text(query: str) -> str:
-    """A query's distinct terms encoded like `keyword_text` ("" when it has none)."""
-    terms = dict.fromkeys(encode_term(_fold(t)) for t in keyword.terms(query, for_query=True))
+    """A query's distinct tokens encoded like `keyword_text` ("" when it has none)."""
+    terms = dict.fromkeys(encode_term(t) for t in fts_tokens(" ".join(keyword.terms(query, for_query=True))))
     return " ".join(terms)
 
 
