@@ -5,8 +5,8 @@ terms) in one SQLite transaction as soon as they are chunked, so keyword search 
 once; a chunk whose text is already stored reuses the stored vector (an edit that touches one
 paragraph embeds about one chunk), the others are committed pending. The vector phase
 (`semsearch.backfill`) embeds the pending chunks meanwhile; the vectors that arrived are
-committed with the next batch, in its transaction. An interrupted run keeps everything
-committed; an embedder failure stops only the vector phase, so the text phase still completes;
+committed with the next batch, in its transaction. An interrupted run commits every file
+read and every vector that arrived, and keeps everything committed; an embedder failure stops only the vector phase, so the text phase still completes;
 the next run continues from there (the (size, mtime) and content-hash checks skip what is
 stored, and every pending chunk is embedded, even when no file changed). One bad file is
 reported and skipped; it never aborts the run.
@@ -203,7 +203,7 @@ class Ingester:
             self._remove_vanished(keep)
         except KeyboardInterrupt:
             interrupted = True
-            self._backfill.salvage()
+            self._commit_read()
         finally:
             self._stop()
         return self._report(time.perf_counter() - started, interrupted)
@@ -409,6 +409,13 @@ class Ingester:
                 self._commit(batch, self._backfill.take_answers(), cached)
         self._flushed_at = time.monotonic()
         self._backfill.feed()
+
+    def _commit_read(self) -> None:
+        """After Ctrl-C: commit every file read so far and every vector that has arrived, in one
+        transaction (a second Ctrl-C during it rolls it back: what was committed before stays)."""
+        staged = self._staged[0] if self._staged is not None else []
+        batch, self._pending, self._staged = staged + self._pending, [], None
+        self._commit(batch, self._backfill.take_answers())
 
     def _commit(self, batch: list[_Pending], answers: dict[str, np.ndarray] | None,
                 cached: dict[str, np.ndarray] | None = None) -> None:

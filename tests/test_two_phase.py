@@ -183,6 +183,25 @@ def test_an_embedder_that_keeps_up_gets_each_chunk_written_once_with_its_vector(
     assert sorted(t for call, _ in embedder.calls for t in call) == sorted(_embedded_texts(index_dir))
 
 
+def test_ctrl_c_commits_every_file_read_so_far(tmp_path):
+    words = _write_folder(tmp_path / "notes", 30)  # one batch of 64 texts would hold them all
+
+    interrupted = []
+
+    def interrupt_after_twenty(progress):
+        if progress.files_read == 20 and not interrupted:
+            interrupted.append(progress)
+            raise KeyboardInterrupt  # what Ctrl-C raises on the indexing thread
+
+    with Index.open(tmp_path / ".semsearch", embedder=HashingEmbedder()) as index:
+        report = index.index([tmp_path / "notes"], on_progress=interrupt_after_twenty)
+        status = index.status()
+        found = [word for word in words if index.search(word, mode="keyword", k=1)]
+    assert report.interrupted
+    assert status.documents == 20 and len(found) == 20  # read before the interrupt: searchable by keyword
+    assert status.in_sync and status.faiss_vectors + status.pending_chunks == status.chunks
+
+
 def _embedded_texts(index_dir: Path) -> list[str]:
     from semsearch.types import Chunk, embed_text
 
