@@ -301,13 +301,14 @@ class Store(SourceRecords, PendingChunks, FilterQueries):
         with self._transaction() as conn:
             filled, filled_vectors = fill_pending(conn, fill) if fill else ([], [])
             added_ids.extend(filled)
-            added_vectors.extend(v.reshape(1, -1) for v in filled_vectors)
+            added_vectors.extend(filled_vectors)
             now = time.time()
+            stored = {(kind, path): document_id for kind in {doc.kind for doc in documents}
+                      for document_id, path in self._query_in("SELECT id, path FROM documents WHERE kind = ? AND path "
+                                                              "IN ({marks})", [d.path for d in documents], [kind])}
             for doc in documents:
-                row = conn.execute("SELECT id FROM documents WHERE kind = ? AND path = ?",
-                                   (doc.kind, doc.path)).fetchone()
-                if row:
-                    document_id = int(row[0])
+                document_id = stored.get((doc.kind, doc.path))
+                if document_id is not None:
                     removed.extend(self._delete_chunks(conn, [document_id]))
                     conn.execute(
                         "UPDATE documents SET kind = ?, size = ?, mtime_ns = ?, sha256 = ?, title = ?, "
@@ -343,12 +344,12 @@ class Store(SourceRecords, PendingChunks, FilterQueries):
             for chunk_id, (_, vector) in zip(chunk_ids, chunks):
                 if vector is not None:
                     added_ids.append(chunk_id)
-                    added_vectors.append(np.asarray(vector, dtype=np.float32).reshape(1, -1))
+                    added_vectors.append(vector)
             generation = self._bump_generation(conn)
         added_ids, added_vectors, removed = without_refilled(filled, added_ids, added_vectors, removed)
         return WriteResult(
             added_ids=np.asarray(added_ids, dtype=np.int64),
-            added_vectors=np.concatenate(added_vectors) if added_vectors else np.zeros((0, 0), np.float32),
+            added_vectors=np.asarray(added_vectors, np.float32) if added_vectors else np.zeros((0, 0), np.float32),
             removed_ids=np.asarray(removed, dtype=np.int64),
             generation=generation,
             filled=len(filled),
