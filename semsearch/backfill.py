@@ -9,6 +9,11 @@ vector goes to every pending chunk with that text. Working from SQLite rather th
 embeds what an earlier, interrupted run left pending exactly as it embeds this run's chunks,
 and memory stays bounded however far the text phase runs ahead of a slow embedder.
 
+While the embedder keeps up, the text phase sends a batch's texts as the batch is read
+(`send_ahead`) and commits the batch at its next write with the vectors that came back by then:
+each row is written once, with its vector, and is never read back as pending. A batch whose
+vectors are late is committed pending all the same, and filled in as above.
+
 An embedder failure stops the vector phase only (`failure`); the text phase goes on, so an
 outage leaves keyword search complete and the next run embeds what is still pending.
 """
@@ -38,7 +43,8 @@ class _Request:
     """Distinct texts sent to the embedder in one call, by text hash, with a chunk of each."""
 
     future: Future
-    chunks: dict[str, PendingChunk]
+    # A committed chunk of each text, or None for a text sent ahead of its batch's commit.
+    chunks: dict[str, PendingChunk | None]
 
 
 class Backfill:
@@ -72,6 +78,7 @@ class Backfill:
         self._answers: dict[str, np.ndarray] = {}
         self._skipped: set[str] = set()  # texts that cannot be embedded in this run
         self._cursor = 0  # pending chunks up to this id were sent or skipped
+        self._unread = True  # pending chunks past the cursor may exist (`note_pending`)
         self._pool: EmbedWorkers | None = None
 
     @property
@@ -82,6 +89,24 @@ class Backfill:
     def shared(self) -> int:
         """Chunks filled with the one embedding of a text another chunk also has (not embedded themselves)."""
         return max(0, self.filled - self.embedded)
+
+    def send_ahead(self, texts: dict[str, str]) -> bool:
+        """Send the texts (by text hash) of a batch about to be committed, those not sent already,
+        if the embedder has room for all of them now; returns whether none is left unsent. Their
+        vectors come back through `take_answers`, for the batch's own write."""
+        if self.failure is not None:
+            return False
+        todo = [(h, text) for h, text in texts.items() if h not in self._sent and h not in self._skipped]
+        if len(self._requests) + -(-len(todo) // self.batch_texts) > self.in_flight:
+            return False
+        for start in range(0, len(todo), self.batch_texts):
+            part = todo[start : start + self.batch_texts]
+            self._submit({h: None for h, _ in part}, [text for _, text in part])
+        return True
+
+    def note_pending(self) -> None:
+        """A write committed chunks without their vector: read them back to embed them."""
+        self._unread = True
 
     def feed(self) -> None:
         """Keep the vectors that arrived for the next write, and send more pending chunks while
@@ -101,9 +126,9 @@ class Backfill:
         self._sent.difference_update(answers)
         self.filled += filled
 
-    def commit_answers(self) -> None:
-        """Commit the vectors that arrived in a transaction of their own."""
-        answers = self.take_answers()
+    def commit_answers(self, answers: dict[str, np.ndarray] | None = None) -> None:
+        """Commit the vectors that arrived (or `answers`, taken already) in a transaction of their own."""
+        answers = self.take_answers() if answers is None else answers
         if answers:
             result = self.store.fill_vectors(answers)
             self.on_commit(result)
@@ -134,7 +159,7 @@ class Backfill:
             self._pool = None
 
     def _send(self) -> None:
-        exhausted = False  # read every pending chunk past the cursor: asking again finds none
+        exhausted = not self._unread  # read every pending chunk past the cursor: asking again finds none
         while not exhausted and self.failure is None and len(self._requests) < self.in_flight:
             batch: dict[str, PendingChunk] = {}
             while len(batch) < self.batch_texts:
@@ -147,14 +172,17 @@ class Backfill:
                         batch.setdefault(row.text_hash, row)
                 if len(rows) < self.batch_texts:
                     exhausted = True
+                    self._unread = False
                     break
             if not batch:
                 return
-            if self._pool is None:
-                self._pool = EmbedWorkers(self.in_flight)
-            future = self._pool.submit(self._embed, [row.text for row in batch.values()])
-            self._requests.append(_Request(future, batch))
-            self._sent.update(batch)
+            self._submit(batch, [row.text for row in batch.values()])
+
+    def _submit(self, chunks: dict[str, PendingChunk | None], texts: list[str]) -> None:
+        if self._pool is None:
+            self._pool = EmbedWorkers(self.in_flight)
+        self._requests.append(_Request(self._pool.submit(self._embed, texts), chunks))
+        self._sent.update(chunks)
 
     def _embed(self, texts: list[str]):
         with self._embedder_lock:
@@ -175,9 +203,11 @@ class Backfill:
                     self._fail(exc)
                     continue
                 offender = list(request.chunks.values())[exc.index]
-                if not self.rechunk(offender):
+                # A text sent ahead is chunked again once its chunk is committed, read back and refused again.
+                if offender is not None and not self.rechunk(offender):
                     self._skipped.add(offender.text_hash)
                 self._cursor = 0  # the request's other texts are pending again
+                self._unread = True
                 continue
             except EmbedderError as exc:
                 self._sent.difference_update(request.chunks)

@@ -49,7 +49,7 @@ from pathlib import PurePath
 
 from semsearch.errors import ConfigError
 from semsearch.tokens import CLOSERS as _CLOSERS
-from semsearch.tokens import SENTENCE_END, cut_to_tokens, estimate_tokens
+from semsearch.tokens import SENTENCE_END, SENTENCE_START, cut_to_tokens, estimate_tokens
 from semsearch.types import Chunk, Document, Heading
 
 __all__ = ["chunk", "cut_to_tokens", "estimate_tokens", "uses_code_chunker"]
@@ -61,7 +61,7 @@ _PARAGRAPH_BREAK = re.compile(r"\n(?:[ \t\f\v\r]*\n)+")
 _SENTENCE_OR_LINE_BREAK = re.compile(rf"(?:{SENTENCE_END})(?:[ \t\f\v\r]*\n)?|\n")
 _CLAUSE_BREAK = re.compile(rf"(?P<clause>[，、,;:：]+[{_CLOSERS}]*)|\s+")
 # Where a new sentence (or line) starts: candidates for the start of an overlap.
-_SENTENCE_START = re.compile(rf"(?:{SENTENCE_END})\s*|\n\s*")
+_SENTENCE_START = re.compile(rf"{SENTENCE_START}|\n\s*")
 # A line made of one repeated punctuation character: a setext/rst underline or overline.
 _ADORNMENT_LINE = re.compile(r"([!-/:-@\[-`{-~])\1+")
 

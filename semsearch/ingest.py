@@ -5,8 +5,8 @@ terms) in one SQLite transaction as soon as they are chunked, so keyword search 
 once; a chunk whose text is already stored reuses the stored vector (an edit that touches one
 paragraph embeds about one chunk), the others are committed pending. The vector phase
 (`semsearch.backfill`) embeds the pending chunks meanwhile; the vectors that arrived are
-committed with the next batch, in its transaction. An interrupted run keeps everything
-committed; an embedder failure stops only the vector phase, so the text phase still completes;
+committed with the next batch, in its transaction. An interrupted run commits every file
+read and every vector that arrived, and keeps everything committed; an embedder failure stops only the vector phase, so the text phase still completes;
 the next run continues from there (the (size, mtime) and content-hash checks skip what is
 stored, and every pending chunk is embedded, even when no file changed). One bad file is
 reported and skipped; it never aborts the run.
@@ -87,11 +87,13 @@ class _Pending:
     chunks: list[Chunk]
     display: str
     existed: bool
-    # Per chunk, the sha256 of the text the embedder is given: the embedding-cache key.
+    # Per chunk, the text the embedder is given and its sha256: the embedding-cache key.
+    texts: tuple[str, ...] = field(init=False)
     hashes: tuple[str, ...] = field(init=False)
 
     def __post_init__(self) -> None:
-        self.hashes = tuple(text_hash(embed_text(c)) for c in self.chunks)
+        self.texts = tuple(embed_text(c) for c in self.chunks)
+        self.hashes = tuple(text_hash(text) for text in self.texts)
 
 
 @dataclass
@@ -140,6 +142,8 @@ class Ingester:
         self.rechunk_code = rechunk_code  # the code chunker changed: chunk its files again even if unchanged
         self._tally = _Tally()
         self._pending: list[_Pending] = []  # read and chunked, not committed yet
+        # A batch whose texts were sent ahead, with the vectors the cache had: committed at the next flush.
+        self._staged: tuple[list[_Pending], dict[str, np.ndarray]] | None = None
         self._backfill = Backfill(store, embedder, on_commit, rechunk=self._rechunk, batch_texts=batch_texts,
                                   in_flight=in_flight)
         self._texts: dict[str, TextItem] = {}  # add_texts: the items, should a text need chunking again
@@ -191,7 +195,7 @@ class Ingester:
                         self._flush()
                     elif self._backfill.busy:
                         self._backfill.feed()
-            self._flush()
+            self._flush(last=True)
             self._backfill.drain(lambda: self._emit(self._last_path))
             self._raise_failure("file")
             # Deleted after the new files are written and embedded: a file renamed since the last run
@@ -199,7 +203,7 @@ class Ingester:
             self._remove_vanished(keep)
         except KeyboardInterrupt:
             interrupted = True
-            self._backfill.salvage()
+            self._commit_read()
         finally:
             self._stop()
         return self._report(time.perf_counter() - started, interrupted)
@@ -234,7 +238,7 @@ class Ingester:
             self._queue(item.id, "text", len(data), 0, sha, self._text_document(item), item.id, existing is not None)
             if self._pending_texts() >= self.batch_texts:
                 self._flush()
-        self._flush()
+        self._flush(last=True)
         self._backfill.drain(lambda: self._emit(self._last_path))
 
     @staticmethod
@@ -375,51 +379,93 @@ class Ingester:
     #
     # Documents are committed in batches of about `batch_texts` chunks (or after _TEXT_COMMIT_SECONDS),
     # each chunk with its vector when the embedding cache has one and pending otherwise; `Backfill`
-    # embeds the pending chunks while this thread goes on reading, extracting and chunking.
+    # embeds the pending chunks while this thread goes on reading, extracting and chunking. While the
+    # embedder has room, a batch's texts are sent as it is read and the batch is committed one flush
+    # later, with the vectors that came back by then (a row written once instead of twice).
 
     def _pending_texts(self) -> int:
         return sum(len(p.chunks) for p in self._pending)
 
-    def _flush(self) -> None:
+    def _flush(self, *, last: bool = False) -> None:
         """Commit the documents read so far (text, metadata, keyword terms; cached vectors) with
-        the vectors the embedder answered since the last commit."""
-        if self._pending:
-            batch, self._pending = self._pending, []
-            cached = self._write(batch, self._backfill.take_answers())
-            self._tally.reused += cached
-            self._chunks_done += cached
-            for pending in batch:
-                if pending.existed:
-                    self._tally.updated += 1
-                else:
-                    self._tally.added += 1
-                self._advance(pending.display)
-        else:
-            self._backfill.commit_answers()
+        the vectors the embedder answered since the last commit. Unless `last`, the batch just
+        read is held to the next flush when its texts could be sent ahead."""
+        batch, self._pending = self._pending, []
+        if self._staged is not None:
+            staged, cached = self._staged
+            self._staged = None
+            if last:  # one transaction for both
+                staged, cached, batch = staged + batch, None, []
+            self._commit(staged, self._backfill.take_answers(), cached)
+        elif last or not batch:
+            self._commit(batch, self._backfill.take_answers())
+            batch = []
+        if batch:
+            cached = self.store.cached_vectors(h for pending in batch for h in pending.hashes)
+            texts = {h: text for pending in batch for h, text in zip(pending.hashes, pending.texts) if h not in cached}
+            if self._backfill.send_ahead(texts):
+                self._staged = (batch, cached)
+            else:  # the embedder is behind: commit the text now, its vectors follow
+                self._commit(batch, self._backfill.take_answers(), cached)
         self._flushed_at = time.monotonic()
         self._backfill.feed()
 
-    def _write(self, batch: list[_Pending], answers: dict[str, np.ndarray] | None = None) -> int:
+    def _commit_read(self) -> None:
+        """After Ctrl-C: commit every file read so far and every vector that has arrived, in one
+        transaction (a second Ctrl-C during it rolls it back: what was committed before stays)."""
+        staged = self._staged[0] if self._staged is not None else []
+        batch, self._pending, self._staged = staged + self._pending, [], None
+        self._commit(batch, self._backfill.take_answers())
+
+    def _commit(self, batch: list[_Pending], answers: dict[str, np.ndarray] | None,
+                cached: dict[str, np.ndarray] | None = None) -> None:
+        if not batch:
+            if answers:
+                self._backfill.commit_answers(answers)
+            return
+        reused = self._write(batch, answers, cached)
+        self._tally.reused += reused
+        self._chunks_done += reused
+        for pending in batch:
+            if pending.existed:
+                self._tally.updated += 1
+            else:
+                self._tally.added += 1
+            self._advance(pending.display)
+
+    def _write(self, batch: list[_Pending], answers: dict[str, np.ndarray] | None = None,
+               cached: dict[str, np.ndarray] | None = None) -> int:
         """Write documents in one transaction, with `answers` (the embedder's, by text hash) for
-        the chunks earlier batches left pending; returns how many chunks of `batch` got a vector
-        without embedding (from the cache, or from `answers`)."""
-        found = self.store.cached_vectors(h for pending in batch for h in pending.hashes)
-        if answers:
-            found.update((h, answers[h]) for pending in batch for h in pending.hashes if h in answers)
+        their chunks and the chunks earlier batches left pending; returns how many chunks of
+        `batch` got a vector from the cache (`cached`: the cache's vectors for the batch, if
+        already looked up; texts neither there nor in `answers` are looked up again)."""
+        answers = answers or {}
+        hashes = [h for pending in batch for h in pending.hashes]
+        if cached is None:
+            cached = self.store.cached_vectors(hashes)
+        else:
+            missing = [h for h in hashes if h not in cached and h not in answers]
+            if missing:
+                cached = {**cached, **self.store.cached_vectors(missing)}
         documents = [
             NewDocument(
                 path=pending.key, kind=pending.kind, size=pending.size, mtime_ns=pending.mtime_ns,
                 sha256=pending.sha256, title=pending.document.title, extractor=pending.document.extractor,
                 metadata=pending.document.metadata, chunks=tuple(pending.chunks), text_hashes=pending.hashes,
-                vectors=[found.get(h) for h in pending.hashes], part_kind=pending.document.part_kind,
+                vectors=[cached[h] if h in cached else answers.get(h) for h in pending.hashes],
+                part_kind=pending.document.part_kind,
             )
             for pending in batch
         ]
-        result = self.store.write_documents(documents, fill=answers)
+        result = self.store.write_documents(documents, fill=answers or None)
         self.on_commit(result)
+        reused = sum(h in cached for h in hashes)
+        answered = sum(h not in cached and h in answers for h in hashes)
         if answers:
-            self._backfill.filled_in(answers, result.filled)
-        return sum(h in found for pending in batch for h in pending.hashes)
+            self._backfill.filled_in(answers, result.filled + answered)
+        if reused + answered < len(hashes):
+            self._backfill.note_pending()
+        return reused
 
     def _rechunk(self, offender: PendingChunk) -> bool:
         """The model rejected a pending chunk as too long (our token count is an estimate): chunk its

@@ -16,6 +16,7 @@ import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from stat import S_ISREG
 
 from semsearch.extract import is_supported
 from semsearch.extract.limits import max_file_bytes, too_large
@@ -126,7 +127,7 @@ def walk(
             except OSError as exc:  # a dangling link, a symlink loop, a file gone since listing
                 yield WalkSkip(FileProblem(_display(path), f"cannot read: {exc.strerror or exc}"))
                 continue
-            if not path.is_file():
+            if not S_ISREG(file_stat.st_mode):  # the stat above, not another one as `is_file` would
                 continue
             problem = _problem(path, relpath, file_stat.st_size, limit)
             if problem is not None:

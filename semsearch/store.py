@@ -295,17 +295,20 @@ class Store(SourceRecords, PendingChunks, FilterQueries):
         added_ids: list[int] = []
         added_vectors: list[np.ndarray] = []
         removed: list[int] = []
+        document_ids: list[int] = []
+        rows: list[tuple] = []
+        documents = list({(doc.kind, doc.path): doc for doc in documents}.values())  # a path twice: its last
         with self._transaction() as conn:
             filled, filled_vectors = fill_pending(conn, fill) if fill else ([], [])
             added_ids.extend(filled)
-            added_vectors.extend(v.reshape(1, -1) for v in filled_vectors)
+            added_vectors.extend(filled_vectors)
             now = time.time()
+            stored = {(kind, path): document_id for kind in {doc.kind for doc in documents}
+                      for document_id, path in self._query_in("SELECT id, path FROM documents WHERE kind = ? AND path "
+                                                              "IN ({marks})", [d.path for d in documents], [kind])}
             for doc in documents:
-                row = conn.execute(
-                    "SELECT id FROM documents WHERE kind = ? AND path = ?", (doc.kind, doc.path)
-                ).fetchone()
-                if row:
-                    document_id = int(row[0])
+                document_id = stored.get((doc.kind, doc.path))
+                if document_id is not None:
                     removed.extend(self._delete_chunks(conn, [document_id]))
                     conn.execute(
                         "UPDATE documents SET kind = ?, size = ?, mtime_ns = ?, sha256 = ?, title = ?, "
@@ -314,41 +317,39 @@ class Store(SourceRecords, PendingChunks, FilterQueries):
                          json.dumps(doc.metadata, ensure_ascii=False), now, doc.part_kind, document_id),
                     )
                 else:
-                    document_id = int(
-                        conn.execute(
-                            "INSERT INTO documents (path, kind, size, mtime_ns, sha256, title, "
-                            "extractor, metadata, indexed_at, part_kind) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                            (doc.path, doc.kind, doc.size, doc.mtime_ns, doc.sha256, doc.title,
-                             doc.extractor, json.dumps(doc.metadata, ensure_ascii=False), now, doc.part_kind),
-                        ).lastrowid
-                    )
-                blobs = [b"" if v is None else np.ascontiguousarray(v, dtype="<f4").tobytes() for v in doc.vectors]
-                conn.executemany(
-                    "INSERT INTO chunks (document_id, ordinal, text, char_start, char_end, line_start, "
-                    "line_end, heading_path, text_sha256, vector, part) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [(document_id, chunk.ordinal, chunk.text, chunk.char_start, chunk.char_end,
-                      chunk.line_start, chunk.line_end, json.dumps(list(chunk.heading_path), ensure_ascii=False),
-                      text_hash, blob, chunk.part)
-                     for chunk, text_hash, blob in zip(doc.chunks, doc.text_hashes, blobs)],
-                )
-                # The document's old chunks were deleted above, so its rows are exactly the new ones
-                # (fetched at once: iterating the cursor runs its guarded `__next__` once per row).
-                chunk_ids = [row[0] for row in conn.execute(
-                    "SELECT id FROM chunks WHERE document_id = ? ORDER BY id", (document_id,)).fetchall()]
-                conn.executemany(
-                    "INSERT INTO chunks_fts (rowid, terms) VALUES (?, ?)",
-                    [(chunk_id, _keyword_terms(chunk.heading_path, chunk.text))
-                     for chunk_id, chunk in zip(chunk_ids, doc.chunks)],
-                )
-                for chunk_id, vector in zip(chunk_ids, doc.vectors):
-                    if vector is not None:
-                        added_ids.append(chunk_id)
-                        added_vectors.append(np.asarray(vector, dtype=np.float32).reshape(1, -1))
+                    document_id = int(conn.execute(
+                        "INSERT INTO documents (path, kind, size, mtime_ns, sha256, title, extractor, metadata, "
+                        "indexed_at, part_kind) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        (doc.path, doc.kind, doc.size, doc.mtime_ns, doc.sha256, doc.title, doc.extractor,
+                         json.dumps(doc.metadata, ensure_ascii=False), now, doc.part_kind)).lastrowid)
+                document_ids.append(document_id)
+                rows.extend(
+                    (document_id, chunk.ordinal, chunk.text, chunk.char_start, chunk.char_end, chunk.line_start,
+                     chunk.line_end, json.dumps(list(chunk.heading_path), ensure_ascii=False), text_hash,
+                     b"" if vector is None else np.ascontiguousarray(vector, dtype="<f4").tobytes(), chunk.part)
+                    for chunk, text_hash, vector in zip(doc.chunks, doc.text_hashes, doc.vectors))
+            # Every document's chunks in one statement, and their ids read back in one: per document,
+            # the statements cost more than the rows they wrote.
+            conn.executemany(
+                "INSERT INTO chunks (document_id, ordinal, text, char_start, char_end, line_start, "
+                "line_end, heading_path, text_sha256, vector, part) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+            # The documents' old chunks were deleted above, so their rows are exactly the new ones, in
+            # the order inserted (ids only grow).
+            chunk_ids = sorted(row[0] for row in self._query_in("SELECT id FROM chunks WHERE document_id IN ({marks})",
+                                                                document_ids))
+            chunks = [(chunk, vector) for doc in documents for chunk, vector in zip(doc.chunks, doc.vectors)]
+            conn.executemany("INSERT INTO chunks_fts (rowid, terms) VALUES (?, ?)", [
+                (chunk_id, _keyword_terms(chunk.heading_path, chunk.text))
+                for chunk_id, (chunk, _) in zip(chunk_ids, chunks)])
+            for chunk_id, (_, vector) in zip(chunk_ids, chunks):
+                if vector is not None:
+                    added_ids.append(chunk_id)
+                    added_vectors.append(vector)
             generation = self._bump_generation(conn)
         added_ids, added_vectors, removed = without_refilled(filled, added_ids, added_vectors, removed)
         return WriteResult(
             added_ids=np.asarray(added_ids, dtype=np.int64),
-            added_vectors=np.concatenate(added_vectors) if added_vectors else np.zeros((0, 0), np.float32),
+            added_vectors=np.asarray(added_vectors, np.float32) if added_vectors else np.zeros((0, 0), np.float32),
             removed_ids=np.asarray(removed, dtype=np.int64),
             generation=generation,
             filled=len(filled),

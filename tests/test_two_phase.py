@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from semsearch import Index
-from semsearch.errors import EmbedderError
+from semsearch.errors import EmbedderError, InputTooLongError
 from semsearch.store import SCHEMA_VERSION
 from tests.helpers import HashingEmbedder, assert_one_clean_line, copy_v3_index, run
 from tests.ollama_server import OllamaTestServer
@@ -162,6 +162,87 @@ def test_vectors_that_arrive_between_batches_are_committed_with_the_next_batch(t
     # back since the one before, and only the last answers (at most one per request in flight,
     # DEFAULT_IN_FLIGHT) are committed alone. A transaction per answer as well doubled the count.
     assert _generation(index_dir) <= 12 + 3 + 1
+
+
+def test_an_embedder_that_keeps_up_gets_each_chunk_written_once_with_its_vector(tmp_path):
+    _write_folder(tmp_path / "notes", 48)  # 12 batches of 4
+    index_dir = tmp_path / ".semsearch"
+    embedder = _AnsweredEmbedder()
+    with Index.open(index_dir, embedder=embedder) as index:
+        filled_later = []  # rows given their vector by an UPDATE after their text was committed
+        index._store._conn.set_trace_callback(
+            lambda sql: filled_later.append(sql) if sql.startswith("UPDATE chunks SET vector") else None)
+        report = index.index([tmp_path / "notes"], batch_texts=4, on_progress=embedder.settle)
+        index._store._conn.set_trace_callback(None)
+        status = index.status()
+    assert (report.chunks_embedded, report.chunks_reused, report.chunks_pending) == (48, 0, 0)
+    assert status.in_sync and status.faiss_vectors == 48
+    # Each batch's texts went to the embedder as it was read and came back before its commit; only
+    # the last batch (committed at once, so keyword search has it when the run ends) is filled in after.
+    assert len(filled_later) <= 4
+    assert sorted(t for call, _ in embedder.calls for t in call) == sorted(_embedded_texts(index_dir))
+
+
+def test_ctrl_c_commits_every_file_read_so_far(tmp_path):
+    words = _write_folder(tmp_path / "notes", 30)  # one batch of 64 texts would hold them all
+
+    interrupted = []
+
+    def interrupt_after_twenty(progress):
+        if progress.files_read == 20 and not interrupted:
+            interrupted.append(progress)
+            raise KeyboardInterrupt  # what Ctrl-C raises on the indexing thread
+
+    with Index.open(tmp_path / ".semsearch", embedder=HashingEmbedder()) as index:
+        report = index.index([tmp_path / "notes"], on_progress=interrupt_after_twenty)
+        status = index.status()
+        found = [word for word in words if index.search(word, mode="keyword", k=1)]
+    assert report.interrupted
+    assert status.documents == 20 and len(found) == 20  # read before the interrupt: searchable by keyword
+    assert status.in_sync and status.faiss_vectors + status.pending_chunks == status.chunks
+
+
+def _embedded_texts(index_dir: Path) -> list[str]:
+    from semsearch.types import Chunk, embed_text
+
+    with sqlite3.connect(f"file:{index_dir / 'semsearch.db'}?mode=ro", uri=True) as conn:
+        rows = conn.execute("SELECT text, heading_path FROM chunks WHERE length(vector) > 0").fetchall()
+    return [embed_text(Chunk(0, text, 0, 0, 0, 0, tuple(json.loads(headings)))) for text, headings in rows]
+
+
+class _ShortContextEmbedder(HashingEmbedder):
+    """Refuses a batch holding a text of more than `limit` characters, naming it, as Ollama does
+    past the model's context."""
+
+    def __init__(self, limit: int):
+        super().__init__()
+        self.limit = limit
+        self.refused = 0
+
+    def embed(self, texts, kind):
+        for position, text in enumerate(texts):
+            if len(text) > self.limit:
+                self.refused += 1
+                raise InputTooLongError(f"the input length exceeds the context length ({len(text)})", index=position)
+        return super().embed(texts, kind)
+
+
+def test_a_chunk_the_model_finds_too_long_is_chunked_again_and_every_file_is_embedded(tmp_path):
+    words = _write_folder(tmp_path / "notes", 24)
+    long_text = " ".join(f"The tide table for day {day} lists high water at dawn and dusk." for day in range(40))
+    (tmp_path / "notes" / "tides.md").write_text(f"# Tides\n\n{long_text}\n", encoding="utf-8")
+    index_dir = tmp_path / ".semsearch"
+    embedder = _ShortContextEmbedder(limit=700)
+    with Index.open(index_dir, embedder=embedder) as index:
+        report = index.index([tmp_path / "notes"], batch_texts=8)
+        status = index.status()
+        hits = index.search("tide table day 37", mode="keyword", k=3)
+    assert embedder.refused >= 1  # the first chunking of tides.md was too long for the model
+    assert (report.files_added, report.files_failed, report.chunks_pending) == (25, 0, 0)
+    assert status.in_sync and status.pending_chunks == 0 and status.faiss_vectors == status.chunks
+    assert all(len(text) <= 700 for call, _ in embedder.calls for text in call)
+    assert hits and hits[0].path.endswith("tides.md") and "day 37" in hits[0].text
+    assert len(words) == 24
 
 
 @pytest.fixture
