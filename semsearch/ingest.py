@@ -6,8 +6,8 @@ once; a chunk whose text is already stored reuses the stored vector (an edit tha
 paragraph embeds about one chunk), the others are committed pending. The vector phase
 (`semsearch.backfill`) embeds the pending chunks meanwhile; the vectors that arrived are
 committed with the next batch, in its transaction. An interrupted run commits every file
-read and every vector that arrived, and keeps everything committed; an embedder failure stops only the vector phase, so the text phase still completes;
-the next run continues from there (the (size, mtime) and content-hash checks skip what is
+read and every vector that arrived, and keeps everything committed; an embedder failure stops
+only the vector phase, so the text phase still completes; the next run continues from there (the (size, mtime) and content-hash checks skip what is
 stored, and every pending chunk is embedded, even when no file changed). One bad file is
 reported and skipped; it never aborts the run.
 """
@@ -144,6 +144,7 @@ class Ingester:
         self._pending: list[_Pending] = []  # read and chunked, not committed yet
         # A batch whose texts were sent ahead, with the vectors the cache had: committed at the next flush.
         self._staged: tuple[list[_Pending], dict[str, np.ndarray]] | None = None
+        self._ahead = True  # send ahead: the last batch sent ahead got all its vectors, or the embedder is idle
         self._backfill = Backfill(store, embedder, on_commit, rechunk=self._rechunk, batch_texts=batch_texts,
                                   in_flight=in_flight)
         self._texts: dict[str, TextItem] = {}  # add_texts: the items, should a text need chunking again
@@ -396,14 +397,17 @@ class Ingester:
             self._staged = None
             if last:  # one transaction for both
                 staged, cached, batch = staged + batch, None, []
-            self._commit(staged, self._backfill.take_answers(), cached)
+            # Vectors late for their batch: the embedder is slower than reading, so later batches are
+            # committed at once for keyword search, until it has caught up.
+            self._ahead = self._commit(staged, self._backfill.take_answers(), cached)
         elif last or not batch:
             self._commit(batch, self._backfill.take_answers())
             batch = []
         if batch:
             cached = self.store.cached_vectors(h for pending in batch for h in pending.hashes)
             texts = {h: text for pending in batch for h, text in zip(pending.hashes, pending.texts) if h not in cached}
-            if self._backfill.send_ahead(texts):
+            self._ahead = self._ahead or not self._backfill.busy
+            if self._ahead and self._backfill.send_ahead(texts):
                 self._staged = (batch, cached)
             else:  # the embedder is behind: commit the text now, its vectors follow
                 self._commit(batch, self._backfill.take_answers(), cached)
@@ -418,12 +422,14 @@ class Ingester:
         self._commit(batch, self._backfill.take_answers())
 
     def _commit(self, batch: list[_Pending], answers: dict[str, np.ndarray] | None,
-                cached: dict[str, np.ndarray] | None = None) -> None:
+                cached: dict[str, np.ndarray] | None = None) -> bool:
+        """Write `batch` with `answers` (or commit the answers alone); returns whether every chunk
+        of the batch got its vector."""
         if not batch:
             if answers:
                 self._backfill.commit_answers(answers)
-            return
-        reused = self._write(batch, answers, cached)
+            return True
+        reused, complete = self._write(batch, answers, cached)
         self._tally.reused += reused
         self._chunks_done += reused
         for pending in batch:
@@ -432,13 +438,15 @@ class Ingester:
             else:
                 self._tally.added += 1
             self._advance(pending.display)
+        return complete
 
     def _write(self, batch: list[_Pending], answers: dict[str, np.ndarray] | None = None,
-               cached: dict[str, np.ndarray] | None = None) -> int:
+               cached: dict[str, np.ndarray] | None = None) -> tuple[int, bool]:
         """Write documents in one transaction, with `answers` (the embedder's, by text hash) for
         their chunks and the chunks earlier batches left pending; returns how many chunks of
         `batch` got a vector from the cache (`cached`: the cache's vectors for the batch, if
-        already looked up; texts neither there nor in `answers` are looked up again)."""
+        already looked up; texts neither there nor in `answers` are looked up again), and
+        whether every chunk got one."""
         answers = answers or {}
         hashes = [h for pending in batch for h in pending.hashes]
         if cached is None:
@@ -463,9 +471,10 @@ class Ingester:
         answered = sum(h not in cached and h in answers for h in hashes)
         if answers:
             self._backfill.filled_in(answers, result.filled + answered)
-        if reused + answered < len(hashes):
+        complete = reused + answered == len(hashes)
+        if not complete:
             self._backfill.note_pending()
-        return reused
+        return reused, complete
 
     def _rechunk(self, offender: PendingChunk) -> bool:
         """The model rejected a pending chunk as too long (our token count is an estimate): chunk its
@@ -488,8 +497,9 @@ class Ingester:
                        code=self.settings.code)
         self._chunks_queued += len(pieces) - len(self.store.document_chunks(stored.id))
         key = stored.path if offender.kind == "text" else self.store.file_key(Path(stored.path))
-        self._chunks_done += self._write([_Pending(key, offender.kind, stored.size, stored.mtime_ns, stored.sha256,
-                                                   document, pieces, display, True)])
+        reused, _ = self._write([_Pending(key, offender.kind, stored.size, stored.mtime_ns, stored.sha256,
+                                          document, pieces, display, True)])
+        self._chunks_done += reused
         return True
 
     def _reread(self, offender: PendingChunk) -> Document | None:

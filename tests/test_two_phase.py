@@ -183,6 +183,37 @@ def test_an_embedder_that_keeps_up_gets_each_chunk_written_once_with_its_vector(
     assert sorted(t for call, _ in embedder.calls for t in call) == sorted(_embedded_texts(index_dir))
 
 
+class _HeldEmbedder(HashingEmbedder):
+    """Answers nothing until `release` is set (an embedder far slower than reading files)."""
+
+    def __init__(self):
+        super().__init__()
+        self.release = threading.Event()
+
+    def embed(self, texts, kind):
+        self.release.wait(timeout=20)
+        return super().embed(texts, kind)
+
+
+def test_while_the_embedder_lags_each_batch_is_committed_for_keyword_search_as_soon_as_it_is_read(tmp_path):
+    _write_folder(tmp_path / "notes", 48)  # 12 batches of 4
+    embedder = _HeldEmbedder()
+    done_when_read: dict[int, int] = {}
+
+    def progress(p):
+        done_when_read.setdefault(p.files_read, p.files_done)
+        if p.files_done == 48:
+            embedder.release.set()  # the text phase is over: let the vectors come
+
+    with Index.open(tmp_path / ".semsearch", embedder=embedder) as index:
+        report = index.index([tmp_path / "notes"], batch_texts=4, on_progress=progress)
+        status = index.status()
+    # The first batch's texts were sent ahead and its commit waited for the next batch; its vectors
+    # were late, so from then on each full batch is committed the moment it is read.
+    assert [done_when_read[read] for read in (5, 9, 13, 45)] == [0, 8, 12, 44]
+    assert (report.chunks_embedded, report.chunks_pending) == (48, 0) and status.faiss_vectors == 48
+
+
 def test_ctrl_c_commits_every_file_read_so_far(tmp_path):
     words = _write_folder(tmp_path / "notes", 30)  # one batch of 64 texts would hold them all
 
