@@ -292,16 +292,13 @@ class Store(SourceRecords, PendingChunks, FilterQueries):
         """
         import numpy as np
 
-        added_ids: list[int] = []
-        added_vectors: list[np.ndarray] = []
         removed: list[int] = []
         document_ids: list[int] = []
         rows: list[tuple] = []
         documents = list({(doc.kind, doc.path): doc for doc in documents}.values())  # a path twice: its last
         with self._transaction() as conn:
             filled, filled_vectors = fill_pending(conn, fill) if fill else ([], [])
-            added_ids.extend(filled)
-            added_vectors.extend(filled_vectors)
+            added_ids, added_vectors = list(filled), list(filled_vectors)
             now = time.time()
             stored = {(kind, path): document_id for kind in {doc.kind for doc in documents}
                       for document_id, path in self._query_in("SELECT id, path FROM documents WHERE kind = ? AND path "

@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 import time
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -147,11 +148,8 @@ def test_a_collection_made_before_the_terms_field_still_takes_writes_and_answers
         workdir, ollama_server, milvus_server):
     host = ollama_server.url
     collection = new_collection_name()
-    client = milvus_server.client()
-    try:
+    with closing(milvus_server.client()) as client:
         _collection_without_terms(client, collection, 384)
-    finally:
-        client.close()
     run(["index", "data", "--store", milvus_server.store_url(collection)], cwd=workdir, host=host)
     (workdir / "data" / "tea" / "chinese-tea.md").write_text("# Zeppelins\n\nA zeppelin timetable.\n",
                                                              encoding="utf-8")
