@@ -59,3 +59,18 @@ class ZeroCostEmbedder:
         rows = (np.arange(len(texts)) + self._next) % len(self._table)
         self._next += len(texts)
         return self._table[rows]
+
+
+class CachedQueryEmbedder:
+    """The index's embedder, answering queries from vectors embedded earlier by the same model."""
+
+    def __init__(self, inner, vectors: dict[str, np.ndarray]):
+        self.inner, self.vectors = inner, vectors
+
+    def info(self):
+        return self.inner.info()
+
+    def embed(self, texts, kind):
+        if kind == "query" and all(t in self.vectors for t in texts):
+            return np.stack([self.vectors[t] for t in texts])
+        return self.inner.embed(texts, kind)

@@ -62,6 +62,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(ROOT))
 from _common import CACHE, machine, median, percentile, table  # noqa: E402
+from _corpus import CachedQueryEmbedder  # noqa: E402
 
 from semsearch import Index  # noqa: E402
 from semsearch.fusion import keyword_query  # noqa: E402
@@ -76,21 +77,6 @@ from tests.test_store_milvus import KEYWORD_QUERIES  # noqa: E402
 K = 10
 POOL = 50  # candidates per list, as `search_detailed` asks each list for in hybrid mode
 COLLECTION = "bench_hybrid"
-
-
-class CachedQueries:
-    """The index's embedder, answering each benchmark query from the vector embedded beforehand."""
-
-    def __init__(self, inner, vectors: dict[str, np.ndarray]):
-        self.inner, self.vectors = inner, vectors
-
-    def info(self):
-        return self.inner.info()
-
-    def embed(self, texts, kind):
-        if kind == "query" and all(t in self.vectors for t in texts):
-            return np.stack([self.vectors[t] for t in texts])
-        return self.inner.embed(texts, kind)
 
 
 class CountingClient:
@@ -201,7 +187,7 @@ def run(args: argparse.Namespace) -> dict:
         with Index.open(workdir / "index", create=False, ollama_host=ollama.url) as embedding:
             embedder = embedding.embedder()
             vectors = {q: embedder.embed([q], "query")[0] for q in queries}
-        with Index.open(workdir / "index", create=False, embedder=CachedQueries(embedder, vectors)) as index:
+        with Index.open(workdir / "index", create=False, embedder=CachedQueryEmbedder(embedder, vectors)) as index:
             chunks = index._store.counts()[1]
             found = measure(index, workdir, queries, vectors, ways(args.weights), args.repeats) | {
                 "indexing_s": indexing_s, "chunks": chunks}
@@ -296,7 +282,7 @@ def run_beir(args: argparse.Namespace, root: Path, ollama: OllamaTestServer, mil
         embedder = embedding.embedder()
         vectors = {text: embedder.embed([text], "query")[0] for _, text in queries}
     rankers = ways(args.weights)
-    with Index.open(copy, create=False, embedder=CachedQueries(embedder, vectors)) as index:
+    with Index.open(copy, create=False, embedder=CachedQueryEmbedder(embedder, vectors)) as index:
         store = index._search_store()
         ours(index, queries[0][1], args.beir_chunks)  # connect and load the collection
         counting = CountingClient(store._client())

@@ -51,8 +51,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -61,10 +59,12 @@ import faiss
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from _common import CACHE, emit, machine, median, percentile, table  # noqa: E402
 from bench_query import clustered  # noqa: E402
 
 from semsearch.vectors import DEFAULT_EF_SEARCH, DEFAULT_NPROBE, HNSW_EF_CONSTRUCTION, HNSW_M, VectorIndex  # noqa: E402
+from tests.milvus_fixture import MilvusLiteServer  # noqa: E402
 
 DIMENSIONS = 384
 TYPES = ("flat", "hnsw")
@@ -118,39 +118,8 @@ def ingest_local(kind: str, data: np.ndarray, batch: int, directory: Path) -> tu
 
 # -- milvus-lite -------------------------------------------------------------------------------
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class MilvusLiteServer:
-    """`milvus-lite server` in a child process on a free port, stopped on exit."""
-
-    def __init__(self, data_dir: Path):
-        self.port = free_port()
-        self.uri = f"http://127.0.0.1:{self.port}"
-        executable = Path(sys.executable).with_name("milvus-lite")
-        command = [str(executable)] if executable.exists() else [sys.executable, "-m", "milvus_lite"]
-        self.log = open(data_dir.parent / f"milvus-lite-{self.port}.log", "w")
-        self.process = subprocess.Popen([*command, "server", "--data-dir", str(data_dir), "--host", "127.0.0.1",
-                                         "--port", str(self.port)], stdout=self.log, stderr=subprocess.STDOUT)
-
-    def client(self):
-        from pymilvus import MilvusClient
-
-        deadline = time.monotonic() + 120
-        while True:
-            if self.process.poll() is not None:
-                raise SystemExit(f"milvus-lite server exited with {self.process.returncode}; see {self.log.name}")
-            try:
-                client = MilvusClient(uri=self.uri, timeout=5)
-                client.list_collections()
-                return client
-            except Exception:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.5)
+class BenchServer(MilvusLiteServer):
+    """The tests' milvus-lite server, with what the benchmark reads of its process."""
 
     def cpu_seconds(self) -> float:
         fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -174,18 +143,6 @@ class MilvusLiteServer:
             pass
         return 0.0
 
-    def __enter__(self) -> MilvusLiteServer:
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        self.log.close()
-
 
 def create_collection(client, name: str, kind: str, dimensions: int) -> None:
     """The Milvus store's own collection (`semsearch.stores.milvus.create_collection`)."""
@@ -205,7 +162,7 @@ def rows(data: np.ndarray, start: int, stop: int) -> list[dict]:
             for i in range(start, stop)]
 
 
-def ingest_milvus(server: MilvusLiteServer, client, name: str, kind: str, data: np.ndarray, batch: int) -> dict:
+def ingest_milvus(server: BenchServer, client, name: str, kind: str, data: np.ndarray, batch: int) -> dict:
     create_collection(client, name, kind, data.shape[1])
     started = time.perf_counter()
     for start in range(0, len(data), batch):
@@ -241,7 +198,8 @@ def run_size(count: int, queries_n: int, batch: int, repeats: int, types: list[s
         timing.update(load_before=load_before, load_after=load_average())
         configs[("local", kind)], ingest[("local", kind)] = index, timing
         print(f"{count} local {kind}: {timing}", file=sys.stderr, flush=True)
-    with MilvusLiteServer(root / "milvus") as server:
+    server = BenchServer(root / "milvus").start()
+    try:
         client = server.client()
         for kind in types:
             load_before = load_average()
@@ -252,6 +210,8 @@ def run_size(count: int, queries_n: int, batch: int, repeats: int, types: list[s
         server_rss = server.rss_mib()
         query_results = measure_queries(client, configs, queries, truth, repeats)
         client.close()
+    finally:
+        server.stop()
     rows_out = []
     for (store, kind) in configs:
         timing, q = ingest[(store, kind)], query_results[(store, kind)]

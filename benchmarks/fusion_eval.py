@@ -21,29 +21,13 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks._corpus import CachedQueryEmbedder  # noqa: E402
 from benchmarks.quality import MODEL, restrict_to_indexed  # noqa: E402
 from semsearch import Index, search  # noqa: E402
 from semsearch.evaluate import evaluate, load_dataset  # noqa: E402
-
-
-class CachedQueryEmbedder:
-    """The index's embedder, answering queries from vectors embedded earlier by the same model."""
-
-    def __init__(self, inner, vectors: dict[str, np.ndarray]):
-        self.inner, self.vectors = inner, vectors
-
-    def info(self):
-        return self.inner.info()
-
-    def embed(self, texts, kind):
-        if kind == "query" and all(t in self.vectors for t in texts):
-            return np.stack([self.vectors[t] for t in texts])
-        return self.inner.embed(texts, kind)
 
 
 def rrf_lists(store, query, vector, keyword):
