@@ -145,10 +145,6 @@ class Backfill:
             self._collect()
             tick()
 
-    def salvage(self) -> None:
-        """After an interruption: commit every answer already here, so no finished embedding is lost."""
-        self.commit_answers()
-
     def stop(self) -> None:
         """Abandon the requests still with the embedder (after an error or Ctrl-C)."""
         self._requests.clear()
@@ -221,7 +217,7 @@ class Backfill:
     def _fail(self, error: EmbedderError) -> None:
         if self.failure is None:
             self.failure = error
-        # Answers already here are still committed by the caller's `salvage`; the rest is abandoned.
+        # Answers already here are still committed by the caller (`commit_answers`); the rest is abandoned.
         for request in [r for r in self._requests if not r.future.done()]:
             self._requests.remove(request)
             self._sent.difference_update(request.chunks)

@@ -257,7 +257,7 @@ class Ingester:
             return
         if isinstance(exc, InputTooLongError):
             raise exc
-        self._backfill.salvage()
+        self._backfill.commit_answers()  # what arrived before the failure is kept
         kept = self._tally.added + self._tally.updated
         pending, total = self.store.count_pending(), self.store.counts()[1]
         raise type(exc)(
