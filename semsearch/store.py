@@ -32,7 +32,7 @@ from semsearch.options import DB_NAME
 from semsearch.paths import absolute_path, document_key, keys_prefix
 from semsearch.store_schema import (FTS_TABLE, PENDING, SCHEMA_VERSION, Transaction, bump_generation, connect,
                                     connect_read_only, corrupt_error, create_schema, delete_chunks, is_corrupt,
-                                    is_disk_full, migrate, newer_schema_error, read_generation, user_version,
+                                    is_disk_full, migrate, newer_schema_error, read_generation, rows_in, user_version,
                                     write_meta)
 from semsearch.store_filters import FilterQueries
 from semsearch.store_sources import SourceRecords
@@ -44,8 +44,6 @@ from semsearch.types import Chunk
 if TYPE_CHECKING:
     import numpy as np
 
-# Values bound per `IN (...)` query: SQLite before 3.32 refuses more than 999 variables.
-IN_BATCH = 500
 
 
 def _keyword_terms(heading_path: Sequence[str], text: str) -> str:
@@ -195,13 +193,9 @@ class Store(SourceRecords, PendingChunks, FilterQueries):
             return self.conn.execute(sql, params).fetchall()
 
     def _query_in(self, sql: str, values: Sequence[Any], leading: Sequence[Any] = ()) -> list[tuple]:
-        """The rows of `sql` for every value, its `{marks}` filled with placeholders for at most
-        IN_BATCH values per query (after the `leading` parameters)."""
-        rows: list[tuple] = []
-        for start in range(0, len(values), IN_BATCH):
-            part = list(values[start : start + IN_BATCH])
-            rows.extend(self._query(sql.format(marks=",".join("?" * len(part))), [*leading, *part]))
-        return rows
+        """`rows_in` on this store's connection."""
+        with self._lock:
+            return rows_in(self.conn, sql, values, leading)
 
     def close(self) -> None:
         with self._lock:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from semsearch.paths import absolute_path
-from semsearch.store_schema import PENDING
+from semsearch.store_schema import PENDING, rows_in
 from semsearch.types import Chunk, embed_text
 
 if TYPE_CHECKING:
@@ -83,17 +83,11 @@ def fill_pending(conn: sqlite3.Connection, vectors_by_hash: dict[str, np.ndarray
     vector; returns the ids filled and their vectors (float32), in the same order."""
     import numpy as np
 
-    from semsearch.store import IN_BATCH
-
     vectors = {text_hash: np.ascontiguousarray(vector, dtype="<f4") for text_hash, vector in vectors_by_hash.items()}
     hashes = list(vectors)
     # One lookup per IN_BATCH hashes and one UPDATE statement for all rows: a statement per
     # text hash cost as much as the rest of the vector phase with a fast embedder.
-    found: list[tuple[int, str]] = []
-    for start in range(0, len(hashes), IN_BATCH):
-        part = hashes[start : start + IN_BATCH]
-        found.extend(conn.execute(f"SELECT id, text_sha256 FROM chunks WHERE text_sha256 IN "
-                                  f"({','.join('?' * len(part))}) AND {PENDING}", part).fetchall())
+    found = rows_in(conn, f"SELECT id, text_sha256 FROM chunks WHERE text_sha256 IN ({{marks}}) AND {PENDING}", hashes)
     blobs = {text_hash: vector.tobytes() for text_hash, vector in vectors.items()}
     conn.executemany("UPDATE chunks SET vector = ? WHERE id = ?", [(blobs[h], i) for i, h in found])
     return [i for i, _ in found], [vectors[h].astype(np.float32, copy=False) for _, h in found]

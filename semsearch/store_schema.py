@@ -108,6 +108,20 @@ def write_meta(conn: sqlite3.Connection, values: dict[str, Any]) -> None:
     )
 
 
+# Values bound per `IN (...)` query: SQLite before 3.32 refuses more than 999 variables.
+IN_BATCH = 500
+
+
+def rows_in(conn: sqlite3.Connection, sql: str, values: Sequence[Any], leading: Sequence[Any] = ()) -> list[tuple]:
+    """The rows of `sql` for every value, its `{marks}` filled with placeholders for at most
+    IN_BATCH values per query (after the `leading` parameters)."""
+    rows: list[tuple] = []
+    for start in range(0, len(values), IN_BATCH):
+        part = list(values[start : start + IN_BATCH])
+        rows.extend(conn.execute(sql.format(marks=",".join("?" * len(part))), [*leading, *part]).fetchall())
+    return rows
+
+
 def read_generation(conn: sqlite3.Connection) -> int:
     """The index's generation: bumped by every commit that changes documents or chunks."""
     row = conn.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
