@@ -49,7 +49,7 @@ from semsearch.config import IndexState, store_ledger_meta
 from semsearch.errors import (StoreAuthError, StoreError, StoreMismatchError, StoreNotFoundError,
                               StoreUnavailableError)
 from semsearch.stores import TOKEN_ENV, Retrieved, StoreFilter, StoreStatus, StoreURL
-from semsearch.stores.milvus_keyword import BM25_B, BM25_K1, KeywordRanker, LedgerTerms, query_terms
+from semsearch.stores.milvus_keyword import BM25_B, BM25_K1, KeywordRanker, LedgerTerms, field_values, query_terms
 from semsearch.stores.milvus_terms import keyword_text, query_text, translate_filter
 
 if TYPE_CHECKING:
@@ -349,16 +349,7 @@ class MilvusStore:
     def _stored_chunks(self, prefix: str) -> np.ndarray:
         import numpy as np
 
-        client = self._client()
-        chunks: list[int] = []
-        iterator = self._call(lambda: client.query_iterator(self.url.collection, filter=f'ledger == "{prefix}"',
-                                                            output_fields=["chunk"], batch_size=10_000))
-        while True:
-            batch = self._call(iterator.next)
-            if not batch:
-                iterator.close()
-                break
-            chunks.extend(int(row["chunk"]) for row in batch)
+        chunks = field_values(self._call, self._client(), self.url.collection, f'ledger == "{prefix}"', "chunk")
         return np.asarray(sorted(set(chunks)), dtype=np.int64)
 
     def apply(self, result: WriteResult) -> None:

@@ -54,7 +54,7 @@ def query_terms(query: str) -> list[str]:
 
 @dataclass
 class _Statistics:
-    state: tuple = ()  # the collection's row count and ledger generations they were read at
+    state: tuple = ()  # the row count and the ledgers' recorded generations and totals they were read at
     rows: int = 0
     terms: int = 0
     holding: dict[str, int] = field(default_factory=dict)  # term → rows holding it
@@ -106,7 +106,8 @@ class KeywordRanker:
             if score > 0:
                 scored.append((hit, score))
         # Equal scores in FTS5's order: by rowid, which for this ledger's rows is the chunk id.
-        scored.sort(key=lambda item: (-item[1], _entity(item[0]).get("ledger", ""), int(_entity(item[0]).get("chunk", 0))))
+        scored.sort(key=lambda item: (-item[1], _entity(item[0]).get("ledger", ""),
+                                      int(_entity(item[0]).get("chunk", 0))))
         return scored[:k]
 
     def _read_statistics(self) -> _Statistics:
@@ -142,17 +143,8 @@ class KeywordRanker:
 
     def _term_total(self) -> tuple[int, int]:
         """(rows, their terms in all): the collection's row count and the sum of its `terms` field."""
-        client = self._client()
-        iterator = self._call(lambda: client.query_iterator(self._collection, filter="", output_fields=["terms"],
-                                                            batch_size=10_000))
-        rows = total = 0
-        while True:
-            batch = self._call(iterator.next)
-            if not batch:
-                iterator.close()
-                return rows, total
-            rows += len(batch)
-            total += sum(int(row["terms"]) for row in batch)
+        terms = field_values(self._call, self._client(), self._collection, "", "terms")
+        return len(terms), sum(terms)
 
 
 class LedgerTerms:
@@ -173,14 +165,7 @@ class LedgerTerms:
         if recorded is not None and not recount:
             self.total = int(recorded)
             return
-        client = self._client()
-        iterator = self._call(lambda: client.query_iterator(
-            self._collection, filter=f'ledger == "{prefix}"', output_fields=["terms"], batch_size=10_000))
-        total = 0
-        while batch := self._call(iterator.next):
-            total += sum(int(row["terms"]) for row in batch)
-        iterator.close()
-        self.total = total
+        self.total = sum(field_values(self._call, self._client(), self._collection, f'ledger == "{prefix}"', "terms"))
 
     def sent(self, rows: Sequence[dict[str, Any]]) -> None:
         if self.total is not None:
@@ -197,6 +182,18 @@ class LedgerTerms:
     def recorded(self, prefix: str) -> dict[str, str]:
         """The collection property that records the total (none when it is not kept)."""
         return {} if self.total is None else {f"semsearch.{prefix}{TERMS_SUFFIX}": str(self.total)}
+
+
+def field_values(call: Callable[[Callable[[], Any]], Any], client: Any, collection: str, expression: str,
+                 field_name: str) -> list[int]:
+    """The integer `field_name` of every row `expression` selects ("": all), read in batches."""
+    iterator = call(lambda: client.query_iterator(collection, filter=expression, output_fields=[field_name],
+                                                  batch_size=10_000))
+    values: list[int] = []
+    while batch := call(iterator.next):
+        values.extend(int(row[field_name]) for row in batch)
+    iterator.close()
+    return values
 
 
 def _entity(hit: dict[str, Any]) -> dict[str, Any]:
