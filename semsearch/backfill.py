@@ -86,6 +86,12 @@ class Backfill:
         return bool(self._requests)
 
     @property
+    def idle(self) -> bool:
+        """No request is still with the embedder (answers that came back are kept for the next write)."""
+        self._collect(commit=False)
+        return not self._requests
+
+    @property
     def shared(self) -> int:
         """Chunks filled with the one embedding of a text another chunk also has (not embedded themselves)."""
         return max(0, self.filled - self.embedded)

@@ -406,7 +406,7 @@ class Ingester:
         if batch:
             cached = self.store.cached_vectors(h for pending in batch for h in pending.hashes)
             texts = {h: text for pending in batch for h, text in zip(pending.hashes, pending.texts) if h not in cached}
-            self._ahead = self._ahead or not self._backfill.busy
+            self._ahead = self._ahead or self._backfill.idle
             if self._ahead and self._backfill.send_ahead(texts):
                 self._staged = (batch, cached)
             else:  # the embedder is behind: commit the text now, its vectors follow
